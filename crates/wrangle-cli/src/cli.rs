@@ -1,0 +1,207 @@
+//! The command-line grammar. Every command's `--help` ends with examples.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// wrangle runs work in parallel: on this machine with no infrastructure, or across many
+/// machines through a shared store.
+#[derive(Debug, Parser)]
+#[command(name = "wrangle", version, about, long_about = None, after_help = "\
+Examples:
+  wrangle worker --exec 'sh -c \"echo hello $WRANGLE_PAYLOAD\"' &
+  wrangle submit greet '{\"name\":\"ada\"}' --wait
+  wrangle status")]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Store URL: sqlite://PATH (default sqlite://.wrangle/wrangle.db) or memory://
+    #[arg(long, global = true, env = "WRANGLE_STORE")]
+    pub(crate) store: Option<String>,
+    /// Config file (default: ./wrangle.toml when present)
+    #[arg(long, global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// Machine-readable JSON output
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Enqueue a task, and optionally wait for its result
+    #[command(after_help = "\
+Examples:
+  wrangle submit resize '{\"file\":\"a.png\"}'             # prints the task id
+  wrangle submit echo '{\"x\":1}' --wait                    # prints the result; exit 1 if it failed
+  wrangle submit report '{}' --delay 10m --retries 5 -q reports
+  wrangle submit mail '{\"to\":\"a@b\"}' --unique mail-a@b   # submitting twice enqueues once
+  seq 3 | jq -c '{n: .}' | wrangle submit square --batch -  # one task per line, all or nothing")]
+    Submit(SubmitArgs),
+    /// Claim and run tasks from the store
+    #[command(after_help = "\
+Examples:
+  wrangle worker --exec 'convert {} -resize 50% out/{id}.png' -n 4
+  wrangle worker -q mail,reports --config wrangle.toml --name mail-1
+  wrangle worker --exec 'python3 job.py' --output logs/ --shutdown-timeout 2m
+
+The command gets the payload as {} in argv, as $WRANGLE_PAYLOAD and on stdin; no shell
+is involved unless you run one. SIGTERM/SIGINT stop claiming and let running tasks
+finish (within --shutdown-timeout), then hand unfinished ones back; a second SIGINT
+stops at once.")]
+    Worker(WorkerArgs),
+    /// Queues (depth by state, oldest waiting task, throughput) and workers
+    #[command(after_help = "\
+Examples:
+  wrangle status
+  wrangle status --json | jq '.queues[] | {queue, counts}'")]
+    Status,
+    /// List, inspect, retry and cancel tasks
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// Pause and resume queues (workers stop claiming from a paused queue)
+    #[command(subcommand)]
+    Queues(QueuesCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// Task kind (which handler runs it)
+    pub(crate) kind: String,
+    /// Payload JSON, or - to read it from stdin
+    pub(crate) payload: Option<String>,
+    /// Queue
+    #[arg(short = 'q', long, default_value = "default")]
+    pub(crate) queue: String,
+    /// Start no earlier than this from now (e.g. 30s, 10m)
+    #[arg(long, conflicts_with = "at")]
+    pub(crate) delay: Option<String>,
+    /// Start no earlier than this time (RFC 3339, e.g. 2026-12-01T09:00:00Z)
+    #[arg(long)]
+    pub(crate) at: Option<String>,
+    /// Retries after a failed first attempt (default: the kind's in wrangle.toml, else 3)
+    #[arg(long)]
+    pub(crate) retries: Option<u32>,
+    /// Time limit for one attempt (e.g. 30s)
+    #[arg(long)]
+    pub(crate) timeout: Option<String>,
+    /// Priority; higher runs first
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub(crate) priority: i32,
+    /// Idempotency key: submitting again with it returns the existing task
+    #[arg(long)]
+    pub(crate) unique: Option<String>,
+    /// Wait for the task to finish; print its result (exit 0) or error (exit 1)
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// Give up waiting after this long (exit 1)
+    #[arg(long, requires = "wait")]
+    pub(crate) wait_timeout: Option<String>,
+    /// Enqueue one task per line of JSON payloads from FILE (or - for stdin), all or nothing
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["payload", "unique", "wait"])]
+    pub(crate) batch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Queues to claim from, comma-separated; * for all
+    #[arg(short = 'q', long, default_value = "*")]
+    pub(crate) queues: String,
+    /// Runner slots: tasks running at once (default: number of CPUs)
+    #[arg(short = 'n', long)]
+    pub(crate) runners: Option<usize>,
+    /// Command run for every task kind without its own [kinds.NAME] in the config
+    #[arg(long, value_name = "CMD")]
+    pub(crate) exec: Option<String>,
+    /// Worker name, unique across the store (default HOST-PID)
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Write each task's stdout and stderr to DIR/ID.stdout and DIR/ID.stderr
+    #[arg(long, value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
+    /// How long SIGTERM/SIGINT waits for running tasks before handing them back
+    #[arg(long, default_value = "30s")]
+    pub(crate) shutdown_timeout: String,
+    /// Lease length: a worker silent this long is presumed dead and its tasks rerun
+    #[arg(long, default_value = "30s")]
+    pub(crate) lease: String,
+    /// First retry delay; doubles per attempt (with jitter)
+    #[arg(long, default_value = "1s")]
+    pub(crate) backoff: String,
+    /// Most tasks claimed per store round trip
+    #[arg(long, default_value_t = 100)]
+    pub(crate) batch_size: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TasksCommand {
+    /// List tasks, newest first
+    #[command(after_help = "\
+Examples:
+  wrangle tasks list --state dead
+  wrangle tasks list -q mail --limit 20 --json")]
+    List {
+        /// Only tasks in this state (scheduled, available, running, retryable, completed, dead, cancelled)
+        #[arg(long)]
+        state: Option<String>,
+        /// Only tasks on this queue
+        #[arg(short = 'q', long)]
+        queue: Option<String>,
+        /// Only tasks of this job
+        #[arg(long)]
+        job: Option<String>,
+        /// Most tasks shown
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one task with every attempt (worker, times, error, backoff)
+    #[command(after_help = "Example:\n  wrangle tasks show 42")]
+    Show {
+        /// Task id
+        id: i64,
+    },
+    /// Run a dead, cancelled, retryable or scheduled task again now
+    #[command(after_help = "\
+Examples:
+  wrangle tasks retry 42
+  wrangle tasks retry --dead -q mail     # every dead task of queue mail")]
+    Retry {
+        /// Task id
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<i64>,
+        /// Retry every dead task
+        #[arg(long)]
+        dead: bool,
+        /// With --dead: only this queue
+        #[arg(short = 'q', long, requires = "dead")]
+        queue: Option<String>,
+    },
+    /// Cancel a task that has not finished (a running one is stopped by its worker)
+    #[command(after_help = "Example:\n  wrangle tasks cancel 42")]
+    Cancel {
+        /// Task id
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueuesCommand {
+    /// Stop workers claiming from a queue
+    #[command(after_help = "Example:\n  wrangle queues pause mail")]
+    Pause {
+        /// Queue name
+        queue: String,
+    },
+    /// Let workers claim from a paused queue again
+    #[command(after_help = "Example:\n  wrangle queues resume mail")]
+    Resume {
+        /// Queue name
+        queue: String,
+    },
+}

@@ -1,0 +1,316 @@
+//! Inspection and operator actions: `status`, `tasks list|show|retry|cancel`,
+//! `queues pause|resume`. Human tables by default, `--json` for scripts.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use wrangle::parse::parse_name;
+use wrangle::{Task, TaskFilter, TaskState};
+
+use super::Context;
+use crate::cli::{QueuesCommand, TasksCommand};
+use crate::fail::CliResult;
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializable")
+    );
+}
+
+fn clock(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+fn ago(time: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - time).num_milliseconds().max(0) as f64 / 1000.0;
+    if secs < 120.0 {
+        format!("{secs:.1}s")
+    } else if secs < 7200.0 {
+        format!("{:.0}m", secs / 60.0)
+    } else {
+        format!("{:.1}h", secs / 3600.0)
+    }
+}
+
+/// `wrangle status`.
+pub(crate) async fn status(context: &Context) -> CliResult {
+    let now = Utc::now();
+    let queues = context.store.queue_stats(now).await?;
+    let workers = context.store.list_workers().await?;
+    if context.json {
+        print_json(&json!({"queues": queues, "workers": workers}));
+        return Ok(0);
+    }
+    println!(
+        "{:<16} {:>6} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6} {:>9} {:>8} {:>7} {:>9}",
+        "QUEUE",
+        "PAUSED",
+        "SCHEDULED",
+        "AVAILABLE",
+        "RUNNING",
+        "RETRYABLE",
+        "COMPLETED",
+        "DEAD",
+        "CANCELLED",
+        "OLDEST",
+        "DONE/1M",
+        "FAILED/1M"
+    );
+    for q in &queues {
+        let count = |s: TaskState| q.counts.get(&s).copied().unwrap_or(0);
+        println!(
+            "{:<16} {:>6} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6} {:>9} {:>8} {:>7} {:>9}",
+            q.queue,
+            if q.paused { "yes" } else { "no" },
+            count(TaskState::Scheduled),
+            count(TaskState::Available),
+            count(TaskState::Running),
+            count(TaskState::Retryable),
+            count(TaskState::Completed),
+            count(TaskState::Dead),
+            count(TaskState::Cancelled),
+            q.oldest_due_at.map_or("-".into(), |t| ago(t, now)),
+            q.completed_last_minute,
+            q.failed_last_minute
+        );
+    }
+    if queues.is_empty() {
+        println!("(no queues yet)");
+    }
+    println!();
+    println!(
+        "{:<24} {:<16} {:>7} {:<16} {:>7} {:>5} {:>9}  TASKS",
+        "WORKER", "HOST", "PID", "QUEUES", "RUNNERS", "BUSY", "LAST SEEN"
+    );
+    for w in &workers {
+        let queues = if w.info.queues.is_empty() {
+            "*".to_string()
+        } else {
+            w.info.queues.join(",")
+        };
+        let tasks: Vec<String> = w.info.tasks.iter().map(|t| t.to_string()).collect();
+        println!(
+            "{:<24} {:<16} {:>7} {:<16} {:>7} {:>5} {:>9}  {}",
+            w.info.name,
+            w.info.host,
+            w.info.pid,
+            queues,
+            w.info.runners,
+            w.info.tasks.len(),
+            ago(w.last_seen, now),
+            tasks.join(" ")
+        );
+    }
+    if workers.is_empty() {
+        println!("(no workers registered)");
+    }
+    Ok(0)
+}
+
+/// Checks `tasks` arguments before the store is opened; returns the parsed state filter.
+pub(crate) fn validate_tasks(command: &TasksCommand) -> CliResult<Option<TaskState>> {
+    match command {
+        TasksCommand::List { state, queue, .. } => {
+            if let Some(queue) = queue {
+                parse_name("queue", queue)?;
+            }
+            Ok(state.as_deref().map(str::parse).transpose()?)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `wrangle tasks …`.
+pub(crate) async fn tasks(
+    context: &Context,
+    command: TasksCommand,
+    state: Option<TaskState>,
+) -> CliResult {
+    let store = &context.store;
+    let now = Utc::now();
+    match command {
+        TasksCommand::List {
+            queue, job, limit, ..
+        } => {
+            let tasks = store
+                .list_tasks(TaskFilter {
+                    state,
+                    queue,
+                    job,
+                    before_id: None,
+                    limit,
+                })
+                .await?;
+            if context.json {
+                print_json(&tasks);
+                return Ok(0);
+            }
+            println!(
+                "{:>8} {:<12} {:<16} {:<16} {:>7}  {:<23}  DETAIL",
+                "ID", "STATE", "QUEUE", "KIND", "ATTEMPT", "CREATED"
+            );
+            for t in &tasks {
+                let detail = match t.state {
+                    TaskState::Completed => t.result.as_ref().map(value_text).unwrap_or_default(),
+                    TaskState::Scheduled | TaskState::Retryable => {
+                        format!("runs at {}", clock(t.run_at))
+                    }
+                    TaskState::Running => format!("on {}", t.worker.as_deref().unwrap_or("?")),
+                    _ => t.error.clone().unwrap_or_default(),
+                };
+                println!(
+                    "{:>8} {:<12} {:<16} {:<16} {:>3}/{:<3}  {:<23}  {}",
+                    t.id,
+                    t.state.as_str(),
+                    t.queue,
+                    t.kind,
+                    t.attempt,
+                    t.max_attempts,
+                    clock(t.created_at),
+                    one_line(&detail, 60)
+                );
+            }
+            Ok(0)
+        }
+        TasksCommand::Show { id } => {
+            let task = store
+                .get_task(id)
+                .await?
+                .ok_or(wrangle::StoreError::TaskNotFound(id))?;
+            if context.json {
+                print_json(&task);
+            } else {
+                print_task(&task);
+            }
+            Ok(0)
+        }
+        TasksCommand::Retry { id: Some(id), .. } => {
+            let task = store.retry_task(id, now).await?;
+            report_change(context, &task, "will run again");
+            Ok(0)
+        }
+        TasksCommand::Retry {
+            id: None, queue, ..
+        } => {
+            let moved = store.retry_dead(queue, now).await?;
+            if context.json {
+                print_json(&json!({"retried": moved}));
+            } else {
+                println!("{moved} dead task(s) will run again");
+            }
+            Ok(0)
+        }
+        TasksCommand::Cancel { id } => {
+            let task = store.cancel_task(id, now).await?;
+            report_change(context, &task, "cancelled");
+            Ok(0)
+        }
+    }
+}
+
+fn report_change(context: &Context, task: &Task, what: &str) {
+    if context.json {
+        print_json(task);
+    } else {
+        println!("task {} {what} (now {})", task.id, task.state);
+    }
+}
+
+fn print_task(t: &Task) {
+    println!("task {}  kind {}  queue {}", t.id, t.kind, t.queue);
+    println!("  state      {}", t.state);
+    println!("  attempt    {} of {}", t.attempt, t.max_attempts);
+    println!("  priority   {}", t.priority);
+    println!("  payload    {}", t.payload);
+    if let Some(key) = &t.unique_key {
+        println!("  unique     {key}");
+    }
+    if let Some(job) = &t.job {
+        println!("  job        {job}");
+    }
+    if let Some(timeout) = t.timeout {
+        println!("  timeout    {}", humantime::format_duration(timeout));
+    }
+    println!("  created    {}", clock(t.created_at));
+    println!("  run at     {}", clock(t.run_at));
+    if let Some(worker) = &t.worker {
+        println!("  worker     {worker}");
+    }
+    if let Some(until) = t.lease_until {
+        println!("  lease      until {}", clock(until));
+    }
+    if let Some(result) = &t.result {
+        println!("  result     {}", value_text(result));
+    }
+    if let Some(error) = &t.error {
+        println!("  error      {}", one_line(error, 200));
+    }
+    if t.attempts.is_empty() {
+        return;
+    }
+    println!("  attempts:");
+    for a in &t.attempts {
+        let took = a
+            .started_at
+            .map(|s| {
+                format!(
+                    " ({:.3}s)",
+                    (a.finished_at - s).num_milliseconds() as f64 / 1000.0
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "    #{} {:<13} on {:<20} started {}  ended {}{took}",
+            a.attempt,
+            a.outcome,
+            a.worker.as_deref().unwrap_or("?"),
+            a.started_at.map_or("-".into(), clock),
+            clock(a.finished_at),
+        );
+        if let Some(error) = &a.error {
+            println!("       error: {}", one_line(error, 200));
+        }
+        if let Some(retry_at) = a.retry_at {
+            let backoff = (retry_at - a.finished_at).num_milliseconds() as f64 / 1000.0;
+            println!(
+                "       retry at {} (backoff {backoff:.3}s)",
+                clock(retry_at)
+            );
+        }
+    }
+}
+
+/// `wrangle queues …`.
+pub(crate) async fn queues(context: &Context, command: QueuesCommand) -> CliResult {
+    let (queue, paused) = match command {
+        QueuesCommand::Pause { queue } => (queue, true),
+        QueuesCommand::Resume { queue } => (queue, false),
+    };
+    let queue = parse_name("queue", &queue)?;
+    context.store.set_queue_paused(&queue, paused).await?;
+    if context.json {
+        print_json(&json!({"queue": queue, "paused": paused}));
+    } else {
+        println!(
+            "queue {queue} {}",
+            if paused { "paused" } else { "resumed" }
+        );
+    }
+    Ok(0)
+}

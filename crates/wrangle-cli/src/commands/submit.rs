@@ -1,0 +1,152 @@
+//! `wrangle submit`: validate everything first, then enqueue (one task or a batch, all or
+//! nothing), then optionally wait for the outcome.
+
+use std::io::Read;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use wrangle::parse::{parse_duration, parse_name, parse_payload, parse_time};
+use wrangle::{Client, NewTask, TaskState};
+
+use super::Context;
+use crate::cli::SubmitArgs;
+use crate::config::Config;
+use crate::fail::{CliError, CliResult, EXIT_TASK_FAILED};
+
+/// A validated submission.
+pub(crate) struct SubmitPlan {
+    tasks: Vec<NewTask>,
+    wait: Option<Option<Duration>>,
+}
+
+fn read_input(source: &str) -> CliResult<String> {
+    let mut text = String::new();
+    let result = if source == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::File::open(source).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
+    };
+    result.map_err(|err| CliError::input(format!("cannot read {source}: {err}")))?;
+    Ok(text)
+}
+
+/// Checks every argument and builds the tasks; nothing touches the store yet.
+pub(crate) fn plan(args: &SubmitArgs, config: &Config) -> CliResult<SubmitPlan> {
+    let kind = parse_name("kind", &args.kind)?;
+    let queue = parse_name("queue", &args.queue)?;
+    let kind_config = config.kinds.get(&kind);
+    let now = Utc::now();
+    let run_at = match (&args.delay, &args.at) {
+        (Some(delay), _) => {
+            let delay = chrono::Duration::from_std(parse_duration(delay)?)
+                .map_err(|_| CliError::input("--delay is too long"))?;
+            Some(now + delay)
+        }
+        (None, Some(at)) => Some(parse_time(at)?),
+        (None, None) => None,
+    };
+    let timeout = match &args.timeout {
+        Some(t) => Some(parse_duration(t)?),
+        None => kind_config.map(|k| k.timeout(&kind)).transpose()?.flatten(),
+    };
+    let retries = args
+        .retries
+        .or_else(|| kind_config.and_then(|k| k.retries))
+        .unwrap_or(wrangle::DEFAULT_RETRIES);
+    let wait = match (&args.wait, &args.wait_timeout) {
+        (false, _) => None,
+        (true, None) => Some(None),
+        (true, Some(t)) => Some(Some(parse_duration(t)?)),
+    };
+    let template = |payload: Value| {
+        let mut task = NewTask::new(kind.clone(), payload)
+            .queue(queue.clone())
+            .priority(args.priority)
+            .retries(retries);
+        task.run_at = run_at;
+        task.timeout = timeout;
+        task
+    };
+    let tasks = match &args.batch {
+        Some(source) => {
+            let text = read_input(source)?;
+            let mut tasks = Vec::new();
+            for (index, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let payload = parse_payload(line)
+                    .map_err(|e| CliError::input(format!("{source} line {}: {e}", index + 1)))?;
+                tasks.push(template(payload));
+            }
+            if tasks.is_empty() {
+                return Err(CliError::input(format!("{source} holds no payloads")));
+            }
+            tasks
+        }
+        None => {
+            let payload = match args.payload.as_deref() {
+                Some("-") => parse_payload(&read_input("-")?)?,
+                Some(text) => parse_payload(text)?,
+                None => Value::Null,
+            };
+            let mut task = template(payload);
+            if let Some(key) = &args.unique {
+                if key.is_empty() {
+                    return Err(CliError::input("--unique needs a non-empty key"));
+                }
+                task = task.unique_key(key.clone());
+            }
+            vec![task]
+        }
+    };
+    Ok(SubmitPlan { tasks, wait })
+}
+
+/// Enqueues, prints the id(s), and with `--wait` prints the outcome.
+pub(crate) async fn run(context: &Context, plan: SubmitPlan) -> CliResult {
+    let client = Client::new(context.store.clone());
+    let enqueued = client.submit_batch(plan.tasks).await?;
+    let Some(wait_timeout) = plan.wait else {
+        if context.json {
+            println!(
+                "{}",
+                serde_json::to_string(&enqueued).expect("serializable")
+            );
+        } else {
+            for e in &enqueued {
+                println!("{}", e.id);
+            }
+        }
+        return Ok(0);
+    };
+    let id = enqueued[0].id;
+    let task = client.wait(id, wait_timeout).await?;
+    let code = if task.state == TaskState::Completed {
+        0
+    } else {
+        EXIT_TASK_FAILED
+    };
+    if context.json {
+        println!(
+            "{}",
+            json!({"id": id, "state": task.state, "result": task.result, "error": task.error})
+        );
+        return Ok(code);
+    }
+    match task.state {
+        TaskState::Completed => match task.result {
+            Some(Value::String(text)) => println!("{text}"),
+            Some(Value::Null) | None => {}
+            Some(other) => println!("{other}"),
+        },
+        TaskState::Cancelled => eprintln!("wrangle: task {id} was cancelled"),
+        _ => eprintln!(
+            "wrangle: task {id} failed after {} attempt(s): {}",
+            task.attempt,
+            task.error.as_deref().unwrap_or("unknown error")
+        ),
+    }
+    Ok(code)
+}

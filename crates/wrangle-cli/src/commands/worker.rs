@@ -1,0 +1,151 @@
+//! `wrangle worker`: build the executor registry from `--exec` and `[kinds.*]`, run the
+//! worker loop, and turn signals into graceful (first TERM/INT) or immediate (second INT)
+//! shutdown.
+
+use std::time::Duration;
+
+use wrangle::parse::{parse_duration, parse_name};
+use wrangle::{
+    CommandExecutor, CommandSpec, QueueFilter, Registry, RetryPolicy, Shutdown, Worker,
+    WorkerConfig,
+};
+
+use super::Context;
+use crate::cli::WorkerArgs;
+use crate::config::Config;
+use crate::fail::{CliError, CliResult};
+
+/// A validated worker set-up.
+pub(crate) struct WorkerSetup {
+    registry: Registry,
+    config: WorkerConfig,
+}
+
+fn split_command(text: &str) -> CliResult<Vec<String>> {
+    let argv = shell_words::split(text)
+        .map_err(|e| CliError::input(format!("invalid --exec '{text}': {e}")))?;
+    if argv.is_empty() {
+        return Err(CliError::input("--exec needs a command"));
+    }
+    Ok(argv)
+}
+
+pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup> {
+    let mut registry = Registry::new();
+    let spec = |argv: Vec<String>, timeout: Option<Duration>| {
+        let mut spec = CommandSpec::new(argv);
+        spec.default_timeout = timeout;
+        spec.output_dir = args.output.clone();
+        std::sync::Arc::new(CommandExecutor::new(spec))
+    };
+    for (kind, kind_config) in &config.kinds {
+        if let Some(argv) = &kind_config.exec {
+            registry.insert(kind.clone(), spec(argv.clone(), kind_config.timeout(kind)?));
+        }
+    }
+    if let Some(text) = &args.exec {
+        registry.fallback(spec(split_command(text)?, None));
+    }
+    if registry.is_empty() {
+        return Err(CliError::input(
+            "nothing to run: give --exec CMD, or [kinds.NAME] exec = [...] in wrangle.toml",
+        ));
+    }
+    let queues = if args.queues.trim() == "*" {
+        QueueFilter::All
+    } else {
+        QueueFilter::Only(
+            args.queues
+                .split(',')
+                .map(|q| parse_name("queue", q.trim()))
+                .collect::<Result<_, _>>()?,
+        )
+    };
+    let mut worker = WorkerConfig::new();
+    worker.queues = queues;
+    if let Some(runners) = args.runners {
+        if runners == 0 {
+            return Err(CliError::input("-n/--runners must be at least 1"));
+        }
+        worker.runners = runners;
+    }
+    if let Some(name) = &args.name {
+        worker.name = parse_name("worker", name)?;
+    }
+    worker.shutdown_timeout = parse_duration(&args.shutdown_timeout)?;
+    worker.lease = parse_duration(&args.lease)?;
+    if worker.lease < Duration::from_millis(300) {
+        return Err(CliError::input("--lease must be at least 300ms"));
+    }
+    worker.retry_policy = RetryPolicy::exponential(parse_duration(&args.backoff)?);
+    if args.batch_size == 0 {
+        return Err(CliError::input("--batch-size must be at least 1"));
+    }
+    worker.batch_size = args.batch_size;
+    Ok(WorkerSetup {
+        registry,
+        config: worker,
+    })
+}
+
+pub(crate) async fn run(context: Context, setup: WorkerSetup) -> CliResult {
+    let shutdown = Shutdown::new();
+    let interrupted = watch_signals(shutdown.clone())?;
+    tracing::info!(
+        worker = %setup.config.name,
+        store = context.store.info().name,
+        runners = setup.config.runners,
+        kinds = ?setup.registry.kinds(),
+        "worker started"
+    );
+    let worker = Worker::new(context.store.clone(), setup.registry, setup.config);
+    let report = worker.run(shutdown).await?;
+    tracing::info!(
+        succeeded = report.succeeded,
+        failed = report.failed,
+        released = report.released,
+        "worker stopped"
+    );
+    if context.json {
+        println!(
+            "{}",
+            serde_json::json!({"succeeded": report.succeeded, "failed": report.failed, "released": report.released, "stale": report.stale})
+        );
+    }
+    Ok(if interrupted.is_cancelled() { 130 } else { 0 })
+}
+
+/// SIGTERM or a first SIGINT: graceful; a second SIGINT: immediate. Returns a token that
+/// is cancelled once an interrupt arrived (for the exit code).
+fn watch_signals(shutdown: Shutdown) -> CliResult<tokio_util::sync::CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let interrupted = tokio_util::sync::CancellationToken::new();
+    let seen = interrupted.clone();
+    tokio::spawn(async move {
+        let mut interrupts = 0;
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {
+                    interrupts += 1;
+                    seen.cancel();
+                    if interrupts == 1 {
+                        tracing::info!("interrupted: finishing running tasks (Ctrl-C again to stop now)");
+                        shutdown.graceful.cancel();
+                    } else {
+                        tracing::warn!("interrupted again: stopping running tasks now");
+                        shutdown.immediate.cancel();
+                    }
+                }
+                _ = terminate.recv() => {
+                    tracing::info!("terminated: finishing running tasks");
+                    shutdown.graceful.cancel();
+                }
+            }
+        }
+    });
+    Ok(interrupted)
+}

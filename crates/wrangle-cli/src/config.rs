@@ -1,0 +1,172 @@
+//! `wrangle.toml`: the store URL and, per task kind, the command that runs it with its
+//! timeout and retries.
+//!
+//! ```toml
+//! store = "sqlite://.wrangle/wrangle.db"
+//! [kinds.resize]
+//! exec = ["convert", "{}", "-resize", "50%", "out/{id}.png"]
+//! timeout = "10m"
+//! retries = 5
+//! ```
+//!
+//! Precedence: flags > environment (`WRANGLE_STORE`) > file > defaults. Unknown keys are
+//! errors (a typo should not silently do nothing), and errors name the line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use wrangle::parse::parse_duration;
+
+use crate::fail::{CliError, CliResult};
+
+/// The default config file, used when present.
+pub(crate) const DEFAULT_CONFIG: &str = "wrangle.toml";
+
+/// The parsed file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Store URL.
+    pub(crate) store: Option<String>,
+    /// Task kinds by name.
+    #[serde(default)]
+    pub(crate) kinds: BTreeMap<String, KindConfig>,
+}
+
+/// One `[kinds.NAME]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KindConfig {
+    /// Command (argv) run per task.
+    pub(crate) exec: Option<Vec<String>>,
+    /// Per-attempt time limit, e.g. "10m".
+    pub(crate) timeout: Option<String>,
+    /// Retries after the first attempt.
+    pub(crate) retries: Option<u32>,
+}
+
+impl KindConfig {
+    pub(crate) fn timeout(&self, kind: &str) -> CliResult<Option<Duration>> {
+        self.timeout
+            .as_deref()
+            .map(|t| {
+                parse_duration(t).map_err(|e| {
+                    CliError::input(format!("wrangle.toml [kinds.{kind}] timeout: {e}"))
+                })
+            })
+            .transpose()
+    }
+}
+
+impl Config {
+    /// Loads `path` if given (it must exist), else `./wrangle.toml` if present, else an
+    /// empty config.
+    pub(crate) fn load(path: Option<&Path>) -> CliResult<Config> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
+            Err(err) => {
+                return Err(CliError::input(format!(
+                    "cannot read config {}: {err}",
+                    path.display()
+                )));
+            }
+        };
+        Config::parse(&text, &path)
+    }
+
+    fn parse(text: &str, path: &Path) -> CliResult<Config> {
+        let config: Config = toml::from_str(text).map_err(|err| {
+            let line = err
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1)
+                .map_or(String::new(), |line| format!(" line {line}:"));
+            CliError::input(format!(
+                "invalid config {}:{line} {}",
+                path.display(),
+                err.message().trim()
+            ))
+        })?;
+        for (name, kind) in &config.kinds {
+            kind.timeout(name)?;
+            if kind.exec.as_ref().is_some_and(|argv| argv.is_empty()) {
+                return Err(CliError::input(format!(
+                    "invalid config {}: [kinds.{name}] exec must name a program",
+                    path.display()
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The store URL by precedence: flag/environment (clap merges those), then file, then
+    /// the embedded default.
+    pub(crate) fn store_url(&self, flag_or_env: Option<&str>) -> String {
+        flag_or_env
+            .map(str::to_string)
+            .or_else(|| self.store.clone())
+            .unwrap_or_else(|| wrangle::StoreUrl::default_sqlite().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kinds() {
+        let config = Config::parse(
+            "store = \"memory://\"\n[kinds.noop]\nexec = [\"echo\", \"NOOP: OK!\"]\ntimeout = \"10m\"\nretries = 5\n",
+            Path::new("wrangle.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.store.as_deref(), Some("memory://"));
+        let noop = &config.kinds["noop"];
+        assert_eq!(noop.retries, Some(5));
+        assert_eq!(
+            noop.timeout("noop").unwrap(),
+            Some(Duration::from_secs(600))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = Config::parse(
+            "store = \"x\"\n[kinds.a]\nexec = [\"echo\"]\nretires = 3\n",
+            Path::new("w.toml"),
+        )
+        .unwrap_err();
+        let CliError::Input(message) = err else {
+            panic!()
+        };
+        assert!(message.contains("line 4"), "{message}");
+        assert!(message.contains("retires"), "{message}");
+        let err = Config::parse("[kinds.a]\ntimeout = \"5x\"\n", Path::new("w.toml")).unwrap_err();
+        let CliError::Input(message) = err else {
+            panic!()
+        };
+        assert!(message.contains("invalid duration '5x'"), "{message}");
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let config = Config {
+            store: Some("memory://".into()),
+            ..Config::default()
+        };
+        assert_eq!(config.store_url(Some("sqlite://a.db")), "sqlite://a.db");
+        assert_eq!(config.store_url(None), "memory://");
+        assert_eq!(
+            Config::default().store_url(None),
+            "sqlite://.wrangle/wrangle.db"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! The worker registry: registration, heartbeats refreshing it, and pruning the silent.
+
+use anyhow::Result;
+use wrangle_core::{Heartbeat, WorkerRecord};
+
+use crate::Handle;
+use crate::ensure_eq;
+use crate::support::{at, heartbeat, lease, worker_info};
+
+cases![
+    register_list_deregister,
+    heartbeat_updates_last_seen_and_info,
+    prune_removes_only_workers_not_seen_since_cutoff,
+];
+
+/// The registered workers' names, in listed order.
+async fn names(store: &Handle) -> Result<Vec<String>> {
+    Ok(store
+        .list_workers()
+        .await?
+        .into_iter()
+        .map(|w| w.info.name)
+        .collect())
+}
+
+/// Registered workers are listed sorted by name with what they said and when;
+/// registering again replaces the record; deregistering removes it.
+async fn register_list_deregister(a: Handle, b: Handle) -> Result<()> {
+    ensure_eq!(b.list_workers().await?, vec![], "workers of a new store");
+    let beta = worker_info("beta");
+    let alpha = worker_info("alpha");
+    a.register_worker(beta.clone(), at(0)).await?;
+    a.register_worker(alpha.clone(), at(1)).await?;
+    ensure_eq!(
+        b.list_workers().await?,
+        vec![
+            WorkerRecord {
+                info: alpha.clone(),
+                last_seen: at(1)
+            },
+            WorkerRecord {
+                info: beta.clone(),
+                last_seen: at(0)
+            },
+        ],
+        "workers after two registrations"
+    );
+    let alpha = wrangle_core::WorkerInfo {
+        runners: 8,
+        pid: 99,
+        ..alpha
+    };
+    a.register_worker(alpha.clone(), at(5)).await?;
+    ensure_eq!(
+        b.list_workers().await?.first(),
+        Some(&WorkerRecord {
+            info: alpha,
+            last_seen: at(5)
+        }),
+        "the re-registered worker"
+    );
+    ensure_eq!(
+        names(&b).await?.len(),
+        2,
+        "workers after re-registering one"
+    );
+    b.deregister_worker("beta").await?;
+    ensure_eq!(
+        names(&a).await?,
+        vec!["alpha"],
+        "workers after deregistering beta"
+    );
+    Ok(())
+}
+
+/// A heartbeat refreshes its worker's record: `last_seen` becomes the beat's `now` and
+/// the info becomes what the beat says.
+async fn heartbeat_updates_last_seen_and_info(a: Handle, b: Handle) -> Result<()> {
+    a.register_worker(worker_info("w1"), at(0)).await?;
+    a.register_worker(worker_info("w2"), at(0)).await?;
+    let mut info = worker_info("w1");
+    info.runners = 6;
+    info.queues = vec!["a".into(), "b".into()];
+    let beat = Heartbeat {
+        worker: info.clone(),
+        leases: Vec::new(),
+        lease_until: at(10) + lease(),
+        now: at(10),
+    };
+    b.heartbeat(beat).await?;
+    ensure_eq!(
+        a.list_workers().await?,
+        vec![
+            WorkerRecord {
+                info,
+                last_seen: at(10)
+            },
+            WorkerRecord {
+                info: worker_info("w2"),
+                last_seen: at(0)
+            },
+        ],
+        "workers after w1's heartbeat"
+    );
+    Ok(())
+}
+
+/// `prune_workers` removes the workers last seen before the cutoff (registered or
+/// heartbeating) and returns their names; the others stay.
+async fn prune_removes_only_workers_not_seen_since_cutoff(a: Handle, b: Handle) -> Result<()> {
+    for (name, seen) in [("old-1", 0), ("fresh", 20), ("old-2", 5), ("beating", 0)] {
+        a.register_worker(worker_info(name), at(seen)).await?;
+    }
+    heartbeat(&a, "beating", Vec::new(), at(30)).await?;
+    let mut pruned = b.prune_workers(at(10)).await?;
+    pruned.sort();
+    ensure_eq!(pruned, vec!["old-1", "old-2"], "pruned workers");
+    ensure_eq!(names(&a).await?, vec!["beating", "fresh"], "workers left");
+    ensure_eq!(
+        b.prune_workers(at(10)).await?,
+        Vec::<String>::new(),
+        "pruned again"
+    );
+    Ok(())
+}

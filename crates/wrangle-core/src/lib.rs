@@ -1,0 +1,30 @@
+//! wrangle's core: everything that is wrangle's own and does no I/O.
+//!
+//! - [`task`]: the task model and its state machine (which transitions are legal).
+//! - [`retry`]: the retry/backoff policy that decides when a failed attempt runs again.
+//! - [`parse`]: parsers for user input (durations, times, payload JSON, store URLs), each
+//!   returning an [`InputError`] with one clear line, so every front end reports bad input
+//!   the same way.
+//! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
+//!   (SQLite, in-memory, PostgreSQL, Redis, MySQL), with its request/response types.
+//! - [`worker`]: what a worker tells the store about itself, and the control commands sent
+//!   to it through the store.
+//!
+//! Time is always passed in (`now` fields), never read here, so that stores and the
+//! conformance suite can be driven by a fake clock.
+
+pub mod parse;
+pub mod retry;
+pub mod store;
+pub mod task;
+pub mod worker;
+
+pub use parse::InputError;
+pub use retry::RetryPolicy;
+pub use store::{
+    ClaimRequest, ClaimedTask, Completion, CompletionStatus, CountingStore, Enqueued, Heartbeat,
+    HeartbeatReply, Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
+    TaskFilter, Topic,
+};
+pub use task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
+pub use worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};

@@ -1,0 +1,254 @@
+//! Parsers for everything a user types: durations, times, payload JSON, store URLs.
+//!
+//! Each returns an [`InputError`] whose message is one line naming what is wrong, which
+//! every front end prints as is and turns into exit code 2.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Malformed user input: one line saying what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InputError {
+    message: String,
+}
+
+impl InputError {
+    /// An error with `message` (one line, no trailing period needed).
+    pub fn new(message: impl Into<String>) -> Self {
+        InputError {
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses a duration such as `250ms`, `2s`, `10m`, `1h30m` or `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, InputError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(InputError::new(
+            "invalid duration '': expected e.g. 500ms, 2s, 10m, 1h",
+        ));
+    }
+    humantime::parse_duration(trimmed).map_err(|err| {
+        InputError::new(format!(
+            "invalid duration '{text}': {err} (expected e.g. 500ms, 2s, 10m, 1h)"
+        ))
+    })
+}
+
+/// Parses an absolute time: RFC 3339 (`2026-11-23T12:00:00Z`, with offset) or
+/// `YYYY-MM-DD HH:MM:SS` taken as UTC.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, InputError> {
+    let trimmed = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(trimmed) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%d %H:%M:%S") {
+        return Ok(t.and_utc());
+    }
+    Err(InputError::new(format!(
+        "invalid time '{text}': expected RFC 3339 such as 2026-11-23T12:00:00Z"
+    )))
+}
+
+/// Parses a task payload. It must be valid JSON; an empty string is `null`.
+pub fn parse_payload(text: &str) -> Result<Value, InputError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|err| {
+        InputError::new(format!(
+            "invalid payload JSON: {err} in '{}'",
+            shorten(text, 60)
+        ))
+    })
+}
+
+/// Parses a queue or kind name: non-empty, at most 128 bytes, no whitespace or control
+/// characters (they are shown in tables and used in store keys).
+pub fn parse_name(what: &str, text: &str) -> Result<String, InputError> {
+    if text.is_empty()
+        || text.len() > 128
+        || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(InputError::new(format!(
+            "invalid {what} name '{}': use 1 to 128 characters without spaces",
+            shorten(text, 60)
+        )));
+    }
+    Ok(text.to_string())
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
+}
+
+/// Where tasks are kept, parsed from a store URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite://PATH` (relative or absolute) or a bare path ending in `.db`.
+    Sqlite(PathBuf),
+    /// `memory://`: this process only.
+    Memory,
+    /// `postgres://…` or `postgresql://…`, kept verbatim for the driver.
+    Postgres(String),
+    /// `redis://…`, `rediss://…` or `redis+unix://…`, kept verbatim.
+    Redis(String),
+    /// `mysql://…` or `mariadb://…`, kept verbatim (`mariadb` is rewritten to `mysql`).
+    Mysql(String),
+}
+
+/// The embedded default store, relative to the working directory.
+pub const DEFAULT_STORE_PATH: &str = ".wrangle/wrangle.db";
+
+impl StoreUrl {
+    /// Parses a store URL; see the variants for the accepted forms.
+    pub fn parse(text: &str) -> Result<StoreUrl, InputError> {
+        let text = text.trim();
+        let Some((scheme, rest)) = text.split_once("://") else {
+            if text.ends_with(".db") || text.ends_with(".sqlite") {
+                return Ok(StoreUrl::Sqlite(PathBuf::from(text)));
+            }
+            return Err(InputError::new(format!(
+                "invalid store URL '{text}': expected sqlite://PATH, postgres://…, redis://…, mysql://… or memory://"
+            )));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => {
+                let path = rest.split('?').next().unwrap_or_default();
+                if path.is_empty() {
+                    return Err(InputError::new(format!(
+                        "invalid store URL '{text}': sqlite:// needs a file path, e.g. sqlite://.wrangle/wrangle.db"
+                    )));
+                }
+                Ok(StoreUrl::Sqlite(PathBuf::from(path)))
+            }
+            "memory" => Ok(StoreUrl::Memory),
+            "postgres" | "postgresql" => Ok(StoreUrl::Postgres(text.to_string())),
+            "redis" | "rediss" | "redis+unix" => Ok(StoreUrl::Redis(text.to_string())),
+            "mysql" => Ok(StoreUrl::Mysql(text.to_string())),
+            "mariadb" => Ok(StoreUrl::Mysql(format!("mysql://{rest}"))),
+            other => Err(InputError::new(format!(
+                "unsupported store scheme '{other}://' in '{text}': use sqlite, postgres, redis, mysql or memory"
+            ))),
+        }
+    }
+
+    /// The default store: `sqlite://.wrangle/wrangle.db`.
+    pub fn default_sqlite() -> StoreUrl {
+        StoreUrl::Sqlite(PathBuf::from(DEFAULT_STORE_PATH))
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            StoreUrl::Memory => f.write_str("memory://"),
+            StoreUrl::Postgres(url) | StoreUrl::Redis(url) | StoreUrl::Mysql(url) => {
+                f.write_str(url)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration(" 10m ").unwrap(), Duration::from_secs(600));
+        for bad in ["5x", "", "abc", "-1s", "1.5.2s"] {
+            let err = parse_duration(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid duration '{bad}'")),
+                "{err}"
+            );
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn times() {
+        let t = parse_time("2026-11-23T12:00:00Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-23T12:00:00+00:00");
+        let t = parse_time("2026-11-23T13:00:00+01:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-23T12:00:00+00:00");
+        assert!(parse_time("2026-11-23 12:00:00").is_ok());
+        assert!(parse_time("tomorrow").is_err());
+    }
+
+    #[test]
+    fn payloads() {
+        assert_eq!(
+            parse_payload(r#"{"x":1}"#).unwrap(),
+            serde_json::json!({"x": 1})
+        );
+        assert_eq!(parse_payload("").unwrap(), Value::Null);
+        assert_eq!(parse_payload("42").unwrap(), serde_json::json!(42));
+        let err = parse_payload("{bad").unwrap_err().to_string();
+        assert!(err.starts_with("invalid payload JSON:"), "{err}");
+        assert!(err.contains("{bad"));
+        let long = format!("[{}", "1,".repeat(200));
+        let err = parse_payload(&long).unwrap_err().to_string();
+        assert!(err.len() < 200, "long inputs are shortened: {err}");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_name("queue", "emails").unwrap(), "emails");
+        assert!(parse_name("queue", "").is_err());
+        assert!(parse_name("queue", "a b").is_err());
+        assert!(parse_name("kind", &"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(
+            StoreUrl::parse("sqlite://.wrangle/wrangle.db").unwrap(),
+            StoreUrl::Sqlite(".wrangle/wrangle.db".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            StoreUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("jobs.db").unwrap(),
+            StoreUrl::Sqlite("jobs.db".into())
+        );
+        assert_eq!(StoreUrl::parse("memory://").unwrap(), StoreUrl::Memory);
+        assert!(matches!(
+            StoreUrl::parse("postgres://u@h/db").unwrap(),
+            StoreUrl::Postgres(_)
+        ));
+        assert!(matches!(
+            StoreUrl::parse("redis://127.0.0.1:6379/").unwrap(),
+            StoreUrl::Redis(_)
+        ));
+        assert_eq!(
+            StoreUrl::parse("mariadb://root@h/db").unwrap(),
+            StoreUrl::Mysql("mysql://root@h/db".into())
+        );
+        let err = StoreUrl::parse("foo://").unwrap_err().to_string();
+        assert!(err.contains("unsupported store scheme 'foo://'"), "{err}");
+        assert!(StoreUrl::parse("sqlite://").is_err());
+        assert!(StoreUrl::parse("nonsense").is_err());
+        assert_eq!(
+            StoreUrl::default_sqlite().to_string(),
+            "sqlite://.wrangle/wrangle.db"
+        );
+    }
+}

@@ -1,0 +1,555 @@
+//! The `Store` trait: the one seam between wrangle's engine and every backend.
+//!
+//! Operations are domain operations (claim a batch, complete a batch, rescue expired
+//! leases), not SQL, so that Redis can implement them with scripts as well as SQL stores
+//! with statements. Every hot-path operation takes a batch, so a worker pays one round
+//! trip per batch, not per task. Time always comes in as `now` so the conformance suite
+//! can drive a fake clock.
+//!
+//! Rules every implementation keeps (the conformance suite checks them):
+//! - A task is claimed by at most one worker at a time; a claim returns waiting tasks
+//!   whose `run_at` has passed, highest priority first, then oldest `run_at`, then lowest id,
+//!   and skips paused queues.
+//! - A completion applies only if the task is still `running` under the same worker and
+//!   attempt; otherwise it is reported [`CompletionStatus::Stale`] and changes nothing (the
+//!   lease expired and the task was rescued, or it was cancelled). So a completed task is
+//!   never completed twice and never runs again.
+//! - `rescue_expired` returns `running` tasks whose lease ended to `available` (or `dead`
+//!   on their last attempt). Leases, not PIDs, decide whether a worker is alive.
+//! - Wake-ups go through [`Store::listen`], so a store with notifications never polls.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::task::{NewTask, Task, TaskId, TaskState};
+use crate::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+
+/// What can go wrong talking to a store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// No task with this id.
+    #[error("task {0} not found")]
+    TaskNotFound(TaskId),
+    /// No command with this id.
+    #[error("command {0} not found")]
+    CommandNotFound(CommandId),
+    /// The operation is not allowed in the task's current state.
+    #[error("task {id} is {state}: cannot {action} it")]
+    InvalidTransition {
+        /// The task.
+        id: TaskId,
+        /// Its state.
+        state: TaskState,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The request itself is malformed (empty names, zero limits).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The store cannot be reached or timed out; retrying later may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Any other backend failure.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later may succeed (a connection problem).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Which queues a claim takes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueueFilter {
+    /// Every queue (`*`).
+    All,
+    /// Only these queues.
+    Only(Vec<String>),
+}
+
+impl QueueFilter {
+    /// Whether `queue` passes the filter.
+    pub fn matches(&self, queue: &str) -> bool {
+        match self {
+            QueueFilter::All => true,
+            QueueFilter::Only(queues) => queues.iter().any(|q| q == queue),
+        }
+    }
+
+    /// The queue names, empty for `All` (the form [`WorkerInfo::queues`] uses).
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            QueueFilter::All => Vec::new(),
+            QueueFilter::Only(queues) => queues.clone(),
+        }
+    }
+}
+
+/// A request to claim up to `limit` tasks.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// The claiming worker's name.
+    pub worker: String,
+    /// Queues to take from.
+    pub queues: QueueFilter,
+    /// Most tasks to return.
+    pub limit: usize,
+    /// How long the claimed tasks are leased for; heartbeats extend it.
+    pub lease: Duration,
+    /// Current time.
+    pub now: DateTime<Utc>,
+}
+
+/// A task handed to a worker by a claim: what the handler needs to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimedTask {
+    /// Identifier.
+    pub id: TaskId,
+    /// Queue.
+    pub queue: String,
+    /// Handler name.
+    pub kind: String,
+    /// Arguments.
+    pub payload: Value,
+    /// This attempt's number (1 for the first).
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Per-attempt time limit.
+    #[serde(with = "crate::task::duration_ms")]
+    pub timeout: Option<Duration>,
+    /// Parent job.
+    pub job: Option<String>,
+    /// When the lease ends unless extended.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// How one attempt ended, as a worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Success, with the handler's result.
+    Succeeded {
+        /// The result (JSON, or a JSON string for plain text output).
+        result: Value,
+    },
+    /// Failure. With `retry_at` and attempts left the task becomes `retryable`,
+    /// otherwise `dead`.
+    Failed {
+        /// What went wrong (message and stderr tail).
+        error: String,
+        /// When to try again, from the retry policy; `None` means do not retry.
+        retry_at: Option<DateTime<Utc>>,
+    },
+    /// Handed back unfinished (graceful shutdown): `available` again at once, and the
+    /// attempt does not count against `max_attempts`.
+    Released {
+        /// Why it was handed back.
+        reason: String,
+    },
+}
+
+/// One task's completion in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The task.
+    pub id: TaskId,
+    /// The attempt that ended (must match the store's, or the completion is stale).
+    pub attempt: u32,
+    /// The worker that ran it (must match the lease holder).
+    pub worker: String,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// What a completion did, in the order of the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionStatus {
+    /// Recorded; the task is now in this state.
+    Applied(TaskState),
+    /// Ignored: the task was no longer running under this worker and attempt.
+    Stale,
+}
+
+/// The result of enqueueing one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enqueued {
+    /// The new task's id, or the existing task's for a duplicate unique key.
+    pub id: TaskId,
+    /// True when the unique key already existed and nothing was inserted.
+    pub duplicate: bool,
+}
+
+/// A worker's heartbeat: refreshes its registration and extends its tasks' leases.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    /// Who is beating, with its current state.
+    pub worker: WorkerInfo,
+    /// Tasks it holds, with their attempts.
+    pub leases: Vec<(TaskId, u32)>,
+    /// New end of those leases.
+    pub lease_until: DateTime<Utc>,
+    /// Current time.
+    pub now: DateTime<Utc>,
+}
+
+/// The store's answer to a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    /// Tasks from the heartbeat that the worker no longer holds (cancelled, or rescued
+    /// after its lease expired): the worker should stop running them.
+    pub lost: Vec<TaskId>,
+    /// Whether unacknowledged commands wait in the worker's mailbox.
+    pub commands_waiting: bool,
+}
+
+/// Filter for listing tasks, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Only tasks in this state.
+    pub state: Option<TaskState>,
+    /// Only tasks on this queue.
+    pub queue: Option<String>,
+    /// Only tasks of this job.
+    pub job: Option<String>,
+    /// Only tasks with a smaller id (paging).
+    pub before_id: Option<TaskId>,
+    /// Most tasks to return.
+    pub limit: usize,
+}
+
+/// One queue's numbers for `wrangle status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// The queue.
+    pub queue: String,
+    /// Whether claims skip it.
+    pub paused: bool,
+    /// Tasks per state (states with no task are absent).
+    pub counts: BTreeMap<TaskState, u64>,
+    /// `run_at` of the oldest task that is due but not yet claimed.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+    /// Tasks completed in the minute before `now`.
+    pub completed_last_minute: u64,
+    /// Attempts that failed (retryable or dead) in the minute before `now`.
+    pub failed_last_minute: u64,
+}
+
+/// Notification topics for [`Store::listen`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Tasks may have become claimable (enqueued, retried, released, rescued, resumed).
+    Tasks,
+    /// A task's attempt ended (completed, failed, dead, cancelled).
+    Outcomes,
+    /// A control command was sent or acknowledged.
+    Commands,
+}
+
+/// A subscription to one topic. Created before the work it guards (for example before a
+/// claim that found nothing), so no notification in between is lost.
+#[async_trait]
+pub trait Listener: Send {
+    /// Waits until the topic was notified since this listener was created or since the
+    /// previous `wait` returned, or until `timeout` passes; returns whether it was
+    /// notified. Spurious wake-ups are allowed: callers re-check the store.
+    async fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError>;
+}
+
+/// What a store is and can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// Backend name (`sqlite`, `memory`, …).
+    pub name: &'static str,
+    /// Whether wake-ups cross process boundaries without polling.
+    pub native_notifications: bool,
+}
+
+/// The store seam. See the module documentation for the rules.
+#[async_trait]
+pub trait Store: Send + Sync + Debug + 'static {
+    /// What this store is.
+    fn info(&self) -> StoreInfo;
+
+    // --- tasks: the hot path -------------------------------------------------------------
+
+    /// Inserts `tasks` all or nothing, in order. A task whose unique key already exists
+    /// (or repeats earlier in the batch) is not inserted; its result names the existing id.
+    async fn enqueue_batch(
+        &self,
+        tasks: Vec<NewTask>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, StoreError>;
+
+    /// Claims up to `limit` due tasks: they become `running` under `worker`, their attempt
+    /// increases by one and they are leased until `now + lease`.
+    async fn claim_batch(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>, StoreError>;
+
+    /// Records how attempts ended; one status per completion, in order.
+    async fn complete_batch(
+        &self,
+        completions: Vec<Completion>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionStatus>, StoreError>;
+
+    /// Refreshes a worker's registration and extends its leases in one round trip.
+    async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError>;
+
+    /// Returns up to `limit` running tasks whose lease ended before `now` to `available`,
+    /// or to `dead` when it was their last attempt. Returns the ids it moved.
+    async fn rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TaskId>, StoreError>;
+
+    // --- tasks: inspection and operator actions ------------------------------------------
+
+    /// One task with its attempt history.
+    async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError>;
+
+    /// Tasks matching `filter`, newest first.
+    async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<Task>, StoreError>;
+
+    /// Makes a scheduled, retryable, dead or cancelled task `available` now. A task out of
+    /// attempts gets one more.
+    async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError>;
+
+    /// Retries every dead task (of one queue, or all); returns how many.
+    async fn retry_dead(
+        &self,
+        queue: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Cancels a task that is not final. A running task's worker learns it at its next
+    /// heartbeat and stops it.
+    async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError>;
+
+    /// Deletes up to `limit` completed, dead or cancelled tasks that finished before
+    /// `before`; returns how many.
+    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError>;
+
+    // --- queues --------------------------------------------------------------------------
+
+    /// Pauses (claims skip it) or resumes a queue.
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError>;
+
+    /// Numbers for every queue that has tasks or a pause setting, sorted by name.
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError>;
+
+    // --- workers and their mailboxes ------------------------------------------------------
+
+    /// Registers (or re-registers) a worker.
+    async fn register_worker(&self, info: WorkerInfo, now: DateTime<Utc>)
+    -> Result<(), StoreError>;
+
+    /// Removes a worker from the registry (its clean exit).
+    async fn deregister_worker(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Registered workers, sorted by name.
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError>;
+
+    /// Removes workers not seen since `before`; returns their names.
+    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
+
+    /// Puts a command in a worker's mailbox.
+    async fn send_command(
+        &self,
+        worker: &str,
+        command: ControlCommand,
+        now: DateTime<Utc>,
+    ) -> Result<CommandId, StoreError>;
+
+    /// Unacknowledged commands for `worker`, oldest first.
+    async fn pending_commands(&self, worker: &str) -> Result<Vec<CommandEnvelope>, StoreError>;
+
+    /// Acknowledges a command with the worker's reply.
+    async fn ack_command(
+        &self,
+        id: CommandId,
+        reply: Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// A command and its acknowledgement, if any.
+    async fn get_command(&self, id: CommandId) -> Result<Option<CommandEnvelope>, StoreError>;
+
+    // --- wake-ups -------------------------------------------------------------------------
+
+    /// Subscribes to `topic`.
+    async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError>;
+}
+
+/// Wraps a store and counts the calls made through it: the round trips per task that
+/// decide how far a store scales. Listener waits are not counted (they are notifications,
+/// or a store's own background polling).
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    calls: AtomicU64,
+}
+
+impl CountingStore {
+    /// Counts calls to `inner`.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        CountingStore {
+            inner,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) -> &dyn Store {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.as_ref()
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    fn info(&self) -> StoreInfo {
+        self.inner.info()
+    }
+    async fn enqueue_batch(
+        &self,
+        tasks: Vec<NewTask>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        self.count().enqueue_batch(tasks, now).await
+    }
+    async fn claim_batch(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>, StoreError> {
+        self.count().claim_batch(request).await
+    }
+    async fn complete_batch(
+        &self,
+        completions: Vec<Completion>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionStatus>, StoreError> {
+        self.count().complete_batch(completions, now).await
+    }
+    async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError> {
+        self.count().heartbeat(beat).await
+    }
+    async fn rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        self.count().rescue_expired(now, limit).await
+    }
+    async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        self.count().get_task(id).await
+    }
+    async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<Task>, StoreError> {
+        self.count().list_tasks(filter).await
+    }
+    async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        self.count().retry_task(id, now).await
+    }
+    async fn retry_dead(
+        &self,
+        queue: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.count().retry_dead(queue, now).await
+    }
+    async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        self.count().cancel_task(id, now).await
+    }
+    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        self.count().prune_finished(before, limit).await
+    }
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+        self.count().set_queue_paused(queue, paused).await
+    }
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError> {
+        self.count().queue_stats(now).await
+    }
+    async fn register_worker(
+        &self,
+        info: WorkerInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.count().register_worker(info, now).await
+    }
+    async fn deregister_worker(&self, name: &str) -> Result<(), StoreError> {
+        self.count().deregister_worker(name).await
+    }
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        self.count().list_workers().await
+    }
+    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        self.count().prune_workers(before).await
+    }
+    async fn send_command(
+        &self,
+        worker: &str,
+        command: ControlCommand,
+        now: DateTime<Utc>,
+    ) -> Result<CommandId, StoreError> {
+        self.count().send_command(worker, command, now).await
+    }
+    async fn pending_commands(&self, worker: &str) -> Result<Vec<CommandEnvelope>, StoreError> {
+        self.count().pending_commands(worker).await
+    }
+    async fn ack_command(
+        &self,
+        id: CommandId,
+        reply: Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.count().ack_command(id, reply, now).await
+    }
+    async fn get_command(&self, id: CommandId) -> Result<Option<CommandEnvelope>, StoreError> {
+        self.count().get_command(id).await
+    }
+    async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
+        self.count().listen(topic).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_filter_matches() {
+        assert!(QueueFilter::All.matches("x"));
+        let only = QueueFilter::Only(vec!["a".into(), "b".into()]);
+        assert!(only.matches("a") && only.matches("b") && !only.matches("c"));
+        assert!(QueueFilter::All.names().is_empty());
+        assert_eq!(only.names(), ["a", "b"]);
+    }
+
+    #[test]
+    fn only_connection_problems_are_transient() {
+        assert!(StoreError::Unavailable("down".into()).is_transient());
+        assert!(!StoreError::TaskNotFound(1).is_transient());
+        assert!(!StoreError::Backend("x".into()).is_transient());
+    }
+
+    #[test]
+    fn errors_read_as_one_line() {
+        let e = StoreError::InvalidTransition {
+            id: 7,
+            state: TaskState::Completed,
+            action: "cancel",
+        };
+        assert_eq!(e.to_string(), "task 7 is completed: cannot cancel it");
+    }
+}

@@ -1,0 +1,108 @@
+//! What a worker tells the store about itself, and the control commands other processes
+//! send it through the store (its mailbox), from any machine.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::TaskId;
+
+/// A worker's self-description, refreshed with every heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Unique name (default `HOST-PID`).
+    pub name: String,
+    /// Host it runs on.
+    pub host: String,
+    /// Its process id on that host (informational only: liveness is decided by heartbeats).
+    pub pid: u32,
+    /// Queues it claims from; empty means every queue.
+    pub queues: Vec<String>,
+    /// Runner slots (concurrent tasks).
+    pub runners: u32,
+    /// Tasks it holds right now.
+    pub tasks: Vec<TaskId>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// wrangle version.
+    pub version: String,
+}
+
+/// A registered worker as the store sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    /// What the worker last said about itself.
+    pub info: WorkerInfo,
+    /// Its last heartbeat.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// A command sent to a worker through the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase")]
+pub enum ControlCommand {
+    /// Set the number of runners (for one queue of a pool, or the whole worker).
+    Scale {
+        /// The pool entry to change; `None` for the whole worker.
+        queue: Option<String>,
+        /// Desired runners.
+        runners: u32,
+    },
+    /// Stop claiming from a queue.
+    Pause {
+        /// The queue.
+        queue: String,
+    },
+    /// Claim from a paused queue again.
+    Resume {
+        /// The queue.
+        queue: String,
+    },
+    /// Restart runner processes gracefully, picking up new code and config.
+    Reload,
+    /// Shut down gracefully.
+    Stop,
+}
+
+/// Identifier of a sent command.
+pub type CommandId = i64;
+
+/// A command in a worker's mailbox, with its acknowledgement once the worker has acted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandEnvelope {
+    /// Identifier, for waiting on the acknowledgement.
+    pub id: CommandId,
+    /// Addressee.
+    pub worker: String,
+    /// What to do.
+    pub command: ControlCommand,
+    /// When it was sent.
+    pub sent_at: DateTime<Utc>,
+    /// When the worker acknowledged it.
+    pub acked_at: Option<DateTime<Utc>>,
+    /// The worker's reply (what it did, or why it could not).
+    pub reply: Option<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_serialize_with_a_tag() {
+        let cmd = ControlCommand::Scale {
+            queue: Some("a".into()),
+            runners: 3,
+        };
+        let json = serde_json::to_value(&cmd).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"command": "scale", "queue": "a", "runners": 3})
+        );
+        assert_eq!(serde_json::from_value::<ControlCommand>(json).unwrap(), cmd);
+        assert_eq!(
+            serde_json::to_value(ControlCommand::Stop).unwrap(),
+            serde_json::json!({"command": "stop"})
+        );
+    }
+}

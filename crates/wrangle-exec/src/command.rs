@@ -1,0 +1,458 @@
+//! The `exec` executor: one process per task, started from an argv template.
+//!
+//! No shell is involved: the task reaches the command through placeholders substituted
+//! inside argv elements (`{}`, `{id}`, `{attempt}`, `{#}`, `{start}`, `{end}`, `{job}`),
+//! environment variables (`WRANGLE_TASK_ID`, `WRANGLE_KIND`, `WRANGLE_ATTEMPT`,
+//! `WRANGLE_PAYLOAD`, `WRANGLE_START`, `WRANGLE_END`, `WRANGLE_JOB`, `WRANGLE_QUEUE`) and
+//! the payload JSON on stdin. Exit status 0 is success and stdout (up to
+//! [`CommandSpec::max_result_bytes`]) is the result, parsed as JSON when it is JSON. On
+//! failure the error carries the tail of stderr.
+//!
+//! Each process leads its own process group, so a timeout or a cancel stops everything it
+//! started: SIGTERM to the group, then SIGKILL after [`CommandSpec::kill_grace`].
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+use wrangle_core::store::ClaimedTask;
+
+use crate::{ExecResult, Executor, Failure};
+
+/// How much of stderr's end is kept for the error message.
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// How to run a command for a task.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// Program and arguments, with placeholders.
+    pub argv: Vec<String>,
+    /// Time limit for tasks that carry none of their own.
+    pub default_timeout: Option<Duration>,
+    /// Where to write each task's full stdout and stderr (`ID.stdout`, `ID.stderr`).
+    pub output_dir: Option<PathBuf>,
+    /// Largest result kept from stdout; the rest is read and dropped.
+    pub max_result_bytes: usize,
+    /// Time between SIGTERM and SIGKILL when stopping a task.
+    pub kill_grace: Duration,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl CommandSpec {
+    /// A spec running `argv` with the defaults (1 MiB results, 5 s kill grace).
+    pub fn new(argv: Vec<String>) -> Self {
+        CommandSpec {
+            argv,
+            default_timeout: None,
+            output_dir: None,
+            max_result_bytes: 1 << 20,
+            kill_grace: Duration::from_secs(5),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Runs each task as a process; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct CommandExecutor {
+    spec: CommandSpec,
+}
+
+impl CommandExecutor {
+    /// An executor for `spec`. `spec.argv` must not be empty.
+    pub fn new(spec: CommandSpec) -> Self {
+        assert!(!spec.argv.is_empty(), "a command needs a program");
+        CommandExecutor { spec }
+    }
+}
+
+/// The text `{}` stands for: a string payload as is, anything else as compact JSON.
+pub fn item_text(payload: &Value) -> String {
+    match payload {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn field_text(payload: &Value, field: &str) -> Option<String> {
+    payload.get(field).map(item_text)
+}
+
+/// Replaces the placeholders in one argv element. Unknown `{…}` are left as they are, so
+/// JSON or shell-like text in arguments passes through.
+pub fn substitute(arg: &str, task: &ClaimedTask) -> String {
+    if !arg.contains('{') {
+        return arg.to_string();
+    }
+    let mut out = String::with_capacity(arg.len() + 16);
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let Some(close) = after.find('}') else {
+            out.push_str(after);
+            return out;
+        };
+        let name = &after[1..close];
+        let value = match name {
+            "" => Some(item_text(&task.payload)),
+            "id" | "#" => Some(task.id.to_string()),
+            "attempt" => Some(task.attempt.to_string()),
+            "start" | "end" => field_text(&task.payload, name),
+            "job" => Some(task.job.clone().unwrap_or_default()),
+            _ => None,
+        };
+        match value {
+            Some(value) => out.push_str(&value),
+            None => out.push_str(&after[..=close]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Formats a duration for messages: `2s`, `1500ms`.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Reads a stream to its end, keeping the first `limit` bytes (and copying everything to
+/// `tee` if given). Returns the kept bytes and whether anything was dropped.
+async fn read_head(
+    mut stream: impl AsyncRead + Unpin,
+    limit: usize,
+    mut tee: Option<tokio::fs::File>,
+) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut truncated = false;
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(file) = tee.as_mut() {
+                    let _ = file.write_all(&chunk[..n]).await;
+                }
+                let room = limit.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..n.min(room)]);
+                truncated |= n > room;
+            }
+        }
+    }
+    (kept, truncated)
+}
+
+/// Reads a stream to its end, keeping the last `limit` bytes.
+async fn read_tail(
+    mut stream: impl AsyncRead + Unpin,
+    limit: usize,
+    mut tee: Option<tokio::fs::File>,
+) -> Vec<u8> {
+    let mut tail = VecDeque::with_capacity(limit);
+    let mut chunk = vec![0u8; 8 * 1024];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(file) = tee.as_mut() {
+                    let _ = file.write_all(&chunk[..n]).await;
+                }
+                tail.extend(&chunk[..n]);
+                let excess = tail.len().saturating_sub(limit);
+                tail.drain(..excess);
+            }
+        }
+    }
+    tail.into()
+}
+
+/// Turns a successful command's stdout into the task result.
+fn stdout_result(bytes: Vec<u8>, truncated: bool) -> Value {
+    let text = String::from_utf8_lossy(&bytes);
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Value::Null;
+    }
+    if !truncated && let Ok(json) = serde_json::from_str::<Value>(trimmed) {
+        return json;
+    }
+    Value::String(trimmed.to_string())
+}
+
+fn stderr_suffix(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+/// Signals the whole process group led by `pid`.
+fn signal_group(pid: Option<u32>, signal: Signal) {
+    if let Some(pid) = pid {
+        let _ = killpg(Pid::from_raw(pid as i32), signal);
+    }
+}
+
+impl CommandExecutor {
+    fn command_for(&self, task: &ClaimedTask) -> Command {
+        let argv: Vec<String> = self.spec.argv.iter().map(|a| substitute(a, task)).collect();
+        let mut command = Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .env("WRANGLE_TASK_ID", task.id.to_string())
+            .env("WRANGLE_KIND", &task.kind)
+            .env("WRANGLE_QUEUE", &task.queue)
+            .env("WRANGLE_ATTEMPT", task.attempt.to_string())
+            .env("WRANGLE_PAYLOAD", task.payload.to_string())
+            .env("WRANGLE_JOB", task.job.clone().unwrap_or_default());
+        for (name, field) in [("WRANGLE_START", "start"), ("WRANGLE_END", "end")] {
+            if let Some(value) = field_text(&task.payload, field) {
+                command.env(name, value);
+            }
+        }
+        for (name, value) in &self.spec.env {
+            command.env(name, value);
+        }
+        command
+    }
+
+    async fn output_files(
+        &self,
+        task: &ClaimedTask,
+    ) -> (Option<tokio::fs::File>, Option<tokio::fs::File>) {
+        let Some(dir) = &self.spec.output_dir else {
+            return (None, None);
+        };
+        if tokio::fs::create_dir_all(dir).await.is_err() {
+            return (None, None);
+        }
+        let open =
+            |suffix: &str| tokio::fs::File::create(dir.join(format!("{}.{suffix}", task.id)));
+        (open("stdout").await.ok(), open("stderr").await.ok())
+    }
+}
+
+#[async_trait]
+impl Executor for CommandExecutor {
+    async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
+        let program = self.spec.argv[0].clone();
+        let mut child = self
+            .command_for(task)
+            .spawn()
+            .map_err(|err| Failure(format!("cannot run '{program}': {err}")))?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let payload = format!("{}\n", task.payload);
+        // The command may never read stdin; a closed pipe is not an error.
+        let feed = tokio::spawn(async move {
+            let _ = stdin.write_all(payload.as_bytes()).await;
+        });
+        let (stdout_file, stderr_file) = self.output_files(task).await;
+        let stdout = read_head(
+            child.stdout.take().expect("stdout is piped"),
+            self.spec.max_result_bytes,
+            stdout_file,
+        );
+        let stderr = read_tail(
+            child.stderr.take().expect("stderr is piped"),
+            STDERR_TAIL_BYTES,
+            stderr_file,
+        );
+        let timeout = task.timeout.or(self.spec.default_timeout);
+        let deadline = async {
+            match timeout {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        let pid = child.id();
+        let mut run = Box::pin(async { tokio::join!(child.wait(), stdout, stderr) });
+        let stopped = tokio::select! {
+            (status, (out, truncated), err) = &mut run => {
+                feed.abort();
+                let status = status.map_err(|e| Failure(format!("waiting for '{program}': {e}")))?;
+                return if status.success() {
+                    Ok(stdout_result(out, truncated))
+                } else {
+                    Err(Failure(format!("{}{}", describe_status(status), stderr_suffix(&err))))
+                };
+            }
+            _ = deadline => format!("timed out after {}", format_duration(timeout.unwrap_or_default())),
+            _ = cancel.cancelled() => "cancelled".to_string(),
+        };
+        feed.abort();
+        drop(run);
+        signal_group(pid, Signal::SIGTERM);
+        if tokio::time::timeout(self.spec.kill_grace, child.wait())
+            .await
+            .is_err()
+        {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = child.wait().await;
+        }
+        // Stragglers that ignored SIGTERM after the leader exited.
+        signal_group(pid, Signal::SIGKILL);
+        Err(Failure(stopped))
+    }
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended abnormally".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn task(payload: Value) -> ClaimedTask {
+        ClaimedTask {
+            id: 42,
+            queue: "default".into(),
+            kind: "k".into(),
+            payload,
+            attempt: 2,
+            max_attempts: 3,
+            timeout: None,
+            job: Some("nightly".into()),
+            lease_until: Utc::now(),
+        }
+    }
+
+    fn run(argv: &[&str], task: &ClaimedTask) -> ExecResult {
+        let spec = CommandSpec::new(argv.iter().map(|s| s.to_string()).collect());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(CommandExecutor::new(spec).execute(task, CancellationToken::new()))
+    }
+
+    #[test]
+    fn placeholders() {
+        let t = task(json!({"start": 10, "end": 20}));
+        assert_eq!(substitute("{start}-{end}", &t), "10-20");
+        assert_eq!(
+            substitute("id={id} #{#} a{attempt} {job}", &t),
+            "id=42 #42 a2 nightly"
+        );
+        assert_eq!(substitute("{}", &t), r#"{"end":20,"start":10}"#);
+        assert_eq!(substitute("{unknown} {", &t), "{unknown} {");
+        assert_eq!(substitute("f_{}.txt", &task(json!("x y"))), "f_x y.txt");
+        assert_eq!(substitute("{start}", &task(json!(5))), "{start}");
+    }
+
+    #[test]
+    fn stdout_is_the_result_and_json_is_parsed() {
+        assert_eq!(
+            run(&["echo", "hello"], &task(json!(null))),
+            Ok(json!("hello"))
+        );
+        assert_eq!(
+            run(&["echo", r#"{"a":1}"#], &task(json!(null))),
+            Ok(json!({"a": 1}))
+        );
+        assert_eq!(run(&["true"], &task(json!(null))), Ok(Value::Null));
+    }
+
+    #[test]
+    fn payload_reaches_stdin_and_env_without_a_shell() {
+        let t = task(json!({"x": "$(rm -rf /)"}));
+        assert_eq!(run(&["cat"], &t), Ok(json!({"x": "$(rm -rf /)"})));
+        let out = run(
+            &[
+                "sh",
+                "-c",
+                "echo $WRANGLE_TASK_ID $WRANGLE_ATTEMPT $WRANGLE_JOB",
+            ],
+            &t,
+        );
+        assert_eq!(out, Ok(json!("42 2 nightly")));
+        let ranged = task(json!({"start": 3, "end": 9}));
+        assert_eq!(
+            run(&["sh", "-c", "echo $WRANGLE_START..$WRANGLE_END"], &ranged),
+            Ok(json!("3..9"))
+        );
+    }
+
+    #[test]
+    fn failure_carries_exit_code_and_stderr_tail() {
+        let err = run(
+            &["sh", "-c", "echo out; echo boom >&2; exit 3"],
+            &task(json!(null)),
+        )
+        .unwrap_err();
+        assert_eq!(err.0, "exit code 3: boom");
+        let err = run(&["/nonexistent/program"], &task(json!(null))).unwrap_err();
+        assert!(
+            err.0.starts_with("cannot run '/nonexistent/program'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survivor");
+        let mut t = task(json!(null));
+        t.timeout = Some(Duration::from_millis(300));
+        let script = format!("(sleep 1; touch {}) & sleep 30", marker.display());
+        let started = std::time::Instant::now();
+        let err = run(&["sh", "-c", &script], &t).unwrap_err();
+        assert_eq!(err.0, "timed out after 300ms");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !marker.exists(),
+            "the background child was killed with its group"
+        );
+    }
+
+    #[test]
+    fn large_output_is_bounded() {
+        let mut spec = CommandSpec::new(vec![
+            "sh".into(),
+            "-c".into(),
+            "yes | head -c 100000".into(),
+        ]);
+        spec.max_result_bytes = 1000;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let out = rt
+            .block_on(
+                CommandExecutor::new(spec).execute(&task(json!(null)), CancellationToken::new()),
+            )
+            .unwrap();
+        assert!(out.as_str().unwrap().len() <= 1000);
+    }
+}

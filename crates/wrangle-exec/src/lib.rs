@@ -1,0 +1,111 @@
+//! How one wrangle task runs, apart from the worker loop that claims and completes it.
+//!
+//! - [`Executor`]: runs one claimed task to an [`ExecResult`]. Implementations:
+//!   [`command::CommandExecutor`] (the `exec` executor: one process per task, argv only)
+//!   and [`handler::FnHandler`] (a Rust `async fn` registered by kind).
+//! - [`Registry`]: which executor runs which kind, with an optional fallback for every
+//!   other kind (`wrangle worker --exec CMD`).
+//!
+//! Executors honour the task's timeout and a cancellation token themselves, because only
+//! they know how to stop their work properly (a whole process group, for commands).
+
+pub mod command;
+pub mod handler;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use wrangle_core::store::ClaimedTask;
+
+pub use command::{CommandExecutor, CommandSpec};
+pub use handler::{FnHandler, TaskContext};
+
+/// Why an attempt failed: one message, with the stderr tail for commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure(message.to_string())
+    }
+}
+
+/// The result of one attempt: the task's result, or why it failed.
+pub type ExecResult = Result<Value, Failure>;
+
+/// Runs claimed tasks.
+#[async_trait]
+pub trait Executor: Send + Sync + fmt::Debug + 'static {
+    /// Runs `task` once. Stops early (and fails) when `cancel` fires or the task's
+    /// timeout passes.
+    async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult;
+}
+
+/// Which executor runs each kind.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    by_kind: HashMap<String, Arc<dyn Executor>>,
+    fallback: Option<Arc<dyn Executor>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Runs tasks of `kind` with `executor`.
+    pub fn insert(&mut self, kind: impl Into<String>, executor: Arc<dyn Executor>) -> &mut Self {
+        self.by_kind.insert(kind.into(), executor);
+        self
+    }
+
+    /// Runs tasks of `kind` with a Rust async function; see [`FnHandler`].
+    pub fn handle<F, Fut, E>(&mut self, kind: impl Into<String>, function: F) -> &mut Self
+    where
+        F: Fn(TaskContext, Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Value, E>> + Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        self.insert(kind, Arc::new(FnHandler::new(function)))
+    }
+
+    /// Runs every kind without its own executor with `executor`.
+    pub fn fallback(&mut self, executor: Arc<dyn Executor>) -> &mut Self {
+        self.fallback = Some(executor);
+        self
+    }
+
+    /// The executor for `kind`, if any.
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Executor>> {
+        self.by_kind.get(kind).or(self.fallback.as_ref())
+    }
+
+    /// The kinds with their own executor, sorted.
+    pub fn kinds(&self) -> Vec<&str> {
+        let mut kinds: Vec<&str> = self.by_kind.keys().map(String::as_str).collect();
+        kinds.sort_unstable();
+        kinds
+    }
+
+    /// Whether no executor at all is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_kind.is_empty() && self.fallback.is_none()
+    }
+}

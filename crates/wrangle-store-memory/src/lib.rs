@@ -1,0 +1,700 @@
+//! The in-memory store: the reference implementation of [`Store`], and the store
+//! `wrangle run` uses when no journal is asked for.
+//!
+//! Everything lives behind one mutex in this process, so every operation is trivially
+//! atomic; it is the executable specification the SQL and Redis stores are checked
+//! against by the conformance suite. Nothing survives the process.
+//!
+//! Waiting tasks sit in one ordered set keyed like the claim order (priority descending,
+//! then `run_at`, then id), so a claim walks the set from the front and stops after
+//! `limit` matches instead of sorting the table.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::watch;
+use wrangle_core::store::{
+    ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
+    Listener, Outcome, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+};
+use wrangle_core::task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
+use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+
+/// Claim order key: priority descending, then `run_at`, then id.
+type WaitingKey = (Reverse<i32>, DateTime<Utc>, TaskId);
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: TaskId,
+    tasks: BTreeMap<TaskId, Task>,
+    waiting: BTreeSet<WaitingKey>,
+    running: HashSet<TaskId>,
+    unique: HashMap<String, TaskId>,
+    paused: BTreeSet<String>,
+    workers: BTreeMap<String, WorkerRecord>,
+    next_command: CommandId,
+    commands: BTreeMap<CommandId, CommandEnvelope>,
+}
+
+impl State {
+    fn waiting_key(task: &Task) -> WaitingKey {
+        (Reverse(task.priority), task.run_at, task.id)
+    }
+
+    /// Moves a task into a waiting state, keeping the ordered set in step.
+    fn make_waiting(&mut self, id: TaskId, state: TaskState, run_at: DateTime<Utc>) {
+        let task = self.tasks.get_mut(&id).expect("task exists");
+        self.waiting.remove(&State::waiting_key(task));
+        self.running.remove(&id);
+        task.state = state;
+        task.run_at = run_at;
+        task.lease_until = None;
+        self.waiting.insert(State::waiting_key(task));
+    }
+
+    /// Takes a task out of the waiting set and the running set.
+    fn unlist(&mut self, id: TaskId) {
+        let task = &self.tasks[&id];
+        let key = State::waiting_key(task);
+        self.waiting.remove(&key);
+        self.running.remove(&id);
+    }
+
+    fn task_mut(&mut self, id: TaskId) -> Result<&mut Task, StoreError> {
+        self.tasks.get_mut(&id).ok_or(StoreError::TaskNotFound(id))
+    }
+}
+
+/// Bumps a counter that listeners of one topic watch.
+#[derive(Debug)]
+struct Topics {
+    tasks: watch::Sender<u64>,
+    outcomes: watch::Sender<u64>,
+    commands: watch::Sender<u64>,
+}
+
+impl Topics {
+    fn new() -> Self {
+        Topics {
+            tasks: watch::channel(0).0,
+            outcomes: watch::channel(0).0,
+            commands: watch::channel(0).0,
+        }
+    }
+
+    fn sender(&self, topic: Topic) -> &watch::Sender<u64> {
+        match topic {
+            Topic::Tasks => &self.tasks,
+            Topic::Outcomes => &self.outcomes,
+            Topic::Commands => &self.commands,
+        }
+    }
+
+    fn notify(&self, topic: Topic) {
+        self.sender(topic).send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// The in-memory store. Cheap to clone: clones share the same data.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    topics: Arc<Topics>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore {
+            state: Arc::new(Mutex::new(State {
+                next_id: 1,
+                next_command: 1,
+                ..State::default()
+            })),
+            topics: Arc::new(Topics::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied operation behind
+        // that matters more than stopping everything, so poisoning is ignored.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Listener over a watch channel: "changed since last seen" is exactly the semantics.
+struct WatchListener(watch::Receiver<u64>);
+
+#[async_trait]
+impl Listener for WatchListener {
+    async fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+        match tokio::time::timeout(timeout, self.0.changed()).await {
+            Ok(Ok(())) => {
+                self.0.borrow_and_update();
+                Ok(true)
+            }
+            Ok(Err(_)) => Err(StoreError::Unavailable("store dropped".into())),
+            Err(_) => Ok(false),
+        }
+    }
+}
+
+fn attempt_record(task: &Task, now: DateTime<Utc>, outcome: &str) -> AttemptRecord {
+    AttemptRecord {
+        attempt: task.attempt,
+        worker: task.worker.clone(),
+        started_at: task.started_at,
+        finished_at: now,
+        outcome: outcome.to_string(),
+        error: None,
+        retry_at: None,
+    }
+}
+
+fn lease_expired_error(task: &Task) -> String {
+    format!(
+        "lease expired: worker {} stopped heartbeating during attempt {}",
+        task.worker.as_deref().unwrap_or("?"),
+        task.attempt
+    )
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            name: "memory",
+            native_notifications: true,
+        }
+    }
+
+    async fn enqueue_batch(
+        &self,
+        tasks: Vec<NewTask>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        let mut state = self.lock();
+        let mut results = Vec::with_capacity(tasks.len());
+        let mut inserted_any = false;
+        for new in tasks {
+            if let Some(key) = &new.unique_key
+                && let Some(&existing) = state.unique.get(key)
+            {
+                results.push(Enqueued {
+                    id: existing,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let id = state.next_id;
+            state.next_id += 1;
+            let initial = new.initial_state(now);
+            let task = Task {
+                id,
+                queue: new.queue,
+                kind: new.kind,
+                payload: new.payload,
+                priority: new.priority,
+                state: initial,
+                run_at: new.run_at.unwrap_or(now).max(now),
+                attempt: 0,
+                max_attempts: new.max_attempts.max(1),
+                timeout: new.timeout,
+                unique_key: new.unique_key,
+                job: new.job,
+                result: None,
+                error: None,
+                worker: None,
+                lease_until: None,
+                created_at: now,
+                started_at: None,
+                finished_at: None,
+                attempts: Vec::new(),
+            };
+            if let Some(key) = &task.unique_key {
+                state.unique.insert(key.clone(), id);
+            }
+            state.waiting.insert(State::waiting_key(&task));
+            state.tasks.insert(id, task);
+            inserted_any = true;
+            results.push(Enqueued {
+                id,
+                duplicate: false,
+            });
+        }
+        drop(state);
+        if inserted_any {
+            self.topics.notify(Topic::Tasks);
+        }
+        Ok(results)
+    }
+
+    async fn claim_batch(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>, StoreError> {
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = request.now
+            + chrono::Duration::from_std(request.lease)
+                .map_err(|_| StoreError::InvalidRequest("lease too long".into()))?;
+        let mut state = self.lock();
+        let picked: Vec<WaitingKey> = state
+            .waiting
+            .iter()
+            .filter(|(_, run_at, id)| {
+                let queue = &state.tasks[id].queue;
+                *run_at <= request.now
+                    && request.queues.matches(queue)
+                    && !state.paused.contains(queue)
+            })
+            .take(request.limit)
+            .copied()
+            .collect();
+        let mut claimed = Vec::with_capacity(picked.len());
+        for key in picked {
+            state.waiting.remove(&key);
+            let id = key.2;
+            state.running.insert(id);
+            let task = state.tasks.get_mut(&id).expect("waiting task exists");
+            task.state = TaskState::Running;
+            task.attempt += 1;
+            task.worker = Some(request.worker.clone());
+            task.lease_until = Some(lease_until);
+            task.started_at = Some(request.now);
+            claimed.push(ClaimedTask {
+                id,
+                queue: task.queue.clone(),
+                kind: task.kind.clone(),
+                payload: task.payload.clone(),
+                attempt: task.attempt,
+                max_attempts: task.max_attempts,
+                timeout: task.timeout,
+                job: task.job.clone(),
+                lease_until,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn complete_batch(
+        &self,
+        completions: Vec<Completion>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionStatus>, StoreError> {
+        let mut state = self.lock();
+        let mut statuses = Vec::with_capacity(completions.len());
+        let mut released_any = false;
+        for completion in completions {
+            let holds = state.tasks.get(&completion.id).is_some_and(|task| {
+                task.state == TaskState::Running
+                    && task.attempt == completion.attempt
+                    && task.worker.as_deref() == Some(completion.worker.as_str())
+            });
+            if !holds {
+                statuses.push(CompletionStatus::Stale);
+                continue;
+            }
+            let task = state.tasks.get_mut(&completion.id).expect("checked above");
+            let new_state = match completion.outcome {
+                Outcome::Succeeded { result } => {
+                    task.attempts.push(attempt_record(task, now, "completed"));
+                    task.result = Some(result);
+                    task.error = None;
+                    task.state = TaskState::Completed;
+                    task.finished_at = Some(now);
+                    task.lease_until = None;
+                    state.running.remove(&completion.id);
+                    TaskState::Completed
+                }
+                Outcome::Failed { error, retry_at } => {
+                    let mut record = attempt_record(task, now, "failed");
+                    record.error = Some(error.clone());
+                    task.error = Some(error);
+                    task.finished_at = Some(now);
+                    match retry_at.filter(|_| task.attempt < task.max_attempts) {
+                        Some(at) => {
+                            record.retry_at = Some(at);
+                            task.attempts.push(record);
+                            state.make_waiting(completion.id, TaskState::Retryable, at.max(now));
+                            TaskState::Retryable
+                        }
+                        None => {
+                            task.attempts.push(record);
+                            task.state = TaskState::Dead;
+                            task.lease_until = None;
+                            state.running.remove(&completion.id);
+                            TaskState::Dead
+                        }
+                    }
+                }
+                Outcome::Released { reason } => {
+                    let mut record = attempt_record(task, now, "released");
+                    record.error = Some(reason);
+                    task.attempts.push(record);
+                    task.attempt -= 1;
+                    state.make_waiting(completion.id, TaskState::Available, now);
+                    released_any = true;
+                    TaskState::Available
+                }
+            };
+            statuses.push(CompletionStatus::Applied(new_state));
+        }
+        drop(state);
+        self.topics.notify(Topic::Outcomes);
+        if released_any {
+            self.topics.notify(Topic::Tasks);
+        }
+        Ok(statuses)
+    }
+
+    async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError> {
+        let mut state = self.lock();
+        let worker = beat.worker.name.clone();
+        let mut lost = Vec::new();
+        for (id, attempt) in beat.leases {
+            match state.tasks.get_mut(&id) {
+                Some(task)
+                    if task.state == TaskState::Running
+                        && task.attempt == attempt
+                        && task.worker.as_deref() == Some(worker.as_str()) =>
+                {
+                    task.lease_until = Some(beat.lease_until);
+                }
+                _ => lost.push(id),
+            }
+        }
+        state.workers.insert(
+            worker.clone(),
+            WorkerRecord {
+                info: beat.worker,
+                last_seen: beat.now,
+            },
+        );
+        let commands_waiting = state
+            .commands
+            .values()
+            .any(|c| c.worker == worker && c.acked_at.is_none());
+        Ok(HeartbeatReply {
+            lost,
+            commands_waiting,
+        })
+    }
+
+    async fn rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let mut state = self.lock();
+        let mut expired: Vec<TaskId> = state
+            .running
+            .iter()
+            .copied()
+            .filter(|id| state.tasks[id].lease_until.is_some_and(|until| until < now))
+            .collect();
+        expired.sort_unstable();
+        expired.truncate(limit);
+        for &id in &expired {
+            let task = state.tasks.get_mut(&id).expect("running task exists");
+            let error = lease_expired_error(task);
+            let mut record = attempt_record(task, now, "lease expired");
+            record.error = Some(error.clone());
+            task.attempts.push(record);
+            task.error = Some(error);
+            task.finished_at = Some(now);
+            if task.attempt < task.max_attempts {
+                state.make_waiting(id, TaskState::Available, now);
+            } else {
+                task.state = TaskState::Dead;
+                task.lease_until = None;
+                state.running.remove(&id);
+            }
+        }
+        drop(state);
+        if !expired.is_empty() {
+            self.topics.notify(Topic::Tasks);
+            self.topics.notify(Topic::Outcomes);
+        }
+        Ok(expired)
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        Ok(self.lock().tasks.get(&id).cloned())
+    }
+
+    async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<Task>, StoreError> {
+        let state = self.lock();
+        let upper = filter.before_id.unwrap_or(TaskId::MAX);
+        Ok(state
+            .tasks
+            .range(..upper)
+            .rev()
+            .map(|(_, task)| task)
+            .filter(|task| filter.state.is_none_or(|s| task.state == s))
+            .filter(|task| filter.queue.as_ref().is_none_or(|q| &task.queue == q))
+            .filter(|task| {
+                filter
+                    .job
+                    .as_ref()
+                    .is_none_or(|j| task.job.as_ref() == Some(j))
+            })
+            .take(filter.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        let mut state = self.lock();
+        let task = state.task_mut(id)?;
+        if !task.state.can_retry() {
+            return Err(StoreError::InvalidTransition {
+                id,
+                state: task.state,
+                action: "retry",
+            });
+        }
+        if task.attempt >= task.max_attempts {
+            task.max_attempts = task.attempt + 1;
+        }
+        state.make_waiting(id, TaskState::Available, now);
+        let task = state.tasks[&id].clone();
+        drop(state);
+        self.topics.notify(Topic::Tasks);
+        Ok(task)
+    }
+
+    async fn retry_dead(
+        &self,
+        queue: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let dead: Vec<TaskId> = state
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Dead)
+            .filter(|t| queue.as_ref().is_none_or(|q| &t.queue == q))
+            .map(|t| t.id)
+            .collect();
+        for &id in &dead {
+            let task = state.tasks.get_mut(&id).expect("listed");
+            if task.attempt >= task.max_attempts {
+                task.max_attempts = task.attempt + 1;
+            }
+            state.make_waiting(id, TaskState::Available, now);
+        }
+        drop(state);
+        if !dead.is_empty() {
+            self.topics.notify(Topic::Tasks);
+        }
+        Ok(dead.len() as u64)
+    }
+
+    async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        let mut state = self.lock();
+        let task = state.task_mut(id)?;
+        if !task.state.can_cancel() {
+            return Err(StoreError::InvalidTransition {
+                id,
+                state: task.state,
+                action: "cancel",
+            });
+        }
+        state.unlist(id);
+        let task = state.tasks.get_mut(&id).expect("exists");
+        if task.state == TaskState::Running {
+            task.attempts.push(attempt_record(task, now, "cancelled"));
+        }
+        task.state = TaskState::Cancelled;
+        task.finished_at = Some(now);
+        task.lease_until = None;
+        let task = task.clone();
+        drop(state);
+        self.topics.notify(Topic::Outcomes);
+        Ok(task)
+    }
+
+    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let doomed: Vec<TaskId> = state
+            .tasks
+            .values()
+            .filter(|t| t.state.is_final() && t.finished_at.is_some_and(|f| f < before))
+            .map(|t| t.id)
+            .take(limit)
+            .collect();
+        for id in &doomed {
+            if let Some(task) = state.tasks.remove(id)
+                && let Some(key) = task.unique_key
+            {
+                state.unique.remove(&key);
+            }
+        }
+        Ok(doomed.len() as u64)
+    }
+
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if paused {
+            state.paused.insert(queue.to_string());
+        } else {
+            state.paused.remove(queue);
+        }
+        drop(state);
+        if !paused {
+            self.topics.notify(Topic::Tasks);
+        }
+        Ok(())
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError> {
+        let state = self.lock();
+        let minute_ago = now - chrono::Duration::seconds(60);
+        let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
+        let empty = |queue: &str, paused: bool| QueueStats {
+            queue: queue.to_string(),
+            paused,
+            counts: BTreeMap::new(),
+            oldest_due_at: None,
+            completed_last_minute: 0,
+            failed_last_minute: 0,
+        };
+        for queue in &state.paused {
+            stats.insert(queue.clone(), empty(queue, true));
+        }
+        for task in state.tasks.values() {
+            let entry = stats
+                .entry(task.queue.clone())
+                .or_insert_with(|| empty(&task.queue, false));
+            *entry.counts.entry(task.state).or_default() += 1;
+            if task.state.is_waiting() && task.run_at <= now {
+                entry.oldest_due_at = Some(
+                    entry
+                        .oldest_due_at
+                        .map_or(task.run_at, |o| o.min(task.run_at)),
+                );
+            }
+            if task.finished_at.is_some_and(|f| f > minute_ago && f <= now) {
+                match task.state {
+                    TaskState::Completed => entry.completed_last_minute += 1,
+                    TaskState::Retryable | TaskState::Dead => entry.failed_last_minute += 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(stats.into_values().collect())
+    }
+
+    async fn register_worker(
+        &self,
+        info: WorkerInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock().workers.insert(
+            info.name.clone(),
+            WorkerRecord {
+                info,
+                last_seen: now,
+            },
+        );
+        Ok(())
+    }
+
+    async fn deregister_worker(&self, name: &str) -> Result<(), StoreError> {
+        self.lock().workers.remove(name);
+        Ok(())
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        Ok(self.lock().workers.values().cloned().collect())
+    }
+
+    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let mut state = self.lock();
+        let gone: Vec<String> = state
+            .workers
+            .values()
+            .filter(|w| w.last_seen < before)
+            .map(|w| w.info.name.clone())
+            .collect();
+        for name in &gone {
+            state.workers.remove(name);
+        }
+        Ok(gone)
+    }
+
+    async fn send_command(
+        &self,
+        worker: &str,
+        command: ControlCommand,
+        now: DateTime<Utc>,
+    ) -> Result<CommandId, StoreError> {
+        let mut state = self.lock();
+        let id = state.next_command;
+        state.next_command += 1;
+        state.commands.insert(
+            id,
+            CommandEnvelope {
+                id,
+                worker: worker.to_string(),
+                command,
+                sent_at: now,
+                acked_at: None,
+                reply: None,
+            },
+        );
+        drop(state);
+        self.topics.notify(Topic::Commands);
+        Ok(id)
+    }
+
+    async fn pending_commands(&self, worker: &str) -> Result<Vec<CommandEnvelope>, StoreError> {
+        Ok(self
+            .lock()
+            .commands
+            .values()
+            .filter(|c| c.worker == worker && c.acked_at.is_none())
+            .cloned()
+            .collect())
+    }
+
+    async fn ack_command(
+        &self,
+        id: CommandId,
+        reply: Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let command = state
+            .commands
+            .get_mut(&id)
+            .ok_or(StoreError::CommandNotFound(id))?;
+        command.acked_at = Some(now);
+        command.reply = Some(reply);
+        drop(state);
+        self.topics.notify(Topic::Commands);
+        Ok(())
+    }
+
+    async fn get_command(&self, id: CommandId) -> Result<Option<CommandEnvelope>, StoreError> {
+        Ok(self.lock().commands.get(&id).cloned())
+    }
+
+    async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
+        let mut receiver = self.topics.sender(topic).subscribe();
+        receiver.borrow_and_update();
+        Ok(Box::new(WatchListener(receiver)))
+    }
+}

@@ -1,0 +1,756 @@
+//! The SQLite store: wrangle's embedded default (`sqlite://.wrangle/wrangle.db`).
+//!
+//! Many processes on one machine may share the file: it runs in WAL mode, every write
+//! transaction starts with `BEGIN IMMEDIATE` (a deferred transaction that reads and then
+//! writes can fail with a busy-snapshot error that `busy_timeout` does not cover), and
+//! writers wait on each other through `busy_timeout`.
+//!
+//! Every hot-path operation is one SQL statement over a whole batch: the batch travels as
+//! one JSON array parameter and `json_each` turns it into rows, so claiming, completing or
+//! heartbeating N tasks costs one statement, not N. SQL lives in `sql/*.sql`.
+//!
+//! Wake-ups: inside one process, writers notify listeners directly. Across processes
+//! SQLite has no notification channel, so a listener polls `PRAGMA data_version` (which
+//! changes when another connection commits; reading it touches no table) every
+//! [`CROSS_PROCESS_POLL`], and reads the `topic_versions` row only when it changed.
+//!
+//! Durability: `synchronous=FULL` by default, so a committed task survives power loss;
+//! `?synchronous=normal` in the URL trades that for speed (still safe on process crashes).
+
+mod listen;
+mod rows;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use wrangle_core::store::{
+    ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
+    Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+};
+use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
+use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+
+pub use listen::CROSS_PROCESS_POLL;
+use listen::Topics;
+use rows::{from_ms, ms, task_from_row};
+
+/// How long a writer waits for another process's write transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SQLite store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    topics: Arc<Topics>,
+    path: PathBuf,
+}
+
+/// Open-time options, parsed from the store URL's query string.
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL` (true, the default) or `NORMAL`.
+    pub full_sync: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { full_sync: true }
+    }
+}
+
+impl SqliteOptions {
+    /// Reads `synchronous=full|normal` from a URL query string such as `a=b&synchronous=normal`.
+    pub fn from_query(query: &str) -> Result<Self, StoreError> {
+        let mut options = SqliteOptions::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("synchronous", value)) => {
+                    options.full_sync = match value.to_ascii_lowercase().as_str() {
+                        "full" => true,
+                        "normal" => false,
+                        other => {
+                            return Err(StoreError::InvalidRequest(format!(
+                                "synchronous must be full or normal, not '{other}'"
+                            )));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(StoreError::InvalidRequest(format!(
+                        "unknown SQLite store option '{pair}' (known: synchronous=full|normal)"
+                    )));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if missing) the database at `path` with the
+    /// default options, and migrates it to the current schema.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens the database at `path` with `options`.
+    pub async fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|err| {
+                StoreError::Unavailable(format!("cannot create {}: {err}", dir.display()))
+            })?;
+        }
+        let connect = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(backend)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", "-16000");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(connect.clone())
+            .await
+            .map_err(|err| {
+                StoreError::Unavailable(format!("cannot open {}: {err}", path.display()))
+            })?;
+        schema::migrate(&pool).await?;
+        Ok(SqliteStore {
+            pool,
+            topics: Arc::new(Topics::new(connect)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
+    /// Commits `tx` after bumping the versions of `topics`, then wakes this process's
+    /// listeners (other processes notice the bump).
+    async fn commit_notify(
+        &self,
+        mut tx: Transaction<'static, Sqlite>,
+        topics: &[Topic],
+    ) -> Result<(), StoreError> {
+        for &topic in topics {
+            sqlx::query("UPDATE topic_versions SET version = version + 1 WHERE topic = ?1")
+                .bind(listen::topic_name(topic))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        for &topic in topics {
+            self.topics.notify(topic);
+        }
+        Ok(())
+    }
+
+    async fn task_state(
+        tx: &mut Transaction<'static, Sqlite>,
+        id: TaskId,
+    ) -> Result<TaskState, StoreError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+        let state = state.ok_or(StoreError::TaskNotFound(id))?;
+        state
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("{e}")))
+    }
+
+    async fn fetch_task(&self, id: TaskId) -> Result<Task, StoreError> {
+        self.get_task(id).await?.ok_or(StoreError::TaskNotFound(id))
+    }
+}
+
+/// Maps a driver error: busy databases and I/O problems are transient.
+pub(crate) fn backend(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(err.to_string())
+        }
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        _ => StoreError::Backend(err.to_string()),
+    }
+}
+
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).expect("serializing a JSON value cannot fail")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            name: "sqlite",
+            native_notifications: false,
+        }
+    }
+
+    async fn enqueue_batch(
+        &self,
+        tasks: Vec<NewTask>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Value> = tasks
+            .iter()
+            .map(|t| {
+                json!({
+                    "queue": t.queue,
+                    "kind": t.kind,
+                    "payload": json_text(&t.payload),
+                    "priority": t.priority,
+                    "state": t.initial_state(now).as_str(),
+                    "run_at": ms(t.run_at.unwrap_or(now).max(now)),
+                    "max_attempts": t.max_attempts.max(1),
+                    "timeout_ms": t.timeout.map(|d| d.as_millis() as i64),
+                    "unique_key": t.unique_key,
+                    "job": t.job,
+                })
+            })
+            .collect();
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(include_str!("sql/enqueue.sql"))
+            .bind(json_text(&Value::Array(rows)))
+            .bind(ms(now))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Inserted rows got increasing ids in input order; match them back to the input.
+        let mut inserted: Vec<(TaskId, Option<String>)> = inserted
+            .iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<Option<String>, _>(1)))
+            .collect();
+        inserted.sort_unstable_by_key(|(id, _)| *id);
+        let inserted_keys: std::collections::HashSet<&str> =
+            inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
+        let mut seen_keys = std::collections::HashSet::new();
+        let mut next_inserted = inserted.iter();
+        let mut results = Vec::with_capacity(tasks.len());
+        let mut duplicates = Vec::new();
+        for (index, task) in tasks.iter().enumerate() {
+            let is_new = match task.unique_key.as_deref() {
+                None => true,
+                Some(key) => inserted_keys.contains(key) && seen_keys.insert(key),
+            };
+            if is_new {
+                let (id, _) = next_inserted
+                    .next()
+                    .ok_or_else(|| StoreError::Backend("enqueue lost track of ids".into()))?;
+                results.push(Enqueued {
+                    id: *id,
+                    duplicate: false,
+                });
+            } else {
+                duplicates.push(index);
+                results.push(Enqueued {
+                    id: 0,
+                    duplicate: true,
+                });
+            }
+        }
+        if !duplicates.is_empty() {
+            let keys: Vec<&str> = duplicates
+                .iter()
+                .filter_map(|&i| tasks[i].unique_key.as_deref())
+                .collect();
+            let existing: std::collections::HashMap<String, TaskId> = sqlx::query_as(
+                "SELECT unique_key, id FROM tasks WHERE unique_key IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(json_text(&json!(keys)))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .collect();
+            for index in duplicates {
+                let key = tasks[index].unique_key.as_deref().unwrap_or_default();
+                results[index].id = *existing
+                    .get(key)
+                    .ok_or_else(|| StoreError::Backend(format!("unique key {key} vanished")))?;
+            }
+        }
+        let topics: &[Topic] = if inserted.is_empty() {
+            &[]
+        } else {
+            &[Topic::Tasks]
+        };
+        self.commit_notify(tx, topics).await?;
+        Ok(results)
+    }
+
+    async fn claim_batch(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>, StoreError> {
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = request.now
+            + chrono::Duration::from_std(request.lease)
+                .map_err(|_| StoreError::InvalidRequest("lease too long".into()))?;
+        let sql = match &request.queues {
+            QueueFilter::All => include_str!("sql/claim_all.sql"),
+            QueueFilter::Only(_) => include_str!("sql/claim_queues.sql"),
+        };
+        let mut query = sqlx::query(sql)
+            .bind(&request.worker)
+            .bind(ms(lease_until))
+            .bind(ms(request.now))
+            .bind(request.limit as i64);
+        if let QueueFilter::Only(queues) = &request.queues {
+            query = query.bind(json_text(&json!(queues)));
+        }
+        let mut tx = self.write_tx().await?;
+        let rows = query.fetch_all(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        let mut claimed: Vec<(i32, i64, ClaimedTask)> = rows
+            .iter()
+            .map(|row| {
+                let payload: String = row.get("payload");
+                let task = ClaimedTask {
+                    id: row.get("id"),
+                    queue: row.get("queue"),
+                    kind: row.get("kind"),
+                    payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+                    attempt: row.get::<i64, _>("attempt") as u32,
+                    max_attempts: row.get::<i64, _>("max_attempts") as u32,
+                    timeout: row
+                        .get::<Option<i64>, _>("timeout_ms")
+                        .map(|t| Duration::from_millis(t as u64)),
+                    job: row.get("job"),
+                    lease_until,
+                };
+                (row.get("priority"), row.get("run_at"), task)
+            })
+            .collect();
+        claimed
+            .sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.id.cmp(&b.2.id)));
+        Ok(claimed.into_iter().map(|(_, _, task)| task).collect())
+    }
+
+    async fn complete_batch(
+        &self,
+        completions: Vec<Completion>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionStatus>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Value> = completions
+            .iter()
+            .map(|c| {
+                let (outcome, result, error, retry_at) = match &c.outcome {
+                    Outcome::Succeeded { result } => ("ok", Some(json_text(result)), None, None),
+                    Outcome::Failed { error, retry_at } => {
+                        ("fail", None, Some(error.clone()), retry_at.map(ms))
+                    }
+                    Outcome::Released { reason } => ("release", None, Some(reason.clone()), None),
+                };
+                json!({
+                    "id": c.id, "attempt": c.attempt, "worker": c.worker, "outcome": outcome,
+                    "result": result, "error": error, "retry_at": retry_at,
+                })
+            })
+            .collect();
+        let mut tx = self.write_tx().await?;
+        let applied: std::collections::HashMap<TaskId, String> =
+            sqlx::query_as(include_str!("sql/complete.sql"))
+                .bind(ms(now))
+                .bind(json_text(&Value::Array(rows)))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .collect();
+        let released = applied.values().any(|s| s == "available");
+        let topics: &[Topic] = match (applied.is_empty(), released) {
+            (true, _) => &[],
+            (false, false) => &[Topic::Outcomes],
+            (false, true) => &[Topic::Outcomes, Topic::Tasks],
+        };
+        self.commit_notify(tx, topics).await?;
+        // A task named twice in one batch is applied once; the repeats are stale.
+        let mut reported = std::collections::HashSet::new();
+        completions
+            .iter()
+            .map(|c| match applied.get(&c.id) {
+                Some(state) if reported.insert(c.id) => state
+                    .parse()
+                    .map(CompletionStatus::Applied)
+                    .map_err(|e| StoreError::Backend(format!("{e}"))),
+                _ => Ok(CompletionStatus::Stale),
+            })
+            .collect()
+    }
+
+    async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError> {
+        let name = beat.worker.name.clone();
+        let info =
+            serde_json::to_string(&beat.worker).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO workers (name, info, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen",
+        )
+        .bind(&name)
+        .bind(info)
+        .bind(ms(beat.now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut lost = Vec::new();
+        if !beat.leases.is_empty() {
+            let extended: std::collections::HashSet<TaskId> =
+                sqlx::query_scalar(include_str!("sql/extend_leases.sql"))
+                    .bind(ms(beat.lease_until))
+                    .bind(json_text(&json!(beat.leases)))
+                    .bind(&name)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .into_iter()
+                    .collect();
+            lost = beat
+                .leases
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| !extended.contains(id))
+                .collect();
+        }
+        let commands_waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM commands WHERE worker = ?1 AND acked_at IS NULL)",
+        )
+        .bind(&name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(HeartbeatReply {
+            lost,
+            commands_waiting,
+        })
+    }
+
+    async fn rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut rescued: Vec<TaskId> = sqlx::query_scalar(include_str!("sql/rescue.sql"))
+            .bind(ms(now))
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let topics: &[Topic] = if rescued.is_empty() {
+            &[]
+        } else {
+            &[Topic::Tasks, Topic::Outcomes]
+        };
+        self.commit_notify(tx, topics).await?;
+        rescued.sort_unstable();
+        Ok(rescued)
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        sqlx::query("SELECT * FROM tasks WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|row| task_from_row(&row))
+            .transpose()
+    }
+
+    async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<Task>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM tasks
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR queue = ?2)
+               AND (?3 IS NULL OR job = ?3) AND id < ?4
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(filter.state.map(TaskState::as_str))
+        .bind(filter.queue)
+        .bind(filter.job)
+        .bind(filter.before_id.unwrap_or(i64::MAX))
+        .bind(filter.limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(task_from_row)
+        .collect()
+    }
+
+    async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let state = SqliteStore::task_state(&mut tx, id).await?;
+        if !state.can_retry() {
+            return Err(StoreError::InvalidTransition {
+                id,
+                state,
+                action: "retry",
+            });
+        }
+        sqlx::query(
+            "UPDATE tasks SET state = 'available', run_at = ?2, lease_until = NULL,
+                 max_attempts = max(max_attempts, attempt + 1)
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        self.commit_notify(tx, &[Topic::Tasks]).await?;
+        self.fetch_task(id).await
+    }
+
+    async fn retry_dead(
+        &self,
+        queue: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let moved = sqlx::query(
+            "UPDATE tasks SET state = 'available', run_at = ?2, lease_until = NULL,
+                 max_attempts = max(max_attempts, attempt + 1)
+             WHERE state = 'dead' AND (?1 IS NULL OR queue = ?1)",
+        )
+        .bind(queue)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        let topics: &[Topic] = if moved == 0 { &[] } else { &[Topic::Tasks] };
+        self.commit_notify(tx, topics).await?;
+        Ok(moved)
+    }
+
+    async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let state = SqliteStore::task_state(&mut tx, id).await?;
+        if !state.can_cancel() {
+            return Err(StoreError::InvalidTransition {
+                id,
+                state,
+                action: "cancel",
+            });
+        }
+        sqlx::query(
+            "UPDATE tasks SET
+                 attempts = CASE WHEN state = 'running' THEN json_insert(attempts, '$[#]',
+                     json_object('attempt', attempt, 'worker', worker, 'started_at', started_at,
+                                 'finished_at', ?2, 'outcome', 'cancelled'))
+                     ELSE attempts END,
+                 state = 'cancelled', finished_at = ?2, lease_until = NULL
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        self.commit_notify(tx, &[Topic::Outcomes]).await?;
+        self.fetch_task(id).await
+    }
+
+    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM tasks WHERE id IN (
+                 SELECT id FROM tasks
+                 WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at < ?1
+                 LIMIT ?2)",
+        )
+        .bind(ms(before))
+        .bind(limit as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let sql = if paused {
+            "INSERT INTO paused_queues (queue) VALUES (?1) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM paused_queues WHERE queue = ?1"
+        };
+        sqlx::query(sql)
+            .bind(queue)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let topics: &[Topic] = if paused { &[] } else { &[Topic::Tasks] };
+        self.commit_notify(tx, topics).await
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError> {
+        rows::queue_stats(&self.pool, now).await
+    }
+
+    async fn register_worker(
+        &self,
+        info: WorkerInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(&info).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO workers (name, info, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen",
+        )
+        .bind(&info.name)
+        .bind(text)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn deregister_worker(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM workers WHERE name = ?1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT info, last_seen FROM workers ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        rows.into_iter()
+            .map(|(info, last_seen)| {
+                Ok(WorkerRecord {
+                    info: serde_json::from_str(&info)
+                        .map_err(|e| StoreError::Backend(format!("bad worker row: {e}")))?,
+                    last_seen: from_ms(last_seen),
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut gone: Vec<String> =
+            sqlx::query_scalar("DELETE FROM workers WHERE last_seen < ?1 RETURNING name")
+                .bind(ms(before))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        gone.sort();
+        Ok(gone)
+    }
+
+    async fn send_command(
+        &self,
+        worker: &str,
+        command: ControlCommand,
+        now: DateTime<Utc>,
+    ) -> Result<CommandId, StoreError> {
+        let text =
+            serde_json::to_string(&command).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut tx = self.write_tx().await?;
+        let id: CommandId = sqlx::query_scalar(
+            "INSERT INTO commands (worker, command, sent_at) VALUES (?1, ?2, ?3) RETURNING id",
+        )
+        .bind(worker)
+        .bind(text)
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        self.commit_notify(tx, &[Topic::Commands]).await?;
+        Ok(id)
+    }
+
+    async fn pending_commands(&self, worker: &str) -> Result<Vec<CommandEnvelope>, StoreError> {
+        sqlx::query("SELECT * FROM commands WHERE worker = ?1 AND acked_at IS NULL ORDER BY id")
+            .bind(worker)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(rows::command_from_row)
+            .collect()
+    }
+
+    async fn ack_command(
+        &self,
+        id: CommandId,
+        reply: Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query("UPDATE commands SET acked_at = ?2, reply = ?3 WHERE id = ?1")
+            .bind(id)
+            .bind(ms(now))
+            .bind(json_text(&reply))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::CommandNotFound(id));
+        }
+        self.commit_notify(tx, &[Topic::Commands]).await
+    }
+
+    async fn get_command(&self, id: CommandId) -> Result<Option<CommandEnvelope>, StoreError> {
+        sqlx::query("SELECT * FROM commands WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|row| rows::command_from_row(&row))
+            .transpose()
+    }
+
+    async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
+        self.topics.listen(topic).await
+    }
+}

@@ -1,0 +1,171 @@
+//! Conversions between SQLite rows and wrangle's types. Times are stored as integer
+//! milliseconds since the epoch, JSON as text.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use wrangle_core::store::{QueueStats, StoreError};
+use wrangle_core::task::{AttemptRecord, Task, TaskState};
+use wrangle_core::worker::CommandEnvelope;
+
+use crate::backend;
+
+/// A time as stored: milliseconds since the epoch.
+pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// A stored time back as a `DateTime`.
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("unreadable {what} in the database: {err}"))
+}
+
+fn json_column(text: Option<String>) -> Option<Value> {
+    text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
+}
+
+/// An attempt record as the SQL writes it (times in ms).
+#[derive(Deserialize)]
+struct StoredAttempt {
+    attempt: u32,
+    worker: Option<String>,
+    started_at: Option<i64>,
+    finished_at: i64,
+    outcome: String,
+    error: Option<String>,
+    retry_at: Option<i64>,
+}
+
+pub(crate) fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
+    let state: String = row.get("state");
+    let attempts: String = row.get("attempts");
+    let attempts: Vec<StoredAttempt> =
+        serde_json::from_str(&attempts).map_err(|e| corrupt("attempt history", e))?;
+    Ok(Task {
+        id: row.get("id"),
+        queue: row.get("queue"),
+        kind: row.get("kind"),
+        payload: json_column(row.get("payload")).unwrap_or(Value::Null),
+        priority: row.get("priority"),
+        state: state
+            .parse::<TaskState>()
+            .map_err(|e| corrupt("state", e))?,
+        run_at: from_ms(row.get("run_at")),
+        attempt: row.get::<i64, _>("attempt") as u32,
+        max_attempts: row.get::<i64, _>("max_attempts") as u32,
+        timeout: row
+            .get::<Option<i64>, _>("timeout_ms")
+            .map(|t| Duration::from_millis(t as u64)),
+        unique_key: row.get("unique_key"),
+        job: row.get("job"),
+        result: json_column(row.get("result")),
+        error: row.get("error"),
+        worker: row.get("worker"),
+        lease_until: row.get::<Option<i64>, _>("lease_until").map(from_ms),
+        created_at: from_ms(row.get("created_at")),
+        started_at: row.get::<Option<i64>, _>("started_at").map(from_ms),
+        finished_at: row.get::<Option<i64>, _>("finished_at").map(from_ms),
+        attempts: attempts
+            .into_iter()
+            .map(|a| AttemptRecord {
+                attempt: a.attempt,
+                worker: a.worker,
+                started_at: a.started_at.map(from_ms),
+                finished_at: from_ms(a.finished_at),
+                outcome: a.outcome,
+                error: a.error,
+                retry_at: a.retry_at.map(from_ms),
+            })
+            .collect(),
+    })
+}
+
+pub(crate) fn command_from_row(row: &SqliteRow) -> Result<CommandEnvelope, StoreError> {
+    let command: String = row.get("command");
+    Ok(CommandEnvelope {
+        id: row.get("id"),
+        worker: row.get("worker"),
+        command: serde_json::from_str(&command).map_err(|e| corrupt("command", e))?,
+        sent_at: from_ms(row.get("sent_at")),
+        acked_at: row.get::<Option<i64>, _>("acked_at").map(from_ms),
+        reply: json_column(row.get("reply")),
+    })
+}
+
+/// Per-queue numbers in three grouped reads plus the paused list.
+pub(crate) async fn queue_stats(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueueStats>, StoreError> {
+    let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
+    fn entry<'a>(stats: &'a mut BTreeMap<String, QueueStats>, queue: &str) -> &'a mut QueueStats {
+        stats
+            .entry(queue.to_string())
+            .or_insert_with(|| QueueStats {
+                queue: queue.to_string(),
+                paused: false,
+                counts: BTreeMap::new(),
+                oldest_due_at: None,
+                completed_last_minute: 0,
+                failed_last_minute: 0,
+            })
+    }
+    let paused: Vec<String> = sqlx::query_scalar("SELECT queue FROM paused_queues")
+        .fetch_all(pool)
+        .await
+        .map_err(backend)?;
+    for queue in paused {
+        entry(&mut stats, &queue).paused = true;
+    }
+    let counts: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT queue, state, count(*) FROM tasks GROUP BY queue, state")
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
+    for (queue, state, count) in counts {
+        let state = state
+            .parse::<TaskState>()
+            .map_err(|e| corrupt("state", e))?;
+        entry(&mut stats, &queue).counts.insert(state, count as u64);
+    }
+    let due: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT queue, min(run_at) FROM tasks
+         WHERE state IN ('scheduled', 'available', 'retryable') AND run_at <= ?1
+         GROUP BY queue",
+    )
+    .bind(ms(now))
+    .fetch_all(pool)
+    .await
+    .map_err(backend)?;
+    for (queue, oldest) in due {
+        entry(&mut stats, &queue).oldest_due_at = Some(from_ms(oldest));
+    }
+    let recent: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT queue, state, count(*) FROM tasks
+         WHERE state IN ('completed', 'retryable', 'dead') AND finished_at > ?1 AND finished_at <= ?2
+         GROUP BY queue, state",
+    )
+    .bind(ms(now) - 60_000)
+    .bind(ms(now))
+    .fetch_all(pool)
+    .await
+    .map_err(backend)?;
+    for (queue, state, count) in recent {
+        let entry = entry(&mut stats, &queue);
+        if state == "completed" {
+            entry.completed_last_minute += count as u64;
+        } else {
+            entry.failed_last_minute += count as u64;
+        }
+    }
+    Ok(stats.into_values().collect())
+}

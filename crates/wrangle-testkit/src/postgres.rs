@@ -1,0 +1,280 @@
+//! Throwaway PostgreSQL servers.
+
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::TestkitError;
+use crate::managed::{Backend, Flavor, Managed};
+use crate::sys;
+
+/// The superuser created by `initdb`; it logs in without a password (`trust`).
+const USER: &str = "wrangle";
+/// The system account that runs the server when the tests run as root, which PostgreSQL
+/// refuses.
+const OS_USER: &str = "postgres";
+
+/// A throwaway PostgreSQL server on 127.0.0.1, in its own temp dir, on a free port.
+///
+/// Created by `initdb` from the newest `/usr/lib/postgresql/*/bin` (or from `PATH`), with
+/// a passwordless superuser `wrangle`, encoding UTF8 and the `C` locale. When the tests run
+/// as root the server runs as the `postgres` system user. It listens on TCP only (no Unix
+/// socket), so it never touches `/var/run/postgresql` or the shared server on port 5432.
+///
+/// Dropping it shuts the server down (immediate mode) and deletes its data.
+#[derive(Debug)]
+pub struct PostgresServer {
+    backend: Backend<Postgres>,
+}
+
+impl PostgresServer {
+    /// Starts a fresh server with `fsync=off`: fast, and safe for tests because `kill()`
+    /// only kills the process; committed data still survives it (it sits in the OS page
+    /// cache), only an OS crash would lose it.
+    ///
+    /// If `WRANGLE_TEST_PG_URL` is set, nothing is started: the server at that URL is
+    /// used instead, and the lifecycle methods (`stop`, `kill`, `restart`) panic.
+    pub fn start() -> Result<Self, TestkitError> {
+        Self::start_with(false)
+    }
+
+    /// Like [`start`](Self::start) but with PostgreSQL's durable defaults (`fsync=on`),
+    /// for benchmarks that must measure what a real deployment pays per commit.
+    pub fn start_durable() -> Result<Self, TestkitError> {
+        Self::start_with(true)
+    }
+
+    fn start_with(fsync: bool) -> Result<Self, TestkitError> {
+        if let Some(backend) = Backend::from_env() {
+            return Ok(Self { backend });
+        }
+        let flavor = Postgres::locate(fsync)?;
+        let server = Managed::start(flavor, "wrangle-testkit-pg-", Postgres::init)?;
+        Ok(Self {
+            backend: Backend::Managed(server),
+        })
+    }
+
+    /// The connection URL, `postgres://wrangle@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        self.backend.url()
+    }
+
+    /// The TCP port on 127.0.0.1. It stays the same across [`restart`](Self::restart).
+    pub fn port(&self) -> u16 {
+        self.backend.port()
+    }
+
+    /// Whether this is an external server given by `WRANGLE_TEST_PG_URL` (on which the
+    /// lifecycle methods panic) rather than a throwaway one.
+    pub fn is_external(&self) -> bool {
+        self.backend.is_external()
+    }
+
+    /// Whether the server process is alive (always `true` for an external server).
+    pub fn is_running(&mut self) -> bool {
+        self.backend.is_running()
+    }
+
+    /// The server log, for diagnosing a failed test (`None` for an external server).
+    pub fn log_path(&self) -> Option<PathBuf> {
+        self.backend.log_path()
+    }
+
+    /// Shuts the server down cleanly (fast mode: sessions are disconnected, then a
+    /// checkpoint) and returns once the process has exited. The data stays for
+    /// [`restart`](Self::restart). Does nothing if it is not running.
+    ///
+    /// # Panics
+    /// For an external server.
+    #[track_caller]
+    pub fn stop(&mut self) {
+        self.backend.managed("stop").stop();
+    }
+
+    /// Kills the postmaster with SIGKILL, simulating a crash, and returns once it is gone;
+    /// its backends exit on their own right after. The next
+    /// [`restart`](Self::restart) runs crash recovery. Does nothing if it is not running.
+    ///
+    /// # Panics
+    /// For an external server.
+    #[track_caller]
+    pub fn kill(&mut self) {
+        self.backend.managed("kill").kill();
+    }
+
+    /// Starts the server again on the same port with the same data, stopping it first if it
+    /// is running, and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// For an external server.
+    #[track_caller]
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
+        self.backend.managed("restart").restart()
+    }
+}
+
+/// Where the PostgreSQL programs are and how to run them.
+#[derive(Debug)]
+pub(crate) struct Postgres {
+    initdb: PathBuf,
+    postgres: PathBuf,
+    pg_isready: PathBuf,
+    /// `Some(setpriv)` when running as root: commands are run as the `postgres` user.
+    setpriv: Option<PathBuf>,
+    fsync: bool,
+}
+
+impl Postgres {
+    fn locate(fsync: bool) -> Result<Self, TestkitError> {
+        let [initdb, postgres, pg_isready] =
+            sys::find_or_install("initdb", "postgresql", find_binaries)?;
+        let setpriv = if sys::is_root() {
+            let setpriv =
+                sys::find_or_install("setpriv", "util-linux", || sys::find_program(&["setpriv"]))?;
+            sys::run(Command::new("id").args(["-u", OS_USER])).map_err(|e| {
+                TestkitError::Command {
+                    command: format!("looking up the `{OS_USER}` user"),
+                    detail: format!(
+                        "PostgreSQL refuses to run as root and there is no `{OS_USER}` \
+                         user to run it as: {e}"
+                    ),
+                }
+            })?;
+            Some(setpriv)
+        } else {
+            None
+        };
+        Ok(Self {
+            initdb,
+            postgres,
+            pg_isready,
+            setpriv,
+            fsync,
+        })
+    }
+
+    /// A command running `program` as the `postgres` user if we are root.
+    fn command(&self, program: &Path, dir: &Path) -> Command {
+        let mut cmd = match &self.setpriv {
+            Some(setpriv) => {
+                let mut cmd = Command::new(setpriv);
+                cmd.args([
+                    format!("--reuid={OS_USER}"),
+                    format!("--regid={OS_USER}"),
+                    "--init-groups".to_owned(),
+                    "--".to_owned(),
+                ])
+                .arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        };
+        // The test's working directory may not be readable by the `postgres` user.
+        cmd.current_dir(dir);
+        cmd
+    }
+
+    fn init(&self, dir: &Path) -> Result<(), TestkitError> {
+        if self.setpriv.is_some() {
+            sys::run(Command::new("chown").arg(format!("{OS_USER}:")).arg(dir))?;
+        }
+        let mut initdb = self.command(&self.initdb, dir);
+        initdb
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-A", "trust", "-U", USER, "-E", "UTF8", "--locale=C"])
+            .arg("--no-sync");
+        sys::run(&mut initdb)?;
+        Ok(())
+    }
+}
+
+impl Flavor for Postgres {
+    const NAME: &'static str = "PostgreSQL";
+    const URL_ENV: &'static str = "WRANGLE_TEST_PG_URL";
+    const DEFAULT_PORT: u16 = 5432;
+    /// Fast shutdown: disconnect sessions, checkpoint, exit.
+    const STOP_SIGNAL: &'static str = "INT";
+    /// Immediate shutdown: the postmaster takes its backends down and exits at once.
+    const DROP_SIGNAL: &'static str = "QUIT";
+
+    fn url(port: u16) -> String {
+        format!("postgres://{USER}@127.0.0.1:{port}/postgres")
+    }
+
+    fn log_path(dir: &Path) -> PathBuf {
+        dir.join("postgres.log")
+    }
+
+    fn spawn(&self, dir: &Path, port: u16) -> Result<Child, TestkitError> {
+        let log_path = Self::log_path(dir);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(TestkitError::io(format!("opening {}", log_path.display())))?;
+        let log_err = log
+            .try_clone()
+            .map_err(TestkitError::io("duplicating the log handle"))?;
+        let mut cmd = self.command(&self.postgres, dir);
+        cmd.arg("-D")
+            .arg(dir.join("data"))
+            .args(["-p", &port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            // No Unix socket: nothing is created next to the shared server's socket.
+            .args(["-c", "unix_socket_directories="]);
+        if !self.fsync {
+            cmd.args(["-c", "fsync=off"]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(TestkitError::io(format!(
+                "starting {}",
+                self.postgres.display()
+            )))
+    }
+
+    fn is_ready(&self, port: u16) -> bool {
+        Command::new(&self.pg_isready)
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-U", USER, "-d", "postgres", "-t", "1"])
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+/// `initdb`, `postgres` and `pg_isready` of the newest `/usr/lib/postgresql/<version>`, or
+/// else from `PATH`.
+fn find_binaries() -> Option<[PathBuf; 3]> {
+    const NAMES: [&str; 3] = ["initdb", "postgres", "pg_isready"];
+    let newest = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version: Vec<u32> = entry
+                .file_name()
+                .to_str()?
+                .split('.')
+                .map(|part| part.parse().ok())
+                .collect::<Option<_>>()?;
+            let bin = entry.path().join("bin");
+            NAMES
+                .iter()
+                .all(|name| sys::is_executable(&bin.join(name)))
+                .then_some((version, bin))
+        })
+        .max();
+    match newest {
+        Some((_, bin)) => Some(NAMES.map(|name| bin.join(name))),
+        None => Some([
+            sys::find_program(&[NAMES[0]])?,
+            sys::find_program(&[NAMES[1]])?,
+            sys::find_program(&[NAMES[2]])?,
+        ]),
+    }
+}

@@ -1,0 +1,164 @@
+//! wrangle as a library: connect to a store, submit tasks, wait for their results, and
+//! run workers with Rust handlers registered by kind.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use serde_json::json;
+//! use wrangle::{Client, NewTask, Registry, Shutdown, Worker, WorkerConfig};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = wrangle::connect("sqlite://.wrangle/wrangle.db").await?;
+//! let mut registry = Registry::new();
+//! registry.handle("add", |_ctx, payload| async move {
+//!     let sum = payload["a"].as_i64().unwrap_or(0) + payload["b"].as_i64().unwrap_or(0);
+//!     Ok::<_, String>(json!(sum))
+//! });
+//! let shutdown = Shutdown::new();
+//! let worker = Worker::new(store.clone(), registry, WorkerConfig::new());
+//! let running = tokio::spawn(worker.run(shutdown.clone()));
+//!
+//! let client = Client::new(store);
+//! let id = client.submit(NewTask::new("add", json!({"a": 1, "b": 2}))).await?.id;
+//! let task = client.wait(id, Some(Duration::from_secs(10))).await?;
+//! assert_eq!(task.result, Some(json!(3)));
+//!
+//! shutdown.graceful.cancel();
+//! running.await??;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+pub use wrangle_core::parse::{self, StoreUrl};
+pub use wrangle_core::store::{self, Store, StoreError, TaskFilter};
+pub use wrangle_core::task::{DEFAULT_QUEUE, DEFAULT_RETRIES};
+pub use wrangle_core::{
+    Enqueued, InputError, NewTask, QueueFilter, RetryPolicy, Task, TaskId, TaskState, Topic,
+};
+pub use wrangle_exec::{
+    CommandExecutor, CommandSpec, ExecResult, Executor, Failure, Registry, TaskContext,
+};
+pub use wrangle_store_memory::MemoryStore;
+pub use wrangle_store_sqlite::{SqliteOptions, SqliteStore};
+pub use wrangle_worker::{Shutdown, Worker, WorkerConfig, WorkerReport};
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL is malformed or names an unknown scheme.
+    #[error(transparent)]
+    Url(#[from] InputError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Opens the store a URL names (see [`StoreUrl`]); SQLite files are created and migrated.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
+    connect_url(&StoreUrl::parse(url)?).await
+}
+
+/// Opens the store `url` names.
+pub async fn connect_url(url: &StoreUrl) -> Result<Arc<dyn Store>, ConnectError> {
+    match url {
+        StoreUrl::Sqlite(path) => {
+            let text = path.to_string_lossy();
+            let (file, query) = text.split_once('?').unwrap_or((&text, ""));
+            let options = SqliteOptions::from_query(query)
+                .map_err(|e| InputError::new(format!("invalid store URL '{url}': {e}")))?;
+            Ok(Arc::new(
+                SqliteStore::open_with(std::path::Path::new(file), options).await?,
+            ))
+        }
+        StoreUrl::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreUrl::Postgres(_) | StoreUrl::Redis(_) | StoreUrl::Mysql(_) => {
+            Err(ConnectError::Url(InputError::new(format!(
+                "store '{url}' is not available in this build yet: use sqlite:// or memory://"
+            ))))
+        }
+    }
+}
+
+/// Submits tasks and waits for their outcomes.
+#[derive(Debug, Clone)]
+pub struct Client {
+    store: Arc<dyn Store>,
+}
+
+/// Why waiting for a task ended without a final state.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The task was not final when the timeout passed.
+    #[error("task {id} is still {state} after {waited:?}")]
+    TimedOut {
+        /// The task.
+        id: TaskId,
+        /// Its state then.
+        state: TaskState,
+        /// How long we waited.
+        waited: Duration,
+    },
+}
+
+impl Client {
+    /// A client of `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Client { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Enqueues one task.
+    pub async fn submit(&self, task: NewTask) -> Result<Enqueued, StoreError> {
+        let mut results = self.store.enqueue_batch(vec![task], Utc::now()).await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Backend("enqueue returned nothing".into()))
+    }
+
+    /// Enqueues many tasks, all or nothing.
+    pub async fn submit_batch(&self, tasks: Vec<NewTask>) -> Result<Vec<Enqueued>, StoreError> {
+        self.store.enqueue_batch(tasks, Utc::now()).await
+    }
+
+    /// Waits until task `id` is completed, dead or cancelled (or `timeout` passes), woken
+    /// by the store's outcome notifications rather than polling.
+    pub async fn wait(&self, id: TaskId, timeout: Option<Duration>) -> Result<Task, WaitError> {
+        let started = Instant::now();
+        let mut listener = self.store.listen(Topic::Outcomes).await?;
+        loop {
+            let task = self
+                .store
+                .get_task(id)
+                .await?
+                .ok_or(StoreError::TaskNotFound(id))?;
+            if task.state.is_final() {
+                return Ok(task);
+            }
+            let remaining = match timeout {
+                Some(limit) => match limit.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => {
+                        return Err(WaitError::TimedOut {
+                            id,
+                            state: task.state,
+                            waited: started.elapsed(),
+                        });
+                    }
+                },
+                None => Duration::from_secs(3600),
+            };
+            // Bounded so a missed notification costs at most a second.
+            listener.wait(remaining.min(Duration::from_secs(1))).await?;
+        }
+    }
+}
