@@ -13,7 +13,18 @@ mod fail;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(), // --help and --version
+        Err(err) => {
+            // One line, like every other bad-input error; `--help` has the rest.
+            let rendered = err.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("wrangle: error: {message} (see --help)");
+            std::process::exit(fail::EXIT_BAD_INPUT);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

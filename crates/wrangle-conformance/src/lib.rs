@@ -128,10 +128,13 @@ fn run_case(harness: &dyn Harness, case: Case) -> Result<(), Failed> {
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
     outcome.map_err(|err| {
+        // The error and its causes, one per line (no backtrace: the case names the rule).
+        let causes: Vec<String> = err.chain().map(ToString::to_string).collect();
         Failed::from(format!(
-            "{} store fails {}: {err:#}",
+            "{} store fails {}: {}",
             harness.name(),
-            case.name()
+            case.name(),
+            causes.join("\n")
         ))
     })
 }

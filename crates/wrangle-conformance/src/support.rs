@@ -13,22 +13,23 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::{Value, json};
 use wrangle_core::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Heartbeat, HeartbeatReply, NewTask,
-    Outcome, QueueFilter, Store, StoreError, Task, TaskFilter, TaskId, TaskState, WorkerInfo,
+    Outcome, QueueFilter, StoreError, Task, TaskFilter, TaskId, TaskState, WorkerInfo,
 };
 
 /// Fails the case unless `$actual == $expected`, naming what was compared and both values.
 #[macro_export]
 macro_rules! ensure_eq {
-    ($actual:expr, $expected:expr, $($what:tt)+) => {{
-        let (actual, expected) = (&$actual, &$expected);
-        $crate::anyhow::ensure!(
-            actual == expected,
-            "{}:\n  expected {:?}\n       got {:?}",
-            format_args!($($what)+),
-            expected,
-            actual
-        );
-    }};
+    ($actual:expr, $expected:expr, $($what:tt)+) => {
+        match (&$actual, &$expected) {
+            (actual, expected) => $crate::anyhow::ensure!(
+                actual == expected,
+                "{}:\n  expected {:?}\n       got {:?}",
+                format_args!($($what)+),
+                expected,
+                actual
+            ),
+        }
+    };
 }
 
 /// The lease every claim in the suite asks for.

@@ -127,7 +127,8 @@ async fn stale_after_cancel(a: Handle, b: Handle) -> Result<()> {
 }
 
 /// A completed task is never completed twice: any later completion of that attempt is
-/// stale, even later in the same batch.
+/// stale, even later in the same batch (completions apply in request order, so of two
+/// different endings of one attempt the first wins).
 async fn completing_twice_is_stale(a: Handle, b: Handle) -> Result<()> {
     let ids = enqueue(&a, tasks("t", 2), at(0)).await?;
     let claimed = claim(&a, "w1", 2, at(1)).await?;
@@ -156,6 +157,26 @@ async fn completing_twice_is_stale(a: Handle, b: Handle) -> Result<()> {
         1,
         "attempt records of the twice-completed task"
     );
+
+    // Two different endings of one attempt in one batch: the first applies, in order.
+    let id = enqueue_one(&a, task("t"), at(5)).await?;
+    let third = claim_one(&a, "w1", at(5)).await?;
+    let statuses = b
+        .complete_batch(
+            vec![
+                completion(&third, "w1", failed("first", None)),
+                completion(&third, "w1", succeeded(json!("second"))),
+            ],
+            at(6),
+        )
+        .await?;
+    ensure_eq!(
+        statuses,
+        vec![CompletionStatus::Applied(TaskState::Dead), CompletionStatus::Stale],
+        "statuses of a failure then a success of one attempt in a batch"
+    );
+    let t = ensure_state(&a, id, TaskState::Dead).await?;
+    ensure_eq!((t.error.as_deref(), t.result), (Some("first"), None), "(error, result) of the task");
     Ok(())
 }
 

@@ -1,0 +1,365 @@
+//! End-to-end tests of the `wrangle` binary on the embedded SQLite store: real worker
+//! processes, real signals, real kill -9. Each test gets its own temp dir and database.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A temp dir with its own store, and helpers to run `wrangle` against it.
+struct Sandbox {
+    dir: tempfile::TempDir,
+    workers: Vec<Child>,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+            workers: Vec::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wrangle"));
+        command
+            .current_dir(self.dir.path())
+            .env_remove("WRANGLE_STORE")
+            .env("WRANGLE_LOG", "info");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(out.status.success(), "wrangle {args:?} failed: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Starts a worker process; its log goes to `NAME.log` in the sandbox.
+    fn spawn_worker(&mut self, name: &str, args: &[&str]) -> usize {
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
+        let child = self
+            .command()
+            .args(["worker", "--name", name])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.workers.push(child);
+        self.workers.len() - 1
+    }
+
+    fn task(&self, id: i64) -> Value {
+        self.json(&["tasks", "show", &id.to_string()])
+    }
+
+    /// Waits until task `id` reaches `state`.
+    fn wait_for_state(&self, id: i64, state: &str, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let task = self.task(id);
+            if task["state"] == state {
+                return task;
+            }
+            assert!(started.elapsed() < limit, "task {id} never became {state}: {task}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn count(&self, state: &str) -> u64 {
+        let status = self.json(&["status"]);
+        status["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["counts"][state].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    fn stop_workers(&mut self) {
+        for child in &mut self.workers {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        for child in &mut self.workers {
+            let _ = child.wait();
+        }
+        self.workers.clear();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for child in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display())
+}
+
+#[test]
+fn two_worker_processes_complete_1000_tasks_exactly_once() {
+    let mut sandbox = Sandbox::new();
+    let effects = sandbox.path("effects.txt");
+    // Each run appends its task id: the side effect we count. O_APPEND writes of one
+    // short line are atomic, so concurrent processes cannot interleave within a line.
+    let exec = format!("sh -c 'echo $WRANGLE_TASK_ID >> {}'", shell_quote(&effects));
+    let payloads: String = (0..1000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let out = sandbox.run_with_stdin(&["submit", "effect", "--batch", "-"], &payloads);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids: Vec<i64> = stdout(&out).lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ids.len(), 1000);
+
+    sandbox.spawn_worker("w1", &["--exec", &exec, "-n", "4"]);
+    sandbox.spawn_worker("w2", &["--exec", &exec, "-n", "4"]);
+    let started = Instant::now();
+    while sandbox.count("completed") < 1000 {
+        assert!(started.elapsed() < Duration::from_secs(120), "not all tasks completed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sandbox.stop_workers();
+
+    let text = std::fs::read_to_string(&effects).unwrap();
+    let mut seen: Vec<i64> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(seen.len(), 1000, "every task ran exactly once");
+    seen.sort_unstable();
+    let mut expected = ids.clone();
+    expected.sort_unstable();
+    assert_eq!(seen, expected);
+    // Both workers took part.
+    let by_worker = |name: &str| {
+        let log = std::fs::read_to_string(sandbox.path(&format!("{name}.log"))).unwrap();
+        log.lines()
+            .find(|l| l.contains("worker stopped"))
+            .map(|l| l.to_string())
+            .unwrap_or_default()
+    };
+    for name in ["w1", "w2"] {
+        let line = by_worker(name);
+        assert!(line.contains("succeeded="), "{name}: {line}");
+        assert!(!line.contains("succeeded=0 "), "{name} ran nothing: {line}");
+    }
+}
+
+#[test]
+fn submit_wait_prints_the_result_or_fails_with_the_error() {
+    let mut sandbox = Sandbox::new();
+    let exec = "sh -c 'if [ \"$WRANGLE_KIND\" = fail ]; then echo broken pipe dream >&2; exit 4; fi; cat'";
+    sandbox.spawn_worker("w", &["--exec", exec, "--backoff", "50ms"]);
+    let out = sandbox.run(&["submit", "echo", r#"{"x":1}"#, "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), r#"{"x":1}"#);
+
+    let out = sandbox.run(&["submit", "fail", "{}", "--wait", "--retries", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("failed after 2 attempt(s)"), "{err}");
+    assert!(err.contains("exit code 4: broken pipe dream"), "{err}");
+}
+
+#[test]
+fn a_task_failing_twice_completes_on_attempt_3_with_visible_backoff() {
+    let mut sandbox = Sandbox::new();
+    let exec = "sh -c 'test $WRANGLE_ATTEMPT -ge 3 || { echo attempt $WRANGLE_ATTEMPT failed >&2; exit 1; }; echo done'";
+    sandbox.spawn_worker("w", &["--exec", exec, "--backoff", "200ms"]);
+    let out = sandbox.run(&["submit", "flaky", "{}", "--retries", "3", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "done");
+    let id = 1;
+    let task = sandbox.task(id);
+    assert_eq!(task["state"], "completed");
+    assert_eq!(task["attempt"], 3);
+    let attempts = task["attempts"].as_array().unwrap();
+    let outcomes: Vec<&str> = attempts.iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["failed", "failed", "completed"]);
+    // The backoff: each retry was scheduled after the failure, and the next attempt did
+    // not start before it.
+    for pair in attempts.windows(2) {
+        let retry_at = chrono::DateTime::parse_from_rfc3339(pair[0]["retry_at"].as_str().unwrap()).unwrap();
+        let failed_at = chrono::DateTime::parse_from_rfc3339(pair[0]["finished_at"].as_str().unwrap()).unwrap();
+        let next_start = chrono::DateTime::parse_from_rfc3339(pair[1]["started_at"].as_str().unwrap()).unwrap();
+        assert!(retry_at - failed_at >= chrono::Duration::milliseconds(150), "backoff recorded");
+        assert!(next_start >= retry_at, "next attempt waited for the backoff");
+    }
+    let human = stdout(&sandbox.run(&["tasks", "show", "1"]));
+    assert!(human.contains("backoff"), "{human}");
+    assert!(human.contains("attempt 1 failed"), "{human}");
+}
+
+#[test]
+fn a_delayed_task_does_not_start_before_its_delay() {
+    let mut sandbox = Sandbox::new();
+    sandbox.spawn_worker("w", &["--exec", "true"]);
+    let submitted = chrono::Utc::now();
+    let out = sandbox.run(&["submit", "later", "{}", "--delay", "2s", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let task = sandbox.task(1);
+    let started = chrono::DateTime::parse_from_rfc3339(task["started_at"].as_str().unwrap()).unwrap();
+    assert!(
+        started.with_timezone(&chrono::Utc) - submitted >= chrono::Duration::seconds(2),
+        "started {started}, submitted {submitted}"
+    );
+    assert_eq!(task["state"], "completed");
+}
+
+#[test]
+fn kill_9_mid_task_reruns_it_elsewhere_after_the_lease_expires() {
+    let mut sandbox = Sandbox::new();
+    let marks = sandbox.path("marks.txt");
+    let exec = format!(
+        "sh -c 'echo start $WRANGLE_ATTEMPT >> {0}; sleep 2; echo end $WRANGLE_ATTEMPT >> {0}; echo finished'",
+        shell_quote(&marks)
+    );
+    let victim = sandbox.spawn_worker("victim", &["--exec", &exec, "--lease", "1s"]);
+    let out = sandbox.run(&["submit", "long", "{}"]);
+    assert!(out.status.success());
+    sandbox.wait_for_state(1, "running", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    sandbox.workers[victim].kill().unwrap(); // SIGKILL: no chance to hand anything back
+    sandbox.workers[victim].wait().unwrap();
+
+    sandbox.spawn_worker("rescuer", &["--exec", &exec, "--lease", "1s"]);
+    let task = sandbox.wait_for_state(1, "completed", Duration::from_secs(20));
+    assert_eq!(task["result"], "finished");
+    assert_eq!(task["attempt"], 2);
+    let attempts = task["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{task}");
+    assert_eq!(attempts[0]["outcome"], "lease expired");
+    assert_eq!(attempts[0]["worker"], "victim");
+    assert_eq!(attempts[1]["outcome"], "completed");
+    assert_eq!(attempts[1]["worker"], "rescuer");
+    // The killed worker's own child may still finish its side effect (an orphan is not
+    // killed with its parent); what matters is that attempt 2 ran and was recorded.
+    let marks = std::fs::read_to_string(&marks).unwrap();
+    for line in ["start 1", "start 2", "end 2"] {
+        assert!(marks.lines().any(|l| l == line), "{line} missing from {marks:?}");
+    }
+}
+
+#[test]
+fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
+    let sandbox = Sandbox::new();
+    let cases: &[&[&str]] = &[
+        &["submit", "k", "{bad"],
+        &["submit", "k", "{}", "--delay", "5x"],
+        &["--store", "foo://", "submit", "k", "{}"],
+        &["submit", "k", "{}", "--at", "tomorrow"],
+        &["submit", "k", "{}", "--timeout", "soon"],
+        &["submit", "bad kind", "{}"],
+        &["tasks", "list", "--state", "finished"],
+        &["worker", "--exec", "true", "--lease", "-1s"],
+        &["worker"],
+    ];
+    for args in cases {
+        let out = sandbox.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert!(err.starts_with("wrangle: error: "), "{args:?}: {err}");
+    }
+    // A batch with one bad line enqueues none of the good ones.
+    let out = sandbox.run_with_stdin(&["submit", "k", "--batch", "-"], "{\"a\":1}\n{bad\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert!(
+        !sandbox.path(".wrangle/wrangle.db").exists(),
+        "bad input never even created the store"
+    );
+    let list = sandbox.json(&["tasks", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn sigterm_hands_unfinished_tasks_back_without_burning_an_attempt() {
+    let mut sandbox = Sandbox::new();
+    let worker = sandbox.spawn_worker("w", &["--exec", "sleep 30", "--shutdown-timeout", "300ms"]);
+    sandbox.run(&["submit", "slow", "{}"]);
+    sandbox.wait_for_state(1, "running", Duration::from_secs(10));
+    let pid = nix::unistd::Pid::from_raw(sandbox.workers[worker].id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = sandbox.workers[worker].wait().unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    let task = sandbox.task(1);
+    assert_eq!(task["state"], "available");
+    assert_eq!(task["attempt"], 0, "the handed-back attempt does not count");
+    assert_eq!(task["attempts"][0]["outcome"], "released");
+}
+
+#[test]
+fn unique_keys_make_submit_idempotent_and_cancel_and_retry_work() {
+    let sandbox = Sandbox::new();
+    let first = stdout(&sandbox.run(&["submit", "mail", "{}", "--unique", "k1"]));
+    let second = stdout(&sandbox.run(&["submit", "mail", "{}", "--unique", "k1"]));
+    assert_eq!(first, second);
+    let out = sandbox.run(&["tasks", "cancel", first.trim()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sandbox.task(1)["state"], "cancelled");
+    let out = sandbox.run(&["tasks", "cancel", "1"]);
+    assert_eq!(out.status.code(), Some(2), "cancelling a cancelled task is refused");
+    assert!(sandbox.run(&["tasks", "retry", "1"]).status.success());
+    assert_eq!(sandbox.task(1)["state"], "available");
+    assert_eq!(sandbox.run(&["tasks", "show", "99"]).status.code(), Some(2));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let sandbox = Sandbox::new();
+    for args in [
+        vec!["--help"],
+        vec!["submit", "--help"],
+        vec!["worker", "--help"],
+        vec!["status", "--help"],
+        vec!["tasks", "list", "--help"],
+        vec!["tasks", "show", "--help"],
+        vec!["tasks", "retry", "--help"],
+        vec!["tasks", "cancel", "--help"],
+        vec!["queues", "pause", "--help"],
+        vec!["queues", "resume", "--help"],
+    ] {
+        let out = sandbox.run(&args);
+        assert!(out.status.success(), "{args:?}");
+        let text = stdout(&out);
+        assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
+    }
+}
