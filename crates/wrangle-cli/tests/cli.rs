@@ -35,7 +35,11 @@ impl Sandbox {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command().args(args).stdin(Stdio::null()).output().unwrap()
+        self.command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
@@ -48,7 +52,12 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -56,7 +65,11 @@ impl Sandbox {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.run(&all);
-        assert!(out.status.success(), "wrangle {args:?} failed: {}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "wrangle {args:?} failed: {}",
+            stderr(&out)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -88,7 +101,10 @@ impl Sandbox {
             if task["state"] == state {
                 return task;
             }
-            assert!(started.elapsed() < limit, "task {id} never became {state}: {task}");
+            assert!(
+                started.elapsed() < limit,
+                "task {id} never became {state}: {task}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -155,7 +171,10 @@ fn two_worker_processes_complete_1000_tasks_exactly_once() {
     sandbox.spawn_worker("w2", &["--exec", &exec, "-n", "4"]);
     let started = Instant::now();
     while sandbox.count("completed") < 1000 {
-        assert!(started.elapsed() < Duration::from_secs(120), "not all tasks completed");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not all tasks completed"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     sandbox.stop_workers();
@@ -185,7 +204,8 @@ fn two_worker_processes_complete_1000_tasks_exactly_once() {
 #[test]
 fn submit_wait_prints_the_result_or_fails_with_the_error() {
     let mut sandbox = Sandbox::new();
-    let exec = "sh -c 'if [ \"$WRANGLE_KIND\" = fail ]; then echo broken pipe dream >&2; exit 4; fi; cat'";
+    let exec =
+        "sh -c 'if [ \"$WRANGLE_KIND\" = fail ]; then echo broken pipe dream >&2; exit 4; fi; cat'";
     sandbox.spawn_worker("w", &["--exec", exec, "--backoff", "50ms"]);
     let out = sandbox.run(&["submit", "echo", r#"{"x":1}"#, "--wait"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -211,16 +231,28 @@ fn a_task_failing_twice_completes_on_attempt_3_with_visible_backoff() {
     assert_eq!(task["state"], "completed");
     assert_eq!(task["attempt"], 3);
     let attempts = task["attempts"].as_array().unwrap();
-    let outcomes: Vec<&str> = attempts.iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = attempts
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes, ["failed", "failed", "completed"]);
     // The backoff: each retry was scheduled after the failure, and the next attempt did
     // not start before it.
     for pair in attempts.windows(2) {
-        let retry_at = chrono::DateTime::parse_from_rfc3339(pair[0]["retry_at"].as_str().unwrap()).unwrap();
-        let failed_at = chrono::DateTime::parse_from_rfc3339(pair[0]["finished_at"].as_str().unwrap()).unwrap();
-        let next_start = chrono::DateTime::parse_from_rfc3339(pair[1]["started_at"].as_str().unwrap()).unwrap();
-        assert!(retry_at - failed_at >= chrono::Duration::milliseconds(150), "backoff recorded");
-        assert!(next_start >= retry_at, "next attempt waited for the backoff");
+        let retry_at =
+            chrono::DateTime::parse_from_rfc3339(pair[0]["retry_at"].as_str().unwrap()).unwrap();
+        let failed_at =
+            chrono::DateTime::parse_from_rfc3339(pair[0]["finished_at"].as_str().unwrap()).unwrap();
+        let next_start =
+            chrono::DateTime::parse_from_rfc3339(pair[1]["started_at"].as_str().unwrap()).unwrap();
+        assert!(
+            retry_at - failed_at >= chrono::Duration::milliseconds(150),
+            "backoff recorded"
+        );
+        assert!(
+            next_start >= retry_at,
+            "next attempt waited for the backoff"
+        );
     }
     let human = stdout(&sandbox.run(&["tasks", "show", "1"]));
     assert!(human.contains("backoff"), "{human}");
@@ -235,7 +267,8 @@ fn a_delayed_task_does_not_start_before_its_delay() {
     let out = sandbox.run(&["submit", "later", "{}", "--delay", "2s", "--wait"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let task = sandbox.task(1);
-    let started = chrono::DateTime::parse_from_rfc3339(task["started_at"].as_str().unwrap()).unwrap();
+    let started =
+        chrono::DateTime::parse_from_rfc3339(task["started_at"].as_str().unwrap()).unwrap();
     assert!(
         started.with_timezone(&chrono::Utc) - submitted >= chrono::Duration::seconds(2),
         "started {started}, submitted {submitted}"
@@ -273,7 +306,10 @@ fn kill_9_mid_task_reruns_it_elsewhere_after_the_lease_expires() {
     // killed with its parent); what matters is that attempt 2 ran and was recorded.
     let marks = std::fs::read_to_string(&marks).unwrap();
     for line in ["start 1", "start 2", "end 2"] {
-        assert!(marks.lines().any(|l| l == line), "{line} missing from {marks:?}");
+        assert!(
+            marks.lines().any(|l| l == line),
+            "{line} missing from {marks:?}"
+        );
     }
 }
 
@@ -295,7 +331,11 @@ fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
         let out = sandbox.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {err:?}"
+        );
         assert!(err.starts_with("wrangle: error: "), "{args:?}: {err}");
     }
     // A batch with one bad line enqueues none of the good ones.
@@ -336,7 +376,11 @@ fn unique_keys_make_submit_idempotent_and_cancel_and_retry_work() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sandbox.task(1)["state"], "cancelled");
     let out = sandbox.run(&["tasks", "cancel", "1"]);
-    assert_eq!(out.status.code(), Some(2), "cancelling a cancelled task is refused");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "cancelling a cancelled task is refused"
+    );
     assert!(sandbox.run(&["tasks", "retry", "1"]).status.success());
     assert_eq!(sandbox.task(1)["state"], "available");
     assert_eq!(sandbox.run(&["tasks", "show", "99"]).status.code(), Some(2));

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::Handle;
 use anyhow::{Context as _, Result, bail, ensure};
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::{Value, json};
@@ -15,6 +14,8 @@ use wrangle_core::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Heartbeat, HeartbeatReply, NewTask,
     Outcome, QueueFilter, StoreError, Task, TaskFilter, TaskId, TaskState, WorkerInfo,
 };
+
+use crate::Handle;
 
 /// Fails the case unless `$actual == $expected`, naming what was compared and both values.
 #[macro_export]
@@ -261,23 +262,6 @@ pub async fn succeed(
     .await
 }
 
-/// Fails a claimed task for good at `now` (no retry), so it ends `dead`.
-pub async fn kill(
-    store: &Handle,
-    claimed: &ClaimedTask,
-    worker: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let outcome = failed("fatal", None);
-    complete_as(
-        store,
-        completion(claimed, worker, outcome),
-        now,
-        TaskState::Dead,
-    )
-    .await
-}
-
 /// Fails unless the completion is reported stale and leaves the task exactly as it was.
 pub async fn ensure_stale(
     store: &Handle,
@@ -346,6 +330,17 @@ pub fn worker_info(name: &str) -> WorkerInfo {
         started_at: t0(),
         version: "0.1.0".to_string(),
     }
+}
+
+/// Registers workers named `names` at the start of the clock.
+pub async fn register_workers(store: &Handle, names: &[&str]) -> Result<()> {
+    for name in names {
+        store
+            .register_worker(worker_info(name), t0())
+            .await
+            .with_context(|| format!("register_worker({name})"))?;
+    }
+    Ok(())
 }
 
 /// `worker`'s heartbeat at `now` for `leases`, extending them to `now + LEASE`.

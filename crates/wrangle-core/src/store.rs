@@ -14,6 +14,9 @@
 //!   attempt; otherwise it is reported [`CompletionStatus::Stale`] and changes nothing (the
 //!   lease expired and the task was rescued, or it was cancelled). So a completed task is
 //!   never completed twice and never runs again.
+//! - Completions in one batch apply in request order, as if sent one by one; a repeat of
+//!   a task already completed earlier in the batch is therefore stale.
+//! - A task made available "now" (released, rescued, retried) gets `run_at = now`.
 //! - `rescue_expired` returns `running` tasks whose lease ended to `available` (or `dead`
 //!   on their last attempt). Leases, not PIDs, decide whether a worker is alive.
 //! - Wake-ups go through [`Store::listen`], so a store with notifications never polls.

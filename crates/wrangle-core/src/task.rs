@@ -270,7 +270,8 @@ pub struct Task {
     pub job: Option<String>,
     /// Result of the successful attempt.
     pub result: Option<Value>,
-    /// Error of the last failed attempt.
+    /// Error of the last failed attempt; cleared when an attempt succeeds (the attempt
+    /// history keeps it).
     pub error: Option<String>,
     /// The worker holding it (running) or that last held it.
     pub worker: Option<String>,

@@ -367,9 +367,18 @@ impl Store for SqliteStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
+        // A task named twice in one batch: the first completion applies and the repeats
+        // are stale (one UPDATE cannot apply two rows to one task in a defined order).
+        let mut first_seen = std::collections::HashSet::new();
+        let firsts: Vec<bool> = completions
+            .iter()
+            .map(|c| first_seen.insert(c.id))
+            .collect();
         let rows: Vec<Value> = completions
             .iter()
-            .map(|c| {
+            .zip(&firsts)
+            .filter(|(_, first)| **first)
+            .map(|(c, _)| {
                 let (outcome, result, error, retry_at) = match &c.outcome {
                     Outcome::Succeeded { result } => ("ok", Some(json_text(result)), None, None),
                     Outcome::Failed { error, retry_at } => {
@@ -400,12 +409,11 @@ impl Store for SqliteStore {
             (false, true) => &[Topic::Outcomes, Topic::Tasks],
         };
         self.commit_notify(tx, topics).await?;
-        // A task named twice in one batch is applied once; the repeats are stale.
-        let mut reported = std::collections::HashSet::new();
         completions
             .iter()
-            .map(|c| match applied.get(&c.id) {
-                Some(state) if reported.insert(c.id) => state
+            .zip(firsts)
+            .map(|(c, first)| match applied.get(&c.id) {
+                Some(state) if first => state
                     .parse()
                     .map(CompletionStatus::Applied)
                     .map_err(|e| StoreError::Backend(format!("{e}"))),

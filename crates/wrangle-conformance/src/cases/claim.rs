@@ -183,7 +183,7 @@ async fn queue_filter_only_and_all(a: Handle, b: Handle) -> Result<()> {
     );
     ensure!(
         claim_from(&b, "w", only, 10, at(1)).await?.is_empty(),
-        "a and c are drained"
+        "a second claim from a and c found more tasks"
     );
     let rest = claim_from(&a, "w", QueueFilter::All, 10, at(1)).await?;
     ensure_eq!(

@@ -6,7 +6,7 @@ use wrangle_core::{CommandEnvelope, ControlCommand, StoreError};
 
 use crate::Handle;
 use crate::ensure_eq;
-use crate::support::{at, heartbeat, worker_info};
+use crate::support::{at, heartbeat, register_workers};
 
 cases![
     pending_commands_oldest_first_per_worker,
@@ -14,14 +14,6 @@ cases![
     heartbeat_reports_waiting_commands,
     ack_of_unknown_command_is_not_found,
 ];
-
-/// Registers `names` at the start of the clock.
-async fn register(store: &Handle, names: &[&str]) -> Result<()> {
-    for name in names {
-        store.register_worker(worker_info(name), at(0)).await?;
-    }
-    Ok(())
-}
 
 /// An unacknowledged envelope, as `send_command` should have stored it.
 fn pending(id: i64, worker: &str, command: ControlCommand, sent: i64) -> CommandEnvelope {
@@ -38,7 +30,7 @@ fn pending(id: i64, worker: &str, command: ControlCommand, sent: i64) -> Command
 /// `pending_commands` returns only that worker's unacknowledged commands, oldest first,
 /// exactly as sent.
 async fn pending_commands_oldest_first_per_worker(a: Handle, b: Handle) -> Result<()> {
-    register(&a, &["w1", "w2", "w3"]).await?;
+    register_workers(&a, &["w1", "w2", "w3"]).await?;
     let pause = ControlCommand::Pause {
         queue: "emails".into(),
     };
@@ -73,7 +65,7 @@ async fn pending_commands_oldest_first_per_worker(a: Handle, b: Handle) -> Resul
 /// An acknowledged command leaves the mailbox; `get_command` shows it with `acked_at`
 /// and the reply. Unknown ids read as `None`.
 async fn ack_records_reply_and_clears_pending(a: Handle, b: Handle) -> Result<()> {
-    register(&a, &["w1"]).await?;
+    register_workers(&a, &["w1"]).await?;
     let reload = a.send_command("w1", ControlCommand::Reload, at(1)).await?;
     let resume = ControlCommand::Resume { queue: "q".into() };
     let later = a.send_command("w1", resume.clone(), at(2)).await?;
@@ -109,31 +101,31 @@ async fn ack_records_reply_and_clears_pending(a: Handle, b: Handle) -> Result<()
 /// A heartbeat's `commands_waiting` is true exactly while the worker's mailbox holds an
 /// unacknowledged command.
 async fn heartbeat_reports_waiting_commands(a: Handle, b: Handle) -> Result<()> {
-    register(&a, &["w1", "w2"]).await?;
+    register_workers(&a, &["w1", "w2"]).await?;
     ensure!(
         !heartbeat(&a, "w1", vec![], at(1)).await?.commands_waiting,
-        "waiting before any command"
+        "commands_waiting before any command was sent"
     );
     let id = b.send_command("w1", ControlCommand::Stop, at(2)).await?;
     ensure!(
         heartbeat(&a, "w1", vec![], at(3)).await?.commands_waiting,
-        "not waiting after a send"
+        "commands_waiting false while a command is pending"
     );
     ensure!(
         !heartbeat(&a, "w2", vec![], at(3)).await?.commands_waiting,
-        "waiting for another worker's command"
+        "commands_waiting for a command sent to another worker"
     );
     b.ack_command(id, json!("stopping"), at(4)).await?;
     ensure!(
         !heartbeat(&a, "w1", vec![], at(5)).await?.commands_waiting,
-        "waiting after the ack"
+        "commands_waiting after the only command was acknowledged"
     );
     Ok(())
 }
 
 /// Acknowledging an id the store never issued fails with `CommandNotFound`.
 async fn ack_of_unknown_command_is_not_found(a: Handle, b: Handle) -> Result<()> {
-    register(&a, &["w1"]).await?;
+    register_workers(&a, &["w1"]).await?;
     let known = a.send_command("w1", ControlCommand::Stop, at(1)).await?;
     let unknown = known + 1000;
     match b.ack_command(unknown, json!(null), at(2)).await {

@@ -172,11 +172,18 @@ async fn completing_twice_is_stale(a: Handle, b: Handle) -> Result<()> {
         .await?;
     ensure_eq!(
         statuses,
-        vec![CompletionStatus::Applied(TaskState::Dead), CompletionStatus::Stale],
+        vec![
+            CompletionStatus::Applied(TaskState::Dead),
+            CompletionStatus::Stale
+        ],
         "statuses of a failure then a success of one attempt in a batch"
     );
     let t = ensure_state(&a, id, TaskState::Dead).await?;
-    ensure_eq!((t.error.as_deref(), t.result), (Some("first"), None), "(error, result) of the task");
+    ensure_eq!(
+        (t.error.as_deref(), t.result),
+        (Some("first"), None),
+        "(error, result) of the task"
+    );
     Ok(())
 }
 

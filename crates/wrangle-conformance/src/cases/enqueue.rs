@@ -216,7 +216,7 @@ async fn unique_key_repeated_within_batch(a: Handle, b: Handle) -> Result<()> {
     ensure_eq!(results[4].id, results[3].id, "id for the repeated key y");
     ensure!(
         results[0].id < results[1].id && results[1].id < results[3].id,
-        "new ids increase in batch order: {results:?}"
+        "new ids do not increase in batch order: {results:?}"
     );
     let stored = all_tasks(&b).await?;
     let kinds: Vec<_> = stored.iter().rev().map(|t| t.kind.as_str()).collect();

@@ -9,8 +9,8 @@ use crate::Handle;
 use crate::ensure_eq;
 use crate::support::{
     at, by_id, claim, claim_ids, claim_one, completion, enqueue, enqueue_one,
-    ensure_nothing_claimable, ensure_stale, ensure_state, get, heartbeat, lease, set, succeed,
-    succeeded, task, tasks,
+    ensure_nothing_claimable, ensure_stale, ensure_state, get, heartbeat, lease, register_workers,
+    set, succeed, succeeded, task, tasks,
 };
 
 cases![
@@ -65,9 +65,9 @@ async fn expired_lease_returns_task_to_available(a: Handle, b: Handle) -> Result
     );
     ensure!(
         b.rescue_expired(at(32), 100).await?.is_empty(),
-        "rescued again"
+        "a task was rescued twice"
     );
-    let again = claim_one(&b, "w2", at(31)).await?;
+    let again = claim_one(&b, "w2", at(32)).await?;
     ensure_eq!((again.id, again.attempt), (id, 2), "claim after the rescue");
     Ok(())
 }
@@ -88,6 +88,7 @@ async fn expired_lease_on_last_attempt_is_dead(a: Handle, b: Handle) -> Result<(
 /// A heartbeat moves its leases' end, so they are not rescued at the old end but are
 /// at the new one; leases it does not name are not extended.
 async fn heartbeat_extends_leases(a: Handle, b: Handle) -> Result<()> {
+    register_workers(&a, &["w1"]).await?;
     let ids = enqueue(&a, tasks("t", 2), at(0)).await?;
     let claimed = claim(&a, "w1", 2, at(0)).await?;
     let kept = by_id(&claimed, ids[0])?;
@@ -119,6 +120,7 @@ async fn heartbeat_extends_leases(a: Handle, b: Handle) -> Result<()> {
 /// rescued, and rescued then claimed by another worker; it extends only the rest and
 /// does not touch the new holder's lease.
 async fn heartbeat_reports_lost_tasks(a: Handle, b: Handle) -> Result<()> {
+    register_workers(&a, &["w1", "w2"]).await?;
     let ids = enqueue(
         &a,
         vec![

@@ -9,6 +9,9 @@
 //! (at most `now`), how a task out of attempts is given one more, which of several
 //! expired leases a limited rescue takes, and whether a due `scheduled` or `retryable`
 //! task already reads as `available`.
+//!
+//! The run is deterministic. To explore other sequences set `WRANGLE_MODEL_SEED` (a
+//! number) and `WRANGLE_MODEL_STEPS`; a failure names the seed and the last operations.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -23,16 +26,16 @@ use wrangle_core::{
 use crate::Handle;
 use crate::ensure_eq;
 use crate::support::{
-    all_tasks, at, claim_from, ensure_invalid_transition, failed, get, heartbeat, lease, released,
-    set, succeeded,
+    all_tasks, at, claim_from, ensure_invalid_transition, failed, get, heartbeat, lease,
+    register_workers, released, set, succeeded,
 };
 
 cases![random_operations_match_model];
 
-/// The PRNG seed: change it to explore another sequence.
+/// The PRNG seed, unless `WRANGLE_MODEL_SEED` names another.
 const SEED: u64 = 0x5EED_2026_0001;
-/// Operations per run.
-const STEPS: usize = 3000;
+/// Operations per run, unless `WRANGLE_MODEL_STEPS` says otherwise.
+const STEPS: usize = 600;
 /// Operations shown when a step fails.
 const LOG: usize = 12;
 /// Queues the model uses.
@@ -42,8 +45,11 @@ const WORKERS: [&str; 2] = ["w1", "w2"];
 
 /// Random operations keep the store and the model in step.
 async fn random_operations_match_model(a: Handle, b: Handle) -> Result<()> {
+    let seed = setting("WRANGLE_MODEL_SEED", SEED)?;
+    let steps = setting("WRANGLE_MODEL_STEPS", STEPS)?;
+    register_workers(&a, &WORKERS).await?;
     let mut run = Run {
-        rng: Rng(std::env::var("MSEED").ok().and_then(|s| s.parse().ok()).unwrap_or(SEED)),
+        rng: Rng(seed),
         handles: [a, b],
         now: at(0),
         tasks: BTreeMap::new(),
@@ -51,7 +57,7 @@ async fn random_operations_match_model(a: Handle, b: Handle) -> Result<()> {
         paused: BTreeSet::new(),
         log: Vec::new(),
     };
-    for step in 0..STEPS {
+    for step in 0..steps {
         let outcome = async {
             run.step(step).await?;
             run.verify().await
@@ -59,17 +65,27 @@ async fn random_operations_match_model(a: Handle, b: Handle) -> Result<()> {
         .await;
         outcome.with_context(|| {
             format!(
-                "model check (seed {SEED:#x}) failed at step {step}; the last operations were:\n  {}",
+                "model check (seed {seed}) failed at step {step}; the last operations were:\n  {}",
                 run.log.join("\n  ")
             )
         })?;
     }
     ensure!(
-        run.tasks.len() > 20,
+        steps < 100 || run.tasks.len() > 20,
         "the run made only {} tasks",
         run.tasks.len()
     );
     Ok(())
+}
+
+/// The number in environment variable `name`, or `default` when it is not set.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}={value:?} is not a number")),
+        Err(_) => Ok(default),
+    }
 }
 
 /// A small deterministic PRNG (SplitMix64), so a failing sequence replays exactly.
@@ -341,7 +357,6 @@ impl Run {
                 }
                 _ => released(),
             };
-            if batch.iter().any(|c: &Completion| c.id == id) { continue; }
             batch.push(Completion {
                 id,
                 attempt,

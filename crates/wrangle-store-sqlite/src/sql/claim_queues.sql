@@ -1,7 +1,7 @@
 UPDATE tasks
 SET state = 'running', attempt = attempt + 1, worker = ?1, lease_until = ?2, started_at = ?3
 WHERE id IN (
-    SELECT id FROM tasks
+    SELECT id FROM tasks INDEXED BY tasks_due
     WHERE state IN ('scheduled', 'available', 'retryable') AND run_at <= ?3
       AND queue IN (SELECT value FROM json_each(?5))
       AND queue NOT IN (SELECT queue FROM paused_queues)

@@ -32,6 +32,6 @@ FROM (SELECT value ->> '$.id' AS id, value ->> '$.attempt' AS attempt,
              value ->> '$.result' AS result, value ->> '$.error' AS error,
              value ->> '$.retry_at' AS retry_at
       FROM json_each(?2)) AS c
-WHERE tasks.id = c.id AND tasks.state = 'running' AND tasks.attempt = c.attempt
+WHERE tasks.id = c.id AND +tasks.state = 'running' AND tasks.attempt = c.attempt
   AND tasks.worker = c.worker
 RETURNING tasks.id, tasks.state
