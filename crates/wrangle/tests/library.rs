@@ -1,0 +1,151 @@
+//! The library on its own: a worker with Rust handlers, submit, and wait for results, on
+//! the in-memory and SQLite stores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wrangle::{Client, NewTask, Registry, Shutdown, Store, TaskState, Worker, WorkerConfig};
+
+fn registry(flaky_calls: Arc<AtomicU32>) -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .handle("add", |_ctx, p: Value| async move {
+            Ok::<_, String>(json!(
+                p["a"].as_i64().unwrap_or(0) + p["b"].as_i64().unwrap_or(0)
+            ))
+        })
+        .handle("panics", |_ctx, _p| async move {
+            if true {
+                panic!("boom in handler");
+            }
+            Ok::<_, String>(Value::Null)
+        })
+        .handle("slow", |_ctx, _p| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, String>(Value::Null)
+        })
+        .handle("flaky", move |ctx, _p| {
+            let calls = flaky_calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if ctx.task.attempt < 2 {
+                    Err(format!("attempt {} failed", ctx.task.attempt))
+                } else {
+                    Ok(json!("ok"))
+                }
+            }
+        });
+    registry
+}
+
+async fn exercise(store: Arc<dyn Store>) {
+    let flaky_calls = Arc::new(AtomicU32::new(0));
+    let mut config = WorkerConfig::new();
+    config.runners = 4;
+    config.retry_policy = wrangle::RetryPolicy::exponential(Duration::from_millis(20));
+    let shutdown = Shutdown::new();
+    let worker = tokio::spawn(
+        Worker::new(store.clone(), registry(flaky_calls.clone()), config).run(shutdown.clone()),
+    );
+    let client = Client::new(store.clone());
+    let wait = Some(Duration::from_secs(20));
+
+    let id = client
+        .submit(NewTask::new("add", json!({"a": 2, "b": 3})))
+        .await
+        .unwrap()
+        .id;
+    let task = client.wait(id, wait).await.unwrap();
+    assert_eq!(task.state, TaskState::Completed);
+    assert_eq!(task.result, Some(json!(5)));
+
+    let id = client
+        .submit(NewTask::new("panics", Value::Null).retries(0))
+        .await
+        .unwrap()
+        .id;
+    let task = client.wait(id, wait).await.unwrap();
+    assert_eq!(
+        task.state,
+        TaskState::Dead,
+        "a panic fails the attempt, not the worker"
+    );
+    assert!(task.error.unwrap().contains("boom in handler"));
+
+    let id = client
+        .submit(
+            NewTask::new("slow", Value::Null)
+                .retries(0)
+                .timeout(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap()
+        .id;
+    let task = client.wait(id, wait).await.unwrap();
+    assert_eq!(task.state, TaskState::Dead);
+    assert_eq!(task.error.as_deref(), Some("timed out after 100ms"));
+
+    let id = client
+        .submit(NewTask::new("flaky", Value::Null).retries(2))
+        .await
+        .unwrap()
+        .id;
+    let task = client.wait(id, wait).await.unwrap();
+    assert_eq!(task.state, TaskState::Completed);
+    assert_eq!(task.attempt, 2);
+    assert_eq!(flaky_calls.load(Ordering::SeqCst), 2);
+
+    let id = client
+        .submit(NewTask::new("unknown-kind", Value::Null).retries(0))
+        .await
+        .unwrap()
+        .id;
+    let task = client.wait(id, wait).await.unwrap();
+    assert_eq!(task.state, TaskState::Dead);
+    assert!(
+        task.error
+            .unwrap()
+            .contains("no handler for kind 'unknown-kind'")
+    );
+
+    // Many at once: every task completes exactly once.
+    let ids: Vec<_> = client
+        .submit_batch(
+            (0..500)
+                .map(|i| NewTask::new("add", json!({"a": i, "b": 1})))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let task = client.wait(*id, wait).await.unwrap();
+        assert_eq!(task.result, Some(json!(i as i64 + 1)));
+        assert_eq!(task.attempts.len(), 1);
+    }
+
+    shutdown.graceful.cancel();
+    let report = worker.await.unwrap().unwrap();
+    assert_eq!(report.succeeded, 502);
+    assert_eq!(report.stale, 0);
+    assert!(
+        store.list_workers().await.unwrap().is_empty(),
+        "worker deregistered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_handlers_on_the_memory_store() {
+    exercise(wrangle::connect("memory://").await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_handlers_on_the_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    exercise(wrangle::connect(&url).await.unwrap()).await;
+}
