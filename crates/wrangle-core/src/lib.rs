@@ -7,12 +7,14 @@
 //!   the same way.
 //! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
 //!   (SQLite, in-memory, PostgreSQL, Redis, MySQL), with its request/response types.
+//! - [`notify`]: in-process wake-ups every store builds its listeners on.
 //! - [`worker`]: what a worker tells the store about itself, and the control commands sent
 //!   to it through the store.
 //!
 //! Time is always passed in (`now` fields), never read here, so that stores and the
 //! conformance suite can be driven by a fake clock.
 
+pub mod notify;
 pub mod parse;
 pub mod retry;
 pub mod store;

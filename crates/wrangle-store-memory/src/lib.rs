@@ -12,12 +12,11 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::watch;
+use wrangle_core::notify::TopicSignals;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
@@ -70,41 +69,11 @@ impl State {
     }
 }
 
-/// Bumps a counter that listeners of one topic watch.
-#[derive(Debug)]
-struct Topics {
-    tasks: watch::Sender<u64>,
-    outcomes: watch::Sender<u64>,
-    commands: watch::Sender<u64>,
-}
-
-impl Topics {
-    fn new() -> Self {
-        Topics {
-            tasks: watch::channel(0).0,
-            outcomes: watch::channel(0).0,
-            commands: watch::channel(0).0,
-        }
-    }
-
-    fn sender(&self, topic: Topic) -> &watch::Sender<u64> {
-        match topic {
-            Topic::Tasks => &self.tasks,
-            Topic::Outcomes => &self.outcomes,
-            Topic::Commands => &self.commands,
-        }
-    }
-
-    fn notify(&self, topic: Topic) {
-        self.sender(topic).send_modify(|n| *n = n.wrapping_add(1));
-    }
-}
-
 /// The in-memory store. Cheap to clone: clones share the same data.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
-    topics: Arc<Topics>,
+    topics: Arc<TopicSignals>,
 }
 
 impl Default for MemoryStore {
@@ -122,7 +91,7 @@ impl MemoryStore {
                 next_command: 1,
                 ..State::default()
             })),
-            topics: Arc::new(Topics::new()),
+            topics: Arc::new(TopicSignals::default()),
         }
     }
 
@@ -132,23 +101,6 @@ impl MemoryStore {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Listener over a watch channel: "changed since last seen" is exactly the semantics.
-struct WatchListener(watch::Receiver<u64>);
-
-#[async_trait]
-impl Listener for WatchListener {
-    async fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
-        match tokio::time::timeout(timeout, self.0.changed()).await {
-            Ok(Ok(())) => {
-                self.0.borrow_and_update();
-                Ok(true)
-            }
-            Ok(Err(_)) => Err(StoreError::Unavailable("store dropped".into())),
-            Err(_) => Ok(false),
-        }
     }
 }
 
@@ -693,8 +645,6 @@ impl Store for MemoryStore {
     }
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
-        let mut receiver = self.topics.sender(topic).subscribe();
-        receiver.borrow_and_update();
-        Ok(Box::new(WatchListener(receiver)))
+        Ok(self.topics.listener(topic))
     }
 }

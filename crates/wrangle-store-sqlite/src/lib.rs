@@ -171,24 +171,64 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn task_state(
-        tx: &mut Transaction<'static, Sqlite>,
-        id: TaskId,
-    ) -> Result<TaskState, StoreError> {
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
-        let state = state.ok_or(StoreError::TaskNotFound(id))?;
-        state
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("{e}")))
-    }
-
     async fn fetch_task(&self, id: TaskId) -> Result<Task, StoreError> {
         self.get_task(id).await?.ok_or(StoreError::TaskNotFound(id))
     }
+}
+
+/// An operator's "run it again now": available at `now` (?2), with one more attempt if
+/// it had none left. `$where` picks the tasks.
+macro_rules! revive_sql {
+    ($where:literal) => {
+        concat!(
+            "UPDATE tasks SET state = 'available', run_at = ?2, lease_until = NULL, ",
+            "max_attempts = max(max_attempts, attempt + 1) WHERE ",
+            $where
+        )
+    };
+}
+
+/// Fails with `InvalidTransition` unless `allowed` accepts task `id`'s current state.
+async fn guard_transition(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: TaskId,
+    action: &'static str,
+    allowed: fn(TaskState) -> bool,
+) -> Result<(), StoreError> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE id = ?1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
+    let state: TaskState = state
+        .ok_or(StoreError::TaskNotFound(id))?
+        .parse()
+        .map_err(|e| StoreError::Backend(format!("{e}")))?;
+    if allowed(state) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidTransition { id, state, action })
+    }
+}
+
+/// Registers a worker or refreshes its row.
+async fn upsert_worker(
+    tx: &mut Transaction<'static, Sqlite>,
+    info: &WorkerInfo,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let text = serde_json::to_string(info).map_err(|e| StoreError::Backend(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO workers (name, info, last_seen) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen",
+    )
+    .bind(&info.name)
+    .bind(text)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
 }
 
 /// Maps a driver error: busy databases and I/O problems are transient.
@@ -424,19 +464,8 @@ impl Store for SqliteStore {
 
     async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError> {
         let name = beat.worker.name.clone();
-        let info =
-            serde_json::to_string(&beat.worker).map_err(|e| StoreError::Backend(e.to_string()))?;
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO workers (name, info, last_seen) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen",
-        )
-        .bind(&name)
-        .bind(info)
-        .bind(ms(beat.now))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        upsert_worker(&mut tx, &beat.worker, beat.now).await?;
         let mut lost = Vec::new();
         if !beat.leases.is_empty() {
             let extended: std::collections::HashSet<TaskId> =
@@ -524,24 +553,13 @@ impl Store for SqliteStore {
 
     async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
         let mut tx = self.write_tx().await?;
-        let state = SqliteStore::task_state(&mut tx, id).await?;
-        if !state.can_retry() {
-            return Err(StoreError::InvalidTransition {
-                id,
-                state,
-                action: "retry",
-            });
-        }
-        sqlx::query(
-            "UPDATE tasks SET state = 'available', run_at = ?2, lease_until = NULL,
-                 max_attempts = max(max_attempts, attempt + 1)
-             WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        guard_transition(&mut tx, id, "retry", TaskState::can_retry).await?;
+        sqlx::query(revive_sql!("id = ?1"))
+            .bind(id)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         self.commit_notify(tx, &[Topic::Tasks]).await?;
         self.fetch_task(id).await
     }
@@ -552,17 +570,13 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let moved = sqlx::query(
-            "UPDATE tasks SET state = 'available', run_at = ?2, lease_until = NULL,
-                 max_attempts = max(max_attempts, attempt + 1)
-             WHERE state = 'dead' AND (?1 IS NULL OR queue = ?1)",
-        )
-        .bind(queue)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
+        let moved = sqlx::query(revive_sql!("state = 'dead' AND (?1 IS NULL OR queue = ?1)"))
+            .bind(queue)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
         let topics: &[Topic] = if moved == 0 { &[] } else { &[Topic::Tasks] };
         self.commit_notify(tx, topics).await?;
         Ok(moved)
@@ -570,14 +584,7 @@ impl Store for SqliteStore {
 
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
         let mut tx = self.write_tx().await?;
-        let state = SqliteStore::task_state(&mut tx, id).await?;
-        if !state.can_cancel() {
-            return Err(StoreError::InvalidTransition {
-                id,
-                state,
-                action: "cancel",
-            });
-        }
+        guard_transition(&mut tx, id, "cancel", TaskState::can_cancel).await?;
         sqlx::query(
             "UPDATE tasks SET
                  attempts = CASE WHEN state = 'running' THEN json_insert(attempts, '$[#]',
@@ -639,18 +646,8 @@ impl Store for SqliteStore {
         info: WorkerInfo,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let text = serde_json::to_string(&info).map_err(|e| StoreError::Backend(e.to_string()))?;
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO workers (name, info, last_seen) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen",
-        )
-        .bind(&info.name)
-        .bind(text)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        upsert_worker(&mut tx, &info, now).await?;
         tx.commit().await.map_err(backend)
     }
 

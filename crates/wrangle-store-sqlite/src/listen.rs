@@ -1,19 +1,19 @@
 //! Wake-ups for the SQLite store.
 //!
-//! In this process a writer notifies listeners directly after its commit. For writers in
-//! other processes, one background task per store polls `PRAGMA data_version` on a
-//! dedicated connection every [`CROSS_PROCESS_POLL`] while anyone listens; only when it
-//! changes does it read `topic_versions` and wake the listeners of the topics that moved.
-//! SQLite offers no cross-process notification, so this poll is the floor of its wake-up
-//! latency; stores with notifications (PostgreSQL, Redis) do not poll.
+//! In this process a writer notifies listeners directly after its commit (through
+//! [`TopicSignals`]). For writers in other processes, one background task per store polls
+//! `PRAGMA data_version` on a dedicated connection every [`CROSS_PROCESS_POLL`] while
+//! anyone listens; only when it changes does it read `topic_versions` and wake the
+//! listeners of the topics that moved. SQLite offers no cross-process notification, so
+//! this poll is the floor of its wake-up latency; stores with notifications (PostgreSQL,
+//! Redis) do not poll.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, SqliteConnection};
-use tokio::sync::watch;
+use wrangle_core::notify::{TOPICS, TopicSignals};
 use wrangle_core::store::{Listener, StoreError, Topic};
 
 use crate::backend;
@@ -30,20 +30,10 @@ pub(crate) fn topic_name(topic: Topic) -> &'static str {
     }
 }
 
-const TOPICS: [Topic; 3] = [Topic::Tasks, Topic::Outcomes, Topic::Commands];
-
-fn index(topic: Topic) -> usize {
-    match topic {
-        Topic::Tasks => 0,
-        Topic::Outcomes => 1,
-        Topic::Commands => 2,
-    }
-}
-
-/// Per-topic counters that listeners watch, plus the cross-process poller.
+/// In-process signals plus the cross-process poller, started with the first listener.
 #[derive(Debug)]
 pub(crate) struct Topics {
-    senders: [watch::Sender<u64>; 3],
+    signals: TopicSignals,
     connect: SqliteConnectOptions,
     poller_started: Mutex<bool>,
 }
@@ -51,28 +41,23 @@ pub(crate) struct Topics {
 impl Topics {
     pub(crate) fn new(connect: SqliteConnectOptions) -> Self {
         Topics {
-            senders: [
-                watch::channel(0).0,
-                watch::channel(0).0,
-                watch::channel(0).0,
-            ],
+            signals: TopicSignals::default(),
             connect,
             poller_started: Mutex::new(false),
         }
     }
 
     pub(crate) fn notify(&self, topic: Topic) {
-        self.senders[index(topic)].send_modify(|n| *n = n.wrapping_add(1));
+        self.signals.notify(topic);
     }
 
     pub(crate) async fn listen(
         self: &Arc<Self>,
         topic: Topic,
     ) -> Result<Box<dyn Listener>, StoreError> {
-        let mut receiver = self.senders[index(topic)].subscribe();
-        receiver.borrow_and_update();
+        let listener = self.signals.listener(topic);
         self.start_poller().await?;
-        Ok(Box::new(WatchListener(receiver)))
+        Ok(listener)
     }
 
     async fn start_poller(self: &Arc<Self>) -> Result<(), StoreError> {
@@ -98,7 +83,7 @@ impl Topics {
                 let Some(topics) = topics.upgrade() else {
                     return;
                 };
-                if topics.senders.iter().all(|s| s.receiver_count() == 0) {
+                if !topics.signals.has_listeners() {
                     continue;
                 }
                 // A failed read (database busy or gone) is retried on the next tick.
@@ -112,8 +97,8 @@ impl Topics {
                 let Ok(now_versions) = read_versions(&mut connection).await else {
                     continue;
                 };
-                for topic in TOPICS {
-                    if now_versions[index(topic)] != versions[index(topic)] {
+                for (i, topic) in TOPICS.into_iter().enumerate() {
+                    if now_versions[i] != versions[i] {
                         topics.notify(topic);
                     }
                 }
@@ -131,34 +116,15 @@ async fn read_data_version(connection: &mut SqliteConnection) -> Result<i64, Sto
         .map_err(backend)
 }
 
+/// The versions of [`TOPICS`], in that order.
 async fn read_versions(connection: &mut SqliteConnection) -> Result<[i64; 3], StoreError> {
     let rows: Vec<(String, i64)> = sqlx::query_as("SELECT topic, version FROM topic_versions")
         .fetch_all(connection)
         .await
         .map_err(backend)?;
-    let mut versions = [0; 3];
-    for topic in TOPICS {
-        versions[index(topic)] = rows
-            .iter()
+    Ok(TOPICS.map(|topic| {
+        rows.iter()
             .find(|(name, _)| name == topic_name(topic))
-            .map_or(0, |(_, v)| *v);
-    }
-    Ok(versions)
-}
-
-/// "Changed since last seen" over a watch channel.
-struct WatchListener(watch::Receiver<u64>);
-
-#[async_trait]
-impl Listener for WatchListener {
-    async fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
-        match tokio::time::timeout(timeout, self.0.changed()).await {
-            Ok(Ok(())) => {
-                self.0.borrow_and_update();
-                Ok(true)
-            }
-            Ok(Err(_)) => Err(StoreError::Unavailable("store closed".into())),
-            Err(_) => Ok(false),
-        }
-    }
+            .map_or(0, |(_, v)| *v)
+    }))
 }
