@@ -31,7 +31,7 @@ FROM (SELECT value ->> '$.id' AS id, value ->> '$.attempt' AS attempt,
              value ->> '$.worker' AS worker, value ->> '$.outcome' AS outcome,
              value ->> '$.result' AS result, value ->> '$.error' AS error,
              value ->> '$.retry_at' AS retry_at
-      FROM json_each(?2)) AS c
+      FROM jsonb_each(?2)) AS c
 WHERE tasks.id = c.id AND +tasks.state = 'running' AND tasks.attempt = c.attempt
   AND tasks.worker = c.worker
 RETURNING tasks.id, tasks.state

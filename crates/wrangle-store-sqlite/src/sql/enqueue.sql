@@ -3,6 +3,6 @@ INSERT INTO tasks (queue, kind, payload, priority, state, run_at, max_attempts, 
 SELECT value ->> '$.queue', value ->> '$.kind', value ->> '$.payload', value ->> '$.priority',
        value ->> '$.state', value ->> '$.run_at', value ->> '$.max_attempts',
        value ->> '$.timeout_ms', value ->> '$.unique_key', value ->> '$.job', ?2
-FROM json_each(?1) WHERE true
+FROM jsonb_each(?1) WHERE true
 ON CONFLICT DO NOTHING
 RETURNING id, unique_key
