@@ -131,15 +131,24 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// Reads a stream to its end, keeping the first `limit` bytes (and copying everything to
-/// `tee` if given). Returns the kept bytes and whether anything was dropped.
-async fn read_head(
+/// Which part of a stream to keep.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// The first N bytes (a result).
+    Head(usize),
+    /// The last N bytes (an error's stderr tail).
+    Tail(usize),
+}
+
+/// Reads a stream to its end (copying everything to `tee` if given) and keeps the part
+/// `keep` names. Returns the kept bytes and whether anything was dropped.
+async fn read_stream(
     mut stream: impl AsyncRead + Unpin,
-    limit: usize,
+    keep: Keep,
     mut tee: Option<tokio::fs::File>,
 ) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut truncated = false;
+    let mut kept = VecDeque::new();
+    let mut dropped = false;
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         match stream.read(&mut chunk).await {
@@ -148,37 +157,23 @@ async fn read_head(
                 if let Some(file) = tee.as_mut() {
                     let _ = file.write_all(&chunk[..n]).await;
                 }
-                let room = limit.saturating_sub(kept.len());
-                kept.extend_from_slice(&chunk[..n.min(room)]);
-                truncated |= n > room;
-            }
-        }
-    }
-    (kept, truncated)
-}
-
-/// Reads a stream to its end, keeping the last `limit` bytes.
-async fn read_tail(
-    mut stream: impl AsyncRead + Unpin,
-    limit: usize,
-    mut tee: Option<tokio::fs::File>,
-) -> Vec<u8> {
-    let mut tail = VecDeque::with_capacity(limit);
-    let mut chunk = vec![0u8; 8 * 1024];
-    loop {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if let Some(file) = tee.as_mut() {
-                    let _ = file.write_all(&chunk[..n]).await;
+                match keep {
+                    Keep::Head(limit) => {
+                        let room = limit.saturating_sub(kept.len());
+                        kept.extend(&chunk[..n.min(room)]);
+                        dropped |= n > room;
+                    }
+                    Keep::Tail(limit) => {
+                        kept.extend(&chunk[..n]);
+                        let excess = kept.len().saturating_sub(limit);
+                        kept.drain(..excess);
+                        dropped |= excess > 0;
+                    }
                 }
-                tail.extend(&chunk[..n]);
-                let excess = tail.len().saturating_sub(limit);
-                tail.drain(..excess);
             }
         }
     }
-    tail.into()
+    (kept.into(), dropped)
 }
 
 /// Turns a successful command's stdout into the task result.
@@ -270,14 +265,14 @@ impl Executor for CommandExecutor {
             let _ = stdin.write_all(payload.as_bytes()).await;
         });
         let (stdout_file, stderr_file) = self.output_files(task).await;
-        let stdout = read_head(
+        let stdout = read_stream(
             child.stdout.take().expect("stdout is piped"),
-            self.spec.max_result_bytes,
+            Keep::Head(self.spec.max_result_bytes),
             stdout_file,
         );
-        let stderr = read_tail(
+        let stderr = read_stream(
             child.stderr.take().expect("stderr is piped"),
-            STDERR_TAIL_BYTES,
+            Keep::Tail(STDERR_TAIL_BYTES),
             stderr_file,
         );
         let timeout = task.timeout.or(self.spec.default_timeout);
@@ -290,7 +285,7 @@ impl Executor for CommandExecutor {
         let pid = child.id();
         let mut run = Box::pin(async { tokio::join!(child.wait(), stdout, stderr) });
         let stopped = tokio::select! {
-            (status, (out, truncated), err) = &mut run => {
+            (status, (out, truncated), (err, _)) = &mut run => {
                 feed.abort();
                 let status = status.map_err(|e| Failure(format!("waiting for '{program}': {e}")))?;
                 return if status.success() {
@@ -454,5 +449,31 @@ mod tests {
             )
             .unwrap();
         assert!(out.as_str().unwrap().len() <= 1000);
+    }
+
+    #[test]
+    fn output_dir_gets_each_tasks_full_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = CommandSpec::new(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo out; echo err >&2".into(),
+        ]);
+        spec.output_dir = Some(dir.path().join("logs"));
+        spec.max_result_bytes = 2;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = rt
+            .block_on(
+                CommandExecutor::new(spec).execute(&task(json!(null)), CancellationToken::new()),
+            )
+            .unwrap();
+        assert_eq!(result, json!("ou"), "the result is bounded");
+        let read =
+            |name: &str| std::fs::read_to_string(dir.path().join("logs").join(name)).unwrap();
+        assert_eq!(read("42.stdout"), "out\n", "the file is not");
+        assert_eq!(read("42.stderr"), "err\n");
     }
 }
