@@ -173,6 +173,11 @@ async fn read_stream(
             }
         }
     }
+    // tokio's File finishes writes in the background; flush so the file is whole
+    // when the task's outcome is reported.
+    if let Some(file) = tee.as_mut() {
+        let _ = file.flush().await;
+    }
     (kept.into(), dropped)
 }
 
