@@ -149,3 +149,48 @@ async fn rust_handlers_on_the_sqlite_store() {
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     exercise(wrangle::connect(&url).await.unwrap()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_task_stops_its_handler_at_the_next_heartbeat() {
+    let store = wrangle::connect("memory://").await.unwrap();
+    let stopped = Arc::new(AtomicU32::new(0));
+    let mut registry = Registry::new();
+    let seen = stopped.clone();
+    registry.handle("wait-for-cancel", move |ctx, _p| {
+        let seen = seen.clone();
+        async move {
+            ctx.cancel.cancelled().await;
+            seen.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(Value::Null)
+        }
+    });
+    let mut config = WorkerConfig::new();
+    config.lease = Duration::from_millis(600);
+    let shutdown = Shutdown::new();
+    let worker = tokio::spawn(Worker::new(store.clone(), registry, config).run(shutdown.clone()));
+    let client = Client::new(store.clone());
+    let id = client
+        .submit(NewTask::new("wait-for-cancel", Value::Null))
+        .await
+        .unwrap()
+        .id;
+    while store.get_task(id).await.unwrap().unwrap().state != TaskState::Running {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store.cancel_task(id, chrono::Utc::now()).await.unwrap();
+    let started = std::time::Instant::now();
+    while stopped.load(Ordering::SeqCst) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "handler was never told"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.graceful.cancel();
+    let report = worker.await.unwrap().unwrap();
+    assert_eq!(report.succeeded, 0, "a lost task's outcome is not written");
+    assert_eq!(
+        store.get_task(id).await.unwrap().unwrap().state,
+        TaskState::Cancelled
+    );
+}
