@@ -407,3 +407,90 @@ fn every_command_has_help_with_an_example() {
         assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
     }
 }
+
+#[test]
+fn workers_killed_again_and_again_lose_no_task_and_complete_none_twice() {
+    let mut sandbox = Sandbox::new();
+    let effects = sandbox.path("effects.txt");
+    let exec = format!(
+        "sh -c 'sleep 0.05; echo $WRANGLE_TASK_ID $WRANGLE_ATTEMPT >> {}'",
+        shell_quote(&effects)
+    );
+    let payloads: String = (0..400).map(|i| format!("{i}\n")).collect();
+    let out = sandbox.run_with_stdin(
+        &["submit", "chaos", "--batch", "-", "--retries", "20"],
+        &payloads,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let worker_args = ["--exec", exec.as_str(), "-n", "3", "--lease", "600ms"];
+    for name in ["a", "b", "c"] {
+        sandbox.spawn_worker(name, &worker_args);
+    }
+    // Kill -9 a worker every 300 ms and start a fresh one in its place.
+    let started = Instant::now();
+    let mut round = 0;
+    while sandbox.count("completed") < 400 {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "tasks were lost"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        if round < 15 {
+            let victim = round % sandbox.workers.len();
+            sandbox.workers[victim].kill().unwrap();
+            sandbox.workers[victim].wait().unwrap();
+            let name = format!("respawn{round}");
+            let log = std::fs::File::create(sandbox.path(&format!("{name}.log"))).unwrap();
+            sandbox.workers[victim] = sandbox
+                .command()
+                .args(["worker", "--name", &name])
+                .args(worker_args)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+        }
+        round += 1;
+    }
+    sandbox.stop_workers();
+
+    let tasks = sandbox.json(&["tasks", "list", "--limit", "1000"]);
+    let tasks = tasks.as_array().unwrap();
+    assert_eq!(tasks.len(), 400);
+    let mut rescued = 0;
+    for task in tasks {
+        assert_eq!(task["state"], "completed", "{task}");
+        let attempts = task["attempts"].as_array().unwrap();
+        let completions = attempts
+            .iter()
+            .filter(|a| a["outcome"] == "completed")
+            .count();
+        assert_eq!(completions, 1, "completed exactly once: {task}");
+        assert_eq!(attempts.last().unwrap()["outcome"], "completed");
+        rescued += attempts
+            .iter()
+            .filter(|a| a["outcome"] == "lease expired")
+            .count();
+    }
+    assert!(rescued > 0, "the kills did interrupt running tasks");
+    // Every task's side effect happened; a repeat is only ever an interrupted attempt.
+    let text = std::fs::read_to_string(&effects).unwrap();
+    let mut by_task = std::collections::BTreeMap::<i64, Vec<i64>>::new();
+    for line in text.lines() {
+        let (id, attempt) = line.split_once(' ').unwrap();
+        by_task
+            .entry(id.parse().unwrap())
+            .or_default()
+            .push(attempt.parse().unwrap());
+    }
+    assert_eq!(by_task.len(), 400, "no task lost");
+    for task in tasks {
+        let id = task["id"].as_i64().unwrap();
+        let final_attempt = task["attempt"].as_i64().unwrap();
+        assert!(
+            by_task[&id].contains(&final_attempt),
+            "task {id}: the recorded attempt ran"
+        );
+    }
+}
