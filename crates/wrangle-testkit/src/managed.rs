@@ -1,8 +1,10 @@
 //! The lifecycle shared by all three servers: a temp dir, a server child process on a port,
-//! start/stop/kill/restart, and a watchdog that cleans up if the test process dies without
-//! running destructors.
+//! start/stop/kill/restart, a watchdog that cleans up if the test process dies without
+//! running destructors, the choice between that and an external server
+//! (`WRANGLE_TEST_*_URL`), and the public methods every server type has
+//! (`server_methods!`). The server files hold only what differs: a `Flavor`.
 
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -36,16 +38,24 @@ pub(crate) trait Flavor {
     const STOP_SIGNAL: &'static str;
     /// Signal for the quick shutdown when dropped (data is thrown away anyway).
     const DROP_SIGNAL: &'static str;
+    /// The server's log file, in the temp dir.
+    const LOG_FILE: &'static str;
+    /// Whether the server logs to stdout and stderr, which then go to `LOG_FILE`; if not, it
+    /// is told to write `LOG_FILE` itself and its output is discarded.
+    const LOGS_TO_STDERR: bool;
 
     /// The connection URL of a throwaway server on `port`.
     fn url(port: u16) -> String;
-    /// The server's log file inside the temp dir.
-    fn log_path(dir: &Path) -> PathBuf;
-    /// Launches the server (not waiting for it) as a direct child, so that its pid is the
-    /// child's pid.
-    fn spawn(&self, dir: &Path, port: u16) -> Result<Child, TestkitError>;
+    /// The command line running the server on `port` with its files in `dir`, in the
+    /// foreground, so that the server's pid is the child's pid.
+    fn server_command(&self, dir: &Path, port: u16) -> Command;
     /// Whether the server on `port` answers requests (not merely accepts TCP).
     fn is_ready(&self, port: u16) -> bool;
+    /// Whether a start failed, judging by what it logged, only because remains of the
+    /// previous server process are still going away (`restart()` then tries again).
+    fn leftovers_in_the_way(_log: &str) -> bool {
+        false
+    }
 }
 
 /// A server of flavor `F` owned by this process, living in its own temp dir.
@@ -63,6 +73,8 @@ pub(crate) struct Managed<F: Flavor> {
 struct LaunchError {
     error: TestkitError,
     port_in_use: bool,
+    /// See `Flavor::leftovers_in_the_way`.
+    leftovers: bool,
 }
 
 impl From<TestkitError> for LaunchError {
@@ -70,6 +82,7 @@ impl From<TestkitError> for LaunchError {
         Self {
             error,
             port_in_use: false,
+            leftovers: false,
         }
     }
 }
@@ -151,8 +164,11 @@ impl<F: Flavor> Managed<F> {
             attempts += 1;
             match self.launch(self.port) {
                 Ok(()) => return Ok(()),
-                // The port cannot change (clients hold the URL): wait for it to be released.
-                Err(e) if e.port_in_use && attempts < 5 => sleep(Duration::from_millis(250)),
+                // The port cannot change (clients hold the URL): wait for it to be released,
+                // or for the remains of a killed server to be gone.
+                Err(e) if (e.port_in_use && attempts < 5) || (e.leftovers && attempts < 20) => {
+                    sleep(Duration::from_millis(250));
+                }
                 Err(e) => return Err(e.error),
             }
         }
@@ -171,11 +187,12 @@ impl<F: Flavor> Managed<F> {
                     log_tail: String::new(),
                 },
                 port_in_use: true,
+                leftovers: false,
             });
         }
-        let log = F::log_path(self.dir.path());
+        let log = self.dir.path().join(F::LOG_FILE);
         let log_start = sys::file_len(&log);
-        let mut child = self.flavor.spawn(self.dir.path(), port)?;
+        let mut child = self.spawn(port, &log)?;
         if let Err(e) = fs::write(self.dir.path().join(PID_FILE), child.id().to_string()) {
             let _ = child.kill();
             let _ = child.wait();
@@ -205,6 +222,7 @@ impl<F: Flavor> Managed<F> {
         let logged = sys::read_log_since(&log, log_start);
         Err(LaunchError {
             port_in_use: logged.contains("already in use"),
+            leftovers: F::leftovers_in_the_way(&logged),
             error: TestkitError::Startup {
                 server: F::NAME,
                 port,
@@ -212,6 +230,33 @@ impl<F: Flavor> Managed<F> {
                 log_tail: sys::last_lines(&logged, 25),
             },
         })
+    }
+
+    /// Launches the server on `port` without waiting for it, in the temp dir, with stdin
+    /// closed and its output appended to `log` or discarded (see `Flavor::LOGS_TO_STDERR`).
+    fn spawn(&self, port: u16, log: &Path) -> Result<Child, TestkitError> {
+        let dir = self.dir.path();
+        let (stdout, stderr) = if F::LOGS_TO_STDERR {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(TestkitError::io(format!("opening {}", log.display())))?;
+            let copy = file
+                .try_clone()
+                .map_err(TestkitError::io("duplicating the log handle"))?;
+            (Stdio::from(file), Stdio::from(copy))
+        } else {
+            (Stdio::null(), Stdio::null())
+        };
+        let mut cmd = self.flavor.server_command(dir, port);
+        let program = Path::new(cmd.get_program()).display().to_string();
+        cmd.current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(TestkitError::io(format!("starting {program}")))
     }
 
     /// Sends `signal`, waits up to `grace` for the exit, then kills.
@@ -297,12 +342,15 @@ pub(crate) enum Backend<F: Flavor> {
 }
 
 impl<F: Flavor> Backend<F> {
-    /// The external server named by `F::URL_ENV`, if that variable is set and not empty.
-    pub(crate) fn from_env() -> Option<Self> {
-        std::env::var(F::URL_ENV)
-            .ok()
-            .filter(|url| !url.trim().is_empty())
-            .map(|url| Self::External(url.trim().to_owned()))
+    /// The external server named by `F::URL_ENV` if that variable is set and not empty
+    /// (then `start` is not called), else the throwaway server that `start` starts.
+    pub(crate) fn external_or(
+        start: impl FnOnce() -> Result<Managed<F>, TestkitError>,
+    ) -> Result<Self, TestkitError> {
+        match std::env::var(F::URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => Ok(Self::External(url.trim().to_owned())),
+            _ => start().map(Self::Managed),
+        }
     }
 
     pub(crate) fn url(&self) -> String {
@@ -325,7 +373,7 @@ impl<F: Flavor> Backend<F> {
 
     pub(crate) fn log_path(&self) -> Option<PathBuf> {
         match self {
-            Self::Managed(server) => Some(F::log_path(server.dir())),
+            Self::Managed(server) => Some(server.dir().join(F::LOG_FILE)),
             Self::External(_) => None,
         }
     }
@@ -352,6 +400,74 @@ impl<F: Flavor> Backend<F> {
         }
     }
 }
+
+/// Defines, inside the `impl` block of a server type holding a `backend: Backend<_>` field,
+/// the public methods all three server types have: `url`, `port`, `is_external`,
+/// `is_running`, `log_path`, `stop`, `kill` and `restart`. The docs of those whose meaning
+/// differs between servers (URL format, variable name, what a stop or kill does) are given
+/// by the caller, in this order; stop, kill and restart also get a "Panics" section.
+macro_rules! server_methods {
+    (
+        $(#[$url:meta])* url;
+        $(#[$is_external:meta])* is_external;
+        $(#[$stop:meta])* stop;
+        $(#[$kill:meta])* kill;
+        $(#[$restart:meta])* restart;
+    ) => {
+        $(#[$url])*
+        pub fn url(&self) -> String {
+            self.backend.url()
+        }
+
+        /// The TCP port on 127.0.0.1. It stays the same across [`restart`](Self::restart).
+        pub fn port(&self) -> u16 {
+            self.backend.port()
+        }
+
+        $(#[$is_external])*
+        pub fn is_external(&self) -> bool {
+            self.backend.is_external()
+        }
+
+        /// Whether the server process is alive (always `true` for an external server).
+        pub fn is_running(&mut self) -> bool {
+            self.backend.is_running()
+        }
+
+        /// The server's log, for diagnosing a failed test (`None` for an external server).
+        pub fn log_path(&self) -> Option<std::path::PathBuf> {
+            self.backend.log_path()
+        }
+
+        $(#[$stop])*
+        ///
+        /// # Panics
+        /// For an external server.
+        #[track_caller]
+        pub fn stop(&mut self) {
+            self.backend.managed("stop").stop();
+        }
+
+        $(#[$kill])*
+        ///
+        /// # Panics
+        /// For an external server.
+        #[track_caller]
+        pub fn kill(&mut self) {
+            self.backend.managed("kill").kill();
+        }
+
+        $(#[$restart])*
+        ///
+        /// # Panics
+        /// For an external server.
+        #[track_caller]
+        pub fn restart(&mut self) -> Result<(), $crate::TestkitError> {
+            self.backend.managed("restart").restart()
+        }
+    };
+}
+pub(crate) use server_methods;
 
 /// The explicit port of a URL such as `scheme://user:pw@host:port/path`, if any.
 pub(crate) fn url_port(url: &str) -> Option<u16> {

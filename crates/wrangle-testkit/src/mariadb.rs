@@ -1,10 +1,13 @@
-//! Throwaway MariaDB servers.
+//! Throwaway MariaDB servers: where the binaries are, `mariadb-install-db`, the `mariadbd`
+//! command line (with its own tmpdir), the `mariadb-admin ping` check, the `wrangle`
+//! database and the URL. The lifecycle is in `managed`.
 
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::TestkitError;
-use crate::managed::{Backend, Flavor, Managed};
+use crate::managed::{Backend, Flavor, Managed, server_methods};
 use crate::sys;
 
 /// The database created at the first start.
@@ -32,78 +35,37 @@ impl MariaDbServer {
     /// If `WRANGLE_TEST_MYSQL_URL` is set, nothing is started: the server at that URL is
     /// used instead, and the lifecycle methods (`stop`, `kill`, `restart`) panic.
     pub fn start() -> Result<Self, TestkitError> {
-        if let Some(backend) = Backend::from_env() {
-            return Ok(Self { backend });
-        }
-        let flavor = MariaDb::locate()?;
-        let server = Managed::start(flavor, "wrangle-testkit-mariadb-", MariaDb::init)?;
-        // Also proves that root gets in over TCP without a password.
-        sys::run(
-            server
-                .flavor()
-                .admin(server.port())
-                .args(["create", DATABASE]),
-        )?;
-        Ok(Self {
-            backend: Backend::Managed(server),
-        })
+        let backend = Backend::external_or(|| {
+            let flavor = MariaDb::locate()?;
+            let server = Managed::start(flavor, "wrangle-testkit-mariadb-", MariaDb::init)?;
+            // Also proves that root gets in over TCP without a password.
+            sys::run(
+                server
+                    .flavor()
+                    .admin(server.port())
+                    .args(["create", DATABASE]),
+            )?;
+            Ok(server)
+        })?;
+        Ok(Self { backend })
     }
 
-    /// The connection URL, `mysql://root@127.0.0.1:PORT/wrangle`.
-    pub fn url(&self) -> String {
-        self.backend.url()
-    }
-
-    /// The TCP port on 127.0.0.1. It stays the same across [`restart`](Self::restart).
-    pub fn port(&self) -> u16 {
-        self.backend.port()
-    }
-
-    /// Whether this is an external server given by `WRANGLE_TEST_MYSQL_URL` (on which the
-    /// lifecycle methods panic) rather than a throwaway one.
-    pub fn is_external(&self) -> bool {
-        self.backend.is_external()
-    }
-
-    /// Whether the server process is alive (always `true` for an external server).
-    pub fn is_running(&mut self) -> bool {
-        self.backend.is_running()
-    }
-
-    /// The server's error log, for diagnosing a failed test (`None` for an external server).
-    pub fn log_path(&self) -> Option<PathBuf> {
-        self.backend.log_path()
-    }
-
-    /// Shuts the server down cleanly (SIGTERM) and returns once the process has exited.
-    /// The data stays for [`restart`](Self::restart). Does nothing if it is not running.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn stop(&mut self) {
-        self.backend.managed("stop").stop();
-    }
-
-    /// Kills the server with SIGKILL, simulating a crash, and returns once it is gone. The
-    /// next [`restart`](Self::restart) runs InnoDB crash recovery. Does nothing if it is not
-    /// running.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn kill(&mut self) {
-        self.backend.managed("kill").kill();
-    }
-
-    /// Starts the server again on the same port with the same data, stopping it first if it
-    /// is running, and waits until it answers a ping.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn restart(&mut self) -> Result<(), TestkitError> {
-        self.backend.managed("restart").restart()
+    server_methods! {
+        /// The connection URL, `mysql://root@127.0.0.1:PORT/wrangle`.
+        url;
+        /// Whether this is an external server given by `WRANGLE_TEST_MYSQL_URL` (on which the
+        /// lifecycle methods panic) rather than a throwaway one.
+        is_external;
+        /// Shuts the server down cleanly (SIGTERM) and returns once the process has exited.
+        /// The data stays for [`restart`](Self::restart). Does nothing if it is not running.
+        stop;
+        /// Kills the server with SIGKILL, simulating a crash, and returns once it is gone. The
+        /// next [`restart`](Self::restart) runs InnoDB crash recovery. Does nothing if it is not
+        /// running.
+        kill;
+        /// Starts the server again on the same port with the same data, stopping it first if it
+        /// is running, and waits until it answers a ping.
+        restart;
     }
 }
 
@@ -132,10 +94,23 @@ impl MariaDb {
         sys::is_root().then_some("--user=root")
     }
 
+    /// `--datadir` and `--tmpdir` in the temp dir `dir`. The server's own tmpdir matters:
+    /// every mariadbd deletes all `#sql*` files in its tmpdir when it starts, so with a
+    /// shared `/tmp` one server starting wipes the temporary tables of another one being
+    /// set up by `mariadb-install-db` at that moment, which then fails.
+    fn dir_args(dir: &Path) -> [String; 2] {
+        [
+            format!("--datadir={}", dir.join("data").display()),
+            format!("--tmpdir={}", dir.join("tmp").display()),
+        ]
+    }
+
     fn init(&self, dir: &Path) -> Result<(), TestkitError> {
+        let tmp = dir.join("tmp");
+        fs::create_dir(&tmp).map_err(TestkitError::io(format!("creating {}", tmp.display())))?;
         let mut cmd = Command::new(&self.install_db);
         cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", dir.join("data").display()))
+            .args(Self::dir_args(dir))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
             .arg("--skip-name-resolve")
@@ -161,35 +136,28 @@ impl Flavor for MariaDb {
     const DEFAULT_PORT: u16 = 3306;
     const STOP_SIGNAL: &'static str = "TERM";
     const DROP_SIGNAL: &'static str = "KILL";
+    const LOG_FILE: &'static str = "mariadb.log";
+    const LOGS_TO_STDERR: bool = false;
 
     fn url(port: u16) -> String {
         format!("mysql://root@127.0.0.1:{port}/{DATABASE}")
     }
 
-    fn log_path(dir: &Path) -> PathBuf {
-        dir.join("mariadb.log")
-    }
-
-    fn spawn(&self, dir: &Path, port: u16) -> Result<Child, TestkitError> {
-        Command::new(&self.server_bin)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", dir.join("data").display()))
+    fn server_command(&self, dir: &Path, port: u16) -> Command {
+        let mut cmd = Command::new(&self.server_bin);
+        cmd.arg("--no-defaults")
+            .args(Self::dir_args(dir))
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
             .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
-            .arg(format!("--log-error={}", Self::log_path(dir).display()))
+            .arg(format!(
+                "--log-error={}",
+                dir.join(Self::LOG_FILE).display()
+            ))
             .arg("--skip-name-resolve")
-            .args(Self::user_arg())
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(TestkitError::io(format!(
-                "starting {}",
-                self.server_bin.display()
-            )))
+            .args(Self::user_arg());
+        cmd
     }
 
     fn is_ready(&self, port: u16) -> bool {

@@ -1,11 +1,13 @@
-//! Throwaway PostgreSQL servers.
+//! Throwaway PostgreSQL servers: where the binaries are, `initdb`, the `postgres` command
+//! line (run as the `postgres` user under root), the `pg_isready` check and the URL. The
+//! lifecycle is in `managed`.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::TestkitError;
-use crate::managed::{Backend, Flavor, Managed};
+use crate::managed::{Backend, Flavor, Managed, server_methods};
 use crate::sys;
 
 /// The superuser created by `initdb`; it logs in without a password (`trust`).
@@ -45,72 +47,30 @@ impl PostgresServer {
     }
 
     fn start_with(fsync: bool) -> Result<Self, TestkitError> {
-        if let Some(backend) = Backend::from_env() {
-            return Ok(Self { backend });
-        }
-        let flavor = Postgres::locate(fsync)?;
-        let server = Managed::start(flavor, "wrangle-testkit-pg-", Postgres::init)?;
-        Ok(Self {
-            backend: Backend::Managed(server),
-        })
+        let backend = Backend::external_or(|| {
+            let flavor = Postgres::locate(fsync)?;
+            Managed::start(flavor, "wrangle-testkit-pg-", Postgres::init)
+        })?;
+        Ok(Self { backend })
     }
 
-    /// The connection URL, `postgres://wrangle@127.0.0.1:PORT/postgres`.
-    pub fn url(&self) -> String {
-        self.backend.url()
-    }
-
-    /// The TCP port on 127.0.0.1. It stays the same across [`restart`](Self::restart).
-    pub fn port(&self) -> u16 {
-        self.backend.port()
-    }
-
-    /// Whether this is an external server given by `WRANGLE_TEST_PG_URL` (on which the
-    /// lifecycle methods panic) rather than a throwaway one.
-    pub fn is_external(&self) -> bool {
-        self.backend.is_external()
-    }
-
-    /// Whether the server process is alive (always `true` for an external server).
-    pub fn is_running(&mut self) -> bool {
-        self.backend.is_running()
-    }
-
-    /// The server log, for diagnosing a failed test (`None` for an external server).
-    pub fn log_path(&self) -> Option<PathBuf> {
-        self.backend.log_path()
-    }
-
-    /// Shuts the server down cleanly (fast mode: sessions are disconnected, then a
-    /// checkpoint) and returns once the process has exited. The data stays for
-    /// [`restart`](Self::restart). Does nothing if it is not running.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn stop(&mut self) {
-        self.backend.managed("stop").stop();
-    }
-
-    /// Kills the postmaster with SIGKILL, simulating a crash, and returns once it is gone;
-    /// its backends exit on their own right after. The next
-    /// [`restart`](Self::restart) runs crash recovery. Does nothing if it is not running.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn kill(&mut self) {
-        self.backend.managed("kill").kill();
-    }
-
-    /// Starts the server again on the same port with the same data, stopping it first if it
-    /// is running, and waits until it accepts connections.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn restart(&mut self) -> Result<(), TestkitError> {
-        self.backend.managed("restart").restart()
+    server_methods! {
+        /// The connection URL, `postgres://wrangle@127.0.0.1:PORT/postgres`.
+        url;
+        /// Whether this is an external server given by `WRANGLE_TEST_PG_URL` (on which the
+        /// lifecycle methods panic) rather than a throwaway one.
+        is_external;
+        /// Shuts the server down cleanly (fast mode: sessions are disconnected, then a
+        /// checkpoint) and returns once the process has exited. The data stays for
+        /// [`restart`](Self::restart). Does nothing if it is not running.
+        stop;
+        /// Kills the postmaster with SIGKILL, simulating a crash, and returns once it is gone;
+        /// its backends exit on their own right after. The next
+        /// [`restart`](Self::restart) runs crash recovery. Does nothing if it is not running.
+        kill;
+        /// Starts the server again on the same port with the same data, stopping it first if it
+        /// is running, and waits until it accepts connections.
+        restart;
     }
 }
 
@@ -198,25 +158,14 @@ impl Flavor for Postgres {
     const STOP_SIGNAL: &'static str = "INT";
     /// Immediate shutdown: the postmaster takes its backends down and exits at once.
     const DROP_SIGNAL: &'static str = "QUIT";
+    const LOG_FILE: &'static str = "postgres.log";
+    const LOGS_TO_STDERR: bool = true;
 
     fn url(port: u16) -> String {
         format!("postgres://{USER}@127.0.0.1:{port}/postgres")
     }
 
-    fn log_path(dir: &Path) -> PathBuf {
-        dir.join("postgres.log")
-    }
-
-    fn spawn(&self, dir: &Path, port: u16) -> Result<Child, TestkitError> {
-        let log_path = Self::log_path(dir);
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(TestkitError::io(format!("opening {}", log_path.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(TestkitError::io("duplicating the log handle"))?;
+    fn server_command(&self, dir: &Path, port: u16) -> Command {
         let mut cmd = self.command(&self.postgres, dir);
         cmd.arg("-D")
             .arg(dir.join("data"))
@@ -227,14 +176,7 @@ impl Flavor for Postgres {
         if !self.fsync {
             cmd.args(["-c", "fsync=off"]);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(TestkitError::io(format!(
-                "starting {}",
-                self.postgres.display()
-            )))
+        cmd
     }
 
     fn is_ready(&self, port: u16) -> bool {
@@ -244,6 +186,12 @@ impl Flavor for Postgres {
             .stdin(Stdio::null())
             .status()
             .is_ok_and(|status| status.success())
+    }
+
+    /// Right after `kill()` the postmaster's children may still hold its shared memory for
+    /// a moment, and a new postmaster refuses to start until they have exited.
+    fn leftovers_in_the_way(log: &str) -> bool {
+        log.contains("pre-existing shared memory block")
     }
 }
 

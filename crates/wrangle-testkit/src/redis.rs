@@ -1,13 +1,14 @@
-//! Throwaway Redis servers.
+//! Throwaway Redis servers: where `redis-server` is, its command line (AOF persistence),
+//! the `PING` check and the URL. The lifecycle is in `managed`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::TestkitError;
-use crate::managed::{Backend, Flavor, Managed};
+use crate::managed::{Backend, Flavor, Managed, server_methods};
 use crate::sys;
 
 /// A throwaway Redis server on 127.0.0.1, in its own temp dir, on a free port.
@@ -29,78 +30,36 @@ impl RedisServer {
     /// If `WRANGLE_TEST_REDIS_URL` is set, nothing is started: the server at that URL is
     /// used instead, and the lifecycle methods (`stop`, `kill`, `restart`) panic.
     pub fn start() -> Result<Self, TestkitError> {
-        if let Some(backend) = Backend::from_env() {
-            return Ok(Self { backend });
-        }
-        let server_bin = sys::find_or_install("redis-server", "redis-server", || {
-            sys::find_program(&["redis-server"])
+        let backend = Backend::external_or(|| {
+            let server_bin = sys::find_or_install("redis-server", "redis-server", || {
+                sys::find_program(&["redis-server"])
+            })?;
+            Managed::start(
+                Redis { server_bin },
+                "wrangle-testkit-redis-",
+                |_, _| Ok(()),
+            )
         })?;
-        let server = Managed::start(
-            Redis { server_bin },
-            "wrangle-testkit-redis-",
-            |_, _| Ok(()),
-        )?;
-        Ok(Self {
-            backend: Backend::Managed(server),
-        })
+        Ok(Self { backend })
     }
 
-    /// The connection URL, `redis://127.0.0.1:PORT/`.
-    pub fn url(&self) -> String {
-        self.backend.url()
-    }
-
-    /// The TCP port on 127.0.0.1. It stays the same across [`restart`](Self::restart).
-    pub fn port(&self) -> u16 {
-        self.backend.port()
-    }
-
-    /// Whether this is an external server given by `WRANGLE_TEST_REDIS_URL` (on which the
-    /// lifecycle methods panic) rather than a throwaway one.
-    pub fn is_external(&self) -> bool {
-        self.backend.is_external()
-    }
-
-    /// Whether the server process is alive (always `true` for an external server).
-    pub fn is_running(&mut self) -> bool {
-        self.backend.is_running()
-    }
-
-    /// The server log, for diagnosing a failed test (`None` for an external server).
-    pub fn log_path(&self) -> Option<PathBuf> {
-        self.backend.log_path()
-    }
-
-    /// Shuts the server down cleanly (SIGTERM: the AOF is flushed and fsynced) and returns
-    /// once the process has exited. The data stays for [`restart`](Self::restart). Does
-    /// nothing if it is not running.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn stop(&mut self) {
-        self.backend.managed("stop").stop();
-    }
-
-    /// Kills the server with SIGKILL, simulating a crash, and returns once it is gone.
-    /// Writes of about the last second may be lost (`appendfsync everysec`). Does nothing
-    /// if it is not running.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn kill(&mut self) {
-        self.backend.managed("kill").kill();
-    }
-
-    /// Starts the server again on the same port with the same data (replaying the AOF),
-    /// stopping it first if it is running, and waits until it answers `PING`.
-    ///
-    /// # Panics
-    /// For an external server.
-    #[track_caller]
-    pub fn restart(&mut self) -> Result<(), TestkitError> {
-        self.backend.managed("restart").restart()
+    server_methods! {
+        /// The connection URL, `redis://127.0.0.1:PORT/`.
+        url;
+        /// Whether this is an external server given by `WRANGLE_TEST_REDIS_URL` (on which the
+        /// lifecycle methods panic) rather than a throwaway one.
+        is_external;
+        /// Shuts the server down cleanly (SIGTERM: the AOF is flushed and fsynced) and returns
+        /// once the process has exited. The data stays for [`restart`](Self::restart). Does
+        /// nothing if it is not running.
+        stop;
+        /// Kills the server with SIGKILL, simulating a crash, and returns once it is gone.
+        /// Writes of about the last second may be lost (`appendfsync everysec`). Does nothing
+        /// if it is not running.
+        kill;
+        /// Starts the server again on the same port with the same data (replaying the AOF),
+        /// stopping it first if it is running, and waits until it answers `PING`.
+        restart;
     }
 }
 
@@ -117,18 +76,16 @@ impl Flavor for Redis {
     /// Graceful shutdown, flushing the AOF.
     const STOP_SIGNAL: &'static str = "TERM";
     const DROP_SIGNAL: &'static str = "KILL";
+    const LOG_FILE: &'static str = "redis.log";
+    const LOGS_TO_STDERR: bool = false;
 
     fn url(port: u16) -> String {
         format!("redis://127.0.0.1:{port}/")
     }
 
-    fn log_path(dir: &Path) -> PathBuf {
-        dir.join("redis.log")
-    }
-
-    fn spawn(&self, dir: &Path, port: u16) -> Result<Child, TestkitError> {
-        Command::new(&self.server_bin)
-            .args(["--port", &port.to_string()])
+    fn server_command(&self, dir: &Path, port: u16) -> Command {
+        let mut cmd = Command::new(&self.server_bin);
+        cmd.args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(dir)
@@ -137,16 +94,8 @@ impl Flavor for Redis {
             .args(["--save", ""])
             .args(["--daemonize", "no"])
             .arg("--logfile")
-            .arg(Self::log_path(dir))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(TestkitError::io(format!(
-                "starting {}",
-                self.server_bin.display()
-            )))
+            .arg(dir.join(Self::LOG_FILE));
+        cmd
     }
 
     /// Answers `PING` with `+PONG` (while loading the AOF it answers `-LOADING`).
