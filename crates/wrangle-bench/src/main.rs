@@ -57,7 +57,7 @@ async fn main() {
     }
     let tasks = arg(&args, "--tasks", 100_000);
     let baseline_tasks = arg(&args, "--baseline-tasks", 5_000);
-    let batch = arg(&args, "--batch", 250);
+    let batch = arg(&args, "--batch", 1000);
     let dir = tempfile::tempdir().expect("temp dir");
 
     let full = full_sync(&args);
