@@ -156,11 +156,19 @@ async fn cancelling_a_running_task_stops_its_handler_at_the_next_heartbeat() {
     let stopped = Arc::new(AtomicU32::new(0));
     let mut registry = Registry::new();
     let seen = stopped.clone();
+    // Counts when the handler stops, whether it returns on the cancel signal or the
+    // executor drops it first.
+    struct StopGuard(Arc<AtomicU32>);
+    impl Drop for StopGuard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
     registry.handle("wait-for-cancel", move |ctx, _p| {
-        let seen = seen.clone();
+        let guard = StopGuard(seen.clone());
         async move {
+            let _guard = guard;
             ctx.cancel.cancelled().await;
-            seen.fetch_add(1, Ordering::SeqCst);
             Ok::<_, String>(Value::Null)
         }
     });
