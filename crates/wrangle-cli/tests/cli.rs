@@ -73,20 +73,24 @@ impl Sandbox {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// Starts a worker process; its log goes to `NAME.log` in the sandbox.
+    /// Starts a worker process and keeps it; its log goes to `NAME.log` in the sandbox.
     fn spawn_worker(&mut self, name: &str, args: &[&str]) -> usize {
+        let child = self.start_worker(name, args);
+        self.workers.push(child);
+        self.workers.len() - 1
+    }
+
+    /// Starts a worker process logging to `NAME.log`.
+    fn start_worker(&self, name: &str, args: &[&str]) -> Child {
         let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
-        let child = self
-            .command()
+        self.command()
             .args(["worker", "--name", name])
             .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap();
-        self.workers.push(child);
-        self.workers.len() - 1
+            .unwrap()
     }
 
     fn task(&self, id: i64) -> Value {
@@ -440,16 +444,7 @@ fn workers_killed_again_and_again_lose_no_task_and_complete_none_twice() {
             sandbox.workers[victim].kill().unwrap();
             sandbox.workers[victim].wait().unwrap();
             let name = format!("respawn{round}");
-            let log = std::fs::File::create(sandbox.path(&format!("{name}.log"))).unwrap();
-            sandbox.workers[victim] = sandbox
-                .command()
-                .args(["worker", "--name", &name])
-                .args(worker_args)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            sandbox.workers[victim] = sandbox.start_worker(&name, &worker_args);
         }
         round += 1;
     }

@@ -347,13 +347,19 @@ mod tests {
         }
     }
 
-    fn run(argv: &[&str], task: &ClaimedTask) -> ExecResult {
-        let spec = CommandSpec::new(argv.iter().map(|s| s.to_string()).collect());
+    fn execute(spec: CommandSpec, task: &ClaimedTask) -> ExecResult {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(CommandExecutor::new(spec).execute(task, CancellationToken::new()))
+    }
+
+    fn run(argv: &[&str], task: &ClaimedTask) -> ExecResult {
+        execute(
+            CommandSpec::new(argv.iter().map(|s| s.to_string()).collect()),
+            task,
+        )
     }
 
     #[test]
@@ -444,15 +450,7 @@ mod tests {
             "yes | head -c 100000".into(),
         ]);
         spec.max_result_bytes = 1000;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let out = rt
-            .block_on(
-                CommandExecutor::new(spec).execute(&task(json!(null)), CancellationToken::new()),
-            )
-            .unwrap();
+        let out = execute(spec, &task(json!(null))).unwrap();
         assert!(out.as_str().unwrap().len() <= 1000);
     }
 
@@ -466,15 +464,7 @@ mod tests {
         ]);
         spec.output_dir = Some(dir.path().join("logs"));
         spec.max_result_bytes = 2;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let result = rt
-            .block_on(
-                CommandExecutor::new(spec).execute(&task(json!(null)), CancellationToken::new()),
-            )
-            .unwrap();
+        let result = execute(spec, &task(json!(null))).unwrap();
         assert_eq!(result, json!("ou"), "the result is bounded");
         let read =
             |name: &str| std::fs::read_to_string(dir.path().join("logs").join(name)).unwrap();
