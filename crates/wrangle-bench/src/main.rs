@@ -163,7 +163,7 @@ async fn baseline(store: &SqliteStore, n: usize) -> f64 {
         };
         store
             .complete_batch(
-                vec![Completion {
+                &[Completion {
                     id: task.id,
                     attempt: task.attempt,
                     worker: "baseline".into(),

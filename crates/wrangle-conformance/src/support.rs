@@ -217,7 +217,7 @@ pub async fn complete(
     now: DateTime<Utc>,
 ) -> Result<CompletionStatus> {
     let statuses = store
-        .complete_batch(vec![completion], now)
+        .complete_batch(&[completion], now)
         .await
         .context("complete_batch")?;
     ensure_eq!(

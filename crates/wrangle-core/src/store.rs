@@ -301,7 +301,7 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Records how attempts ended; one status per completion, in order.
     async fn complete_batch(
         &self,
-        completions: Vec<Completion>,
+        completions: &[Completion],
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionStatus>, StoreError>;
 
@@ -440,7 +440,7 @@ impl Store for CountingStore {
     }
     async fn complete_batch(
         &self,
-        completions: Vec<Completion>,
+        completions: &[Completion],
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionStatus>, StoreError> {
         self.count().complete_batch(completions, now).await

@@ -242,7 +242,7 @@ impl Store for MemoryStore {
 
     async fn complete_batch(
         &self,
-        completions: Vec<Completion>,
+        completions: &[Completion],
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionStatus>, StoreError> {
         let mut state = self.lock();
@@ -259,10 +259,10 @@ impl Store for MemoryStore {
                 continue;
             }
             let task = state.tasks.get_mut(&completion.id).expect("checked above");
-            let new_state = match completion.outcome {
+            let new_state = match &completion.outcome {
                 Outcome::Succeeded { result } => {
                     task.attempts.push(attempt_record(task, now, "completed"));
-                    task.result = Some(result);
+                    task.result = Some(result.clone());
                     task.error = None;
                     task.state = TaskState::Completed;
                     task.finished_at = Some(now);
@@ -273,7 +273,7 @@ impl Store for MemoryStore {
                 Outcome::Failed { error, retry_at } => {
                     let mut record = attempt_record(task, now, "failed");
                     record.error = Some(error.clone());
-                    task.error = Some(error);
+                    task.error = Some(error.clone());
                     task.finished_at = Some(now);
                     match retry_at.filter(|_| task.attempt < task.max_attempts) {
                         Some(at) => {
@@ -293,7 +293,7 @@ impl Store for MemoryStore {
                 }
                 Outcome::Released { reason } => {
                     let mut record = attempt_record(task, now, "released");
-                    record.error = Some(reason);
+                    record.error = Some(reason.clone());
                     task.attempts.push(record);
                     task.attempt -= 1;
                     state.make_waiting(completion.id, TaskState::Available, now);

@@ -401,7 +401,7 @@ impl Store for SqliteStore {
 
     async fn complete_batch(
         &self,
-        completions: Vec<Completion>,
+        completions: &[Completion],
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionStatus>, StoreError> {
         if completions.is_empty() {

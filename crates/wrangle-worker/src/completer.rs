@@ -66,18 +66,9 @@ pub(crate) async fn run(
         if completions.is_empty() {
             continue;
         }
-        let ids: Vec<_> = completions.iter().map(|c| c.id).collect();
-        let kinds: Vec<_> = completions
-            .iter()
-            .map(|c| match c.outcome {
-                Outcome::Succeeded { .. } => 0,
-                Outcome::Failed { .. } => 1,
-                Outcome::Released { .. } => 2,
-            })
-            .collect();
         let mut backoff = RETRY_FIRST;
         let statuses = loop {
-            match store.complete_batch(completions.clone(), Utc::now()).await {
+            match store.complete_batch(&completions, Utc::now()).await {
                 Ok(statuses) => break statuses,
                 Err(err) if err.is_transient() => {
                     tracing::warn!(error = %err, retry_in = ?backoff, pending = completions.len(), "store unavailable; outcomes kept, retrying");
@@ -92,15 +83,15 @@ pub(crate) async fn run(
                 }
             }
         };
-        for (status, kind) in statuses.iter().zip(kinds) {
-            match (status, kind) {
+        for (status, completion) in statuses.iter().zip(&completions) {
+            match (status, &completion.outcome) {
                 (CompletionStatus::Stale, _) => report.stale += 1,
-                (_, 0) => report.succeeded += 1,
-                (_, 1) => report.failed += 1,
-                _ => report.released += 1,
+                (_, Outcome::Succeeded { .. }) => report.succeeded += 1,
+                (_, Outcome::Failed { .. }) => report.failed += 1,
+                (_, Outcome::Released { .. }) => report.released += 1,
             }
         }
-        held.remove_all(ids);
+        held.remove_all(completions.iter().map(|c| c.id));
     }
     report
 }

@@ -143,7 +143,7 @@ async fn completing_twice_is_stale(a: Handle, b: Handle) -> Result<()> {
     }
     let second = by_id(&claimed, ids[1])?;
     let done = completion(second, "w1", succeeded(json!(2)));
-    let statuses = b.complete_batch(vec![done.clone(), done], at(4)).await?;
+    let statuses = b.complete_batch(&[done.clone(), done], at(4)).await?;
     ensure_eq!(
         statuses,
         vec![
@@ -163,7 +163,7 @@ async fn completing_twice_is_stale(a: Handle, b: Handle) -> Result<()> {
     let third = claim_one(&a, "w1", at(5)).await?;
     let statuses = b
         .complete_batch(
-            vec![
+            &[
                 completion(&third, "w1", failed("first", None)),
                 completion(&third, "w1", succeeded(json!("second"))),
             ],
@@ -211,7 +211,7 @@ async fn mixed_batch_statuses_in_order(a: Handle, b: Handle) -> Result<()> {
         completion(c(3)?, "w1", released()),
         completion(c(4)?, "w1", failed("fatal", Some(at(60)))),
     ];
-    let statuses = b.complete_batch(batch, at(2)).await?;
+    let statuses = b.complete_batch(&batch, at(2)).await?;
     use CompletionStatus::{Applied, Stale};
     ensure_eq!(
         statuses,

@@ -366,7 +366,7 @@ impl Run {
         }
         self.note(step, format!("complete {batch:?}"));
         let store = self.handle();
-        let statuses = store.complete_batch(batch.clone(), self.now).await?;
+        let statuses = store.complete_batch(&batch, self.now).await?;
         let mut expected = Vec::new();
         let mut released_ids = Vec::new();
         for c in batch {
