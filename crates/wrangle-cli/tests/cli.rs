@@ -324,6 +324,7 @@ fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
         &["submit", "k", "{bad"],
         &["submit", "k", "{}", "--delay", "5x"],
         &["--store", "foo://", "submit", "k", "{}"],
+        &["--store", "sqlite://x.db?bogus=1", "submit", "k", "{}"],
         &["submit", "k", "{}", "--at", "tomorrow"],
         &["submit", "k", "{}", "--timeout", "soon"],
         &["submit", "bad kind", "{}"],
@@ -352,6 +353,17 @@ fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
     );
     let list = sandbox.json(&["tasks", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 0);
+    assert!(!sandbox.path("x.db").exists());
+    // Store options in the URL reach the store.
+    let out = sandbox.run(&[
+        "--store",
+        "sqlite://fast.db?synchronous=normal",
+        "submit",
+        "k",
+        "{}",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(sandbox.path("fast.db").exists());
 }
 
 #[test]

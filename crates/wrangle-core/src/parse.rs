@@ -95,8 +95,14 @@ fn shorten(text: &str, max: usize) -> String {
 /// Where tasks are kept, parsed from a store URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
-    /// `sqlite://PATH` (relative or absolute) or a bare path ending in `.db`.
-    Sqlite(PathBuf),
+    /// `sqlite://PATH[?OPTIONS]` (relative or absolute) or a bare path ending in `.db`;
+    /// the options (e.g. `synchronous=normal`) are the store's to interpret.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The query string after `?`, empty if none.
+        options: String,
+    },
     /// `memory://`: this process only.
     Memory,
     /// `postgres://…` or `postgresql://…`, kept verbatim for the driver.
@@ -116,7 +122,10 @@ impl StoreUrl {
         let text = text.trim();
         let Some((scheme, rest)) = text.split_once("://") else {
             if text.ends_with(".db") || text.ends_with(".sqlite") {
-                return Ok(StoreUrl::Sqlite(PathBuf::from(text)));
+                return Ok(StoreUrl::Sqlite {
+                    path: PathBuf::from(text),
+                    options: String::new(),
+                });
             }
             return Err(InputError::new(format!(
                 "invalid store URL '{text}': expected sqlite://PATH, postgres://…, redis://…, mysql://… or memory://"
@@ -124,13 +133,16 @@ impl StoreUrl {
         };
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => {
-                let path = rest.split('?').next().unwrap_or_default();
+                let (path, options) = rest.split_once('?').unwrap_or((rest, ""));
                 if path.is_empty() {
                     return Err(InputError::new(format!(
                         "invalid store URL '{text}': sqlite:// needs a file path, e.g. sqlite://.wrangle/wrangle.db"
                     )));
                 }
-                Ok(StoreUrl::Sqlite(PathBuf::from(path)))
+                Ok(StoreUrl::Sqlite {
+                    path: PathBuf::from(path),
+                    options: options.to_string(),
+                })
             }
             "memory" => Ok(StoreUrl::Memory),
             "postgres" | "postgresql" => Ok(StoreUrl::Postgres(text.to_string())),
@@ -145,14 +157,22 @@ impl StoreUrl {
 
     /// The default store: `sqlite://.wrangle/wrangle.db`.
     pub fn default_sqlite() -> StoreUrl {
-        StoreUrl::Sqlite(PathBuf::from(DEFAULT_STORE_PATH))
+        StoreUrl::Sqlite {
+            path: PathBuf::from(DEFAULT_STORE_PATH),
+            options: String::new(),
+        }
     }
 }
 
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            StoreUrl::Sqlite { path, options } if options.is_empty() => {
+                write!(f, "sqlite://{}", path.display())
+            }
+            StoreUrl::Sqlite { path, options } => {
+                write!(f, "sqlite://{}?{options}", path.display())
+            }
             StoreUrl::Memory => f.write_str("memory://"),
             StoreUrl::Postgres(url) | StoreUrl::Redis(url) | StoreUrl::Mysql(url) => {
                 f.write_str(url)
@@ -215,20 +235,27 @@ mod tests {
         assert!(parse_name("kind", &"x".repeat(129)).is_err());
     }
 
+    fn sqlite(path: &str, options: &str) -> StoreUrl {
+        StoreUrl::Sqlite {
+            path: path.into(),
+            options: options.into(),
+        }
+    }
+
     #[test]
     fn store_urls() {
+        let with_options = StoreUrl::parse("sqlite://a.db?synchronous=normal").unwrap();
+        assert_eq!(with_options, sqlite("a.db", "synchronous=normal"));
+        assert_eq!(with_options.to_string(), "sqlite://a.db?synchronous=normal");
         assert_eq!(
             StoreUrl::parse("sqlite://.wrangle/wrangle.db").unwrap(),
-            StoreUrl::Sqlite(".wrangle/wrangle.db".into())
+            sqlite(".wrangle/wrangle.db", "")
         );
         assert_eq!(
             StoreUrl::parse("sqlite:///tmp/x.db").unwrap(),
-            StoreUrl::Sqlite("/tmp/x.db".into())
+            sqlite("/tmp/x.db", "")
         );
-        assert_eq!(
-            StoreUrl::parse("jobs.db").unwrap(),
-            StoreUrl::Sqlite("jobs.db".into())
-        );
+        assert_eq!(StoreUrl::parse("jobs.db").unwrap(), sqlite("jobs.db", ""));
         assert_eq!(StoreUrl::parse("memory://").unwrap(), StoreUrl::Memory);
         assert!(matches!(
             StoreUrl::parse("postgres://u@h/db").unwrap(),

@@ -64,14 +64,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
 /// Opens the store `url` names.
 pub async fn connect_url(url: &StoreUrl) -> Result<Arc<dyn Store>, ConnectError> {
     match url {
-        StoreUrl::Sqlite(path) => {
-            let text = path.to_string_lossy();
-            let (file, query) = text.split_once('?').unwrap_or((&text, ""));
-            let options = SqliteOptions::from_query(query)
+        StoreUrl::Sqlite { path, options } => {
+            let options = SqliteOptions::from_query(options)
                 .map_err(|e| InputError::new(format!("invalid store URL '{url}': {e}")))?;
-            Ok(Arc::new(
-                SqliteStore::open_with(std::path::Path::new(file), options).await?,
-            ))
+            Ok(Arc::new(SqliteStore::open_with(path, options).await?))
         }
         StoreUrl::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreUrl::Postgres(_) | StoreUrl::Redis(_) | StoreUrl::Mysql(_) => {
