@@ -188,10 +188,16 @@ impl Worker {
             let immediate = shutdown.immediate.clone();
             let abort_all = abort_all.clone();
             let stop_claiming = stop_claiming.clone();
+            let worker_done = heartbeat_stop.clone();
             tokio::spawn(async move {
-                immediate.cancelled().await;
-                stop_claiming.cancel();
-                abort_all.cancel();
+                tokio::select! {
+                    _ = immediate.cancelled() => {
+                        stop_claiming.cancel();
+                        abort_all.cancel();
+                    }
+                    // The worker ended first: nothing left to stop.
+                    _ = worker_done.cancelled() => {}
+                }
             });
         }
 
