@@ -501,3 +501,30 @@ fn workers_killed_again_and_again_lose_no_task_and_complete_none_twice() {
         );
     }
 }
+
+#[test]
+fn processes_opening_a_new_store_at_once_all_succeed() {
+    for round in 0..10 {
+        let sandbox = Sandbox::new();
+        let children: Vec<Child> = (0..12)
+            .map(|i| {
+                sandbox
+                    .command()
+                    .args(["submit", "k", &i.to_string()])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        }
+        assert_eq!(
+            sandbox.json(&["tasks", "list"]).as_array().unwrap().len(),
+            12
+        );
+    }
+}

@@ -122,15 +122,34 @@ impl SqliteStore {
             })
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("cache_size", "-16000");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .connect_with(connect.clone())
-            .await
-            .map_err(|err| {
-                StoreError::Unavailable(format!("cannot open {}: {err}", path.display()))
-            })?;
-        schema::migrate(&pool).await?;
+        // Two processes opening a new file at once race to switch it to WAL, which SQLite
+        // reports as "database is locked" without consulting the busy handler; the loser
+        // retries until the busy timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(10);
+        let pool = loop {
+            let opened = SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(1)
+                .connect_with(connect.clone())
+                .await
+                .map_err(backend);
+            let error = match opened {
+                Ok(pool) => match schema::migrate(&pool).await {
+                    Ok(()) => break pool,
+                    Err(err) => err,
+                },
+                Err(err) => err,
+            };
+            if !error.is_transient() || std::time::Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot open {}: {error}",
+                    path.display()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        };
         Ok(SqliteStore {
             pool,
             topics: Arc::new(Topics::new(connect)),
