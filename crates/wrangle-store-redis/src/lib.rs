@@ -1,0 +1,1 @@
+//! Redis wrangle store: atomic Lua claims, blocking wake-ups (work in progress).
