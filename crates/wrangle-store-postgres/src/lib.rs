@@ -1,1 +1,643 @@
-//! PostgreSQL wrangle store: FOR UPDATE SKIP LOCKED claims, LISTEN/NOTIFY wake-ups (work in progress).
+//! The PostgreSQL store (`postgres://user@host/db?schema=wrangle`): many workers on many
+//! machines sharing one database.
+//!
+//! - Claims lock due tasks with `FOR UPDATE SKIP LOCKED`, so concurrent workers pass over
+//!   each other's rows instead of queueing on them, and walk a partial index that holds
+//!   only waiting tasks, so their cost stays flat however many finished tasks pile up.
+//! - Every hot-path operation (enqueue, claim, complete, heartbeat, rescue) is one
+//!   statement over the whole batch, which travels as one JSON (or array) parameter, and
+//!   runs in autocommit: one round trip per batch.
+//! - Wake-ups are LISTEN/NOTIFY; triggers send them inside the writing transaction (see
+//!   [`listen`](crate::listen)).
+//! - Times are the `now` callers pass in, stored as epoch milliseconds; the server's clock
+//!   is never used for anything a caller can observe.
+//! - [`PostgresStore::enqueue_in`] enqueues inside the caller's own transaction.
+//!
+//! Modules: `options` (URL options), `sql` (the statements, from `sql/*.sql`), `schema`
+//! (migrations), `rows` (row decoding), `listen` (the LISTEN bridge).
+
+mod listen;
+mod options;
+mod rows;
+mod schema;
+mod sql;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, Transaction};
+use wrangle_core::store::{
+    ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
+    Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+};
+use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
+use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+
+pub use options::{ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, PostgresOptions};
+
+use listen::Notifier;
+use rows::{column, command_from_row, from_ms, ms, task_from_row};
+use sql::{Statements, sql};
+
+/// The PostgreSQL store. Cheap to clone: clones share the pool and the LISTEN connection.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    statements: Arc<Statements>,
+    notifier: Arc<Notifier>,
+    schema: Arc<str>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`, with
+    /// wrangle's options `schema` and `pool_size` and any of the driver's, such as
+    /// `sslmode`, in the query string), creating and migrating wrangle's schema as needed.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let (connect, options) = PostgresOptions::from_url(url)?;
+        PostgresStore::connect_with(connect, options).await
+    }
+
+    /// Like [`connect`](Self::connect), with wrangle's tables in `schema` whatever the URL
+    /// says (how tests give each case a fresh, empty schema on one server).
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<PostgresStore, StoreError> {
+        let (connect, mut options) = PostgresOptions::from_url(url)?;
+        options.schema = schema.to_string();
+        PostgresStore::connect_with(connect, options).await
+    }
+
+    /// Connects with driver options `connect` and wrangle's `options`.
+    pub async fn connect_with(
+        connect: PgConnectOptions,
+        options: PostgresOptions,
+    ) -> Result<PostgresStore, StoreError> {
+        options.validate()?;
+        let connect = connect.application_name("wrangle");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before every operation (a round trip each): a connection broken by a
+            // server restart fails its next operation with `Unavailable`, is discarded, and
+            // the caller's retry gets a new one.
+            .test_before_acquire(false)
+            .connect_with(connect.clone())
+            .await
+            .map_err(backend)?;
+        let statements = Statements::for_schema(&options.schema);
+        schema::migrate(&pool, &statements, &options.schema).await?;
+        Ok(PostgresStore {
+            pool,
+            statements: Arc::new(statements),
+            notifier: Arc::new(Notifier::new(connect, &options.schema)),
+            schema: options.schema.into(),
+        })
+    }
+
+    /// The schema holding wrangle's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The connection pool, for callers who want to open their own transactions (for
+    /// [`enqueue_in`](Self::enqueue_in)) on the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Enqueues `tasks` on `connection`, normally inside the caller's transaction (pass
+    /// `&mut *tx`): the tasks exist if and only if the caller commits, and workers are woken
+    /// on commit. Same rules as [`Store::enqueue_batch`] (unique keys, order, ids).
+    ///
+    /// ```no_run
+    /// # async fn example(store: wrangle_store_postgres::PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = store.pool().begin().await?;
+    /// sqlx::query("INSERT INTO orders (id) VALUES (42)").execute(&mut *tx).await?;
+    /// let task = wrangle_core::NewTask::new("ship", serde_json::json!({ "order": 42 }));
+    /// store.enqueue_in(&mut tx, vec![task], chrono::Utc::now()).await?;
+    /// tx.commit().await?; // the order and its task, or neither
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_in(
+        &self,
+        connection: &mut PgConnection,
+        tasks: Vec<NewTask>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Value> = tasks
+            .iter()
+            .enumerate()
+            .map(|(ord, t)| {
+                json!({
+                    "ord": ord,
+                    "queue": t.queue,
+                    "kind": t.kind,
+                    "payload": t.payload,
+                    "priority": t.priority,
+                    "state": t.initial_state(now).as_str(),
+                    "run_at": ms(t.run_at.unwrap_or(now).max(now)),
+                    "max_attempts": t.max_attempts.max(1),
+                    "timeout_ms": t.timeout.map(|d| d.as_millis() as i64),
+                    "unique_key": t.unique_key,
+                    "job": t.job,
+                })
+            })
+            .collect();
+        let returned = sqlx::query(sql(&self.statements.enqueue))
+            .bind(Json(rows))
+            .bind(ms(now))
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(backend)?;
+        // Inserted rows got increasing ids in request order; the others are the tasks that
+        // already held a key of the batch.
+        let mut inserted: Vec<(TaskId, Option<String>)> = Vec::new();
+        let mut holders: HashMap<String, TaskId> = HashMap::new();
+        for row in &returned {
+            let id: TaskId = column(row, "id")?;
+            let key: Option<String> = column(row, "unique_key")?;
+            if column(row, "inserted")? {
+                inserted.push((id, key));
+            } else if let Some(key) = key {
+                holders.insert(key, id);
+            }
+        }
+        inserted.sort_unstable_by_key(|(id, _)| *id);
+        for (id, key) in &inserted {
+            if let Some(key) = key {
+                holders.insert(key.clone(), *id);
+            }
+        }
+        let inserted_keys: HashSet<&str> =
+            inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
+        let mut first_of_key = HashSet::new();
+        let mut next_inserted = inserted.iter();
+        let mut results = Vec::with_capacity(tasks.len());
+        let mut unresolved = Vec::new();
+        for task in &tasks {
+            let is_new = match task.unique_key.as_deref() {
+                None => true,
+                Some(key) => inserted_keys.contains(key) && first_of_key.insert(key),
+            };
+            if is_new {
+                let (id, _) = next_inserted
+                    .next()
+                    .ok_or_else(|| StoreError::Backend("enqueue lost track of ids".into()))?;
+                results.push(Enqueued {
+                    id: *id,
+                    duplicate: false,
+                });
+            } else {
+                let key = task.unique_key.as_deref().unwrap_or_default();
+                let id = holders.get(key).copied().unwrap_or_else(|| {
+                    unresolved.push(key.to_string());
+                    0
+                });
+                results.push(Enqueued {
+                    id,
+                    duplicate: true,
+                });
+            }
+        }
+        if !unresolved.is_empty() {
+            // The key's holder committed concurrently, after the statement's snapshot: the
+            // insert waited for it and skipped, but the statement could not see it.
+            let found: HashMap<String, TaskId> =
+                sqlx::query_as::<_, (TaskId, String)>(sql(&self.statements.existing_keys))
+                    .bind(&unresolved)
+                    .fetch_all(&mut *connection)
+                    .await
+                    .map_err(backend)?
+                    .into_iter()
+                    .map(|(id, key)| (key, id))
+                    .collect();
+            for (task, result) in tasks.iter().zip(&mut results) {
+                if result.duplicate && result.id == 0 {
+                    let key = task.unique_key.as_deref().unwrap_or_default();
+                    result.id = *found.get(key).ok_or_else(|| {
+                        StoreError::Backend(format!("the task holding unique key {key} vanished"))
+                    })?;
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// An operator action on task `id` in one transaction: locks the task, checks that
+    /// `allowed` accepts its state (else `InvalidTransition`), runs `statement` (which takes
+    /// the id and `now` and returns the task) and commits.
+    async fn operator_action(
+        &self,
+        id: TaskId,
+        now: DateTime<Utc>,
+        action: &'static str,
+        allowed: fn(TaskState) -> bool,
+        statement: &Arc<str>,
+    ) -> Result<Task, StoreError> {
+        let mut tx: Transaction<'_, Postgres> = self.pool.begin().await.map_err(backend)?;
+        let state: Option<String> = sqlx::query_scalar(sql(&self.statements.lock_task))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let state = rows::state(&state.ok_or(StoreError::TaskNotFound(id))?)?;
+        if !allowed(state) {
+            return Err(StoreError::InvalidTransition { id, state, action });
+        }
+        let row = sqlx::query(sql(statement))
+            .bind(id)
+            .bind(ms(now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let task = task_from_row(&row)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(task)
+    }
+}
+
+/// Maps a driver error. Connection problems (I/O, timeouts, a server shutting down or
+/// restarting, too many connections) and conflicts worth retrying (deadlock, serialization)
+/// are transient: `Unavailable`, which workers retry with backoff.
+pub(crate) fn backend(err: sqlx::Error) -> StoreError {
+    let transient = match &err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 53: insufficient resources; 57P01-03: admin or
+            // crash shutdown, cannot connect now; 40001/40P01: serialization, deadlock.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+        }),
+        _ => false,
+    };
+    if transient {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Backend(err.to_string())
+    }
+}
+
+/// A claimed task from a row of `claim.sql`, with its claim-order key.
+fn claimed_from_row(
+    row: &PgRow,
+    lease_until: DateTime<Utc>,
+) -> Result<((i32, i64, TaskId), ClaimedTask), StoreError> {
+    let task = ClaimedTask {
+        id: column(row, "id")?,
+        queue: column(row, "queue")?,
+        kind: column(row, "kind")?,
+        payload: column(row, "payload")?,
+        attempt: column::<i64>(row, "attempt")? as u32,
+        max_attempts: column::<i64>(row, "max_attempts")?.min(u32::MAX.into()) as u32,
+        timeout: rows::timeout(column(row, "timeout_ms")?),
+        job: column(row, "job")?,
+        lease_until,
+    };
+    Ok((
+        (column(row, "priority")?, column(row, "run_at")?, task.id),
+        task,
+    ))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            name: "postgres",
+            native_notifications: true,
+        }
+    }
+
+    async fn enqueue_batch(
+        &self,
+        tasks: Vec<NewTask>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Not in a transaction: the insert is one autocommitted statement, and the lookup
+        // of concurrently committed keys (rare) only reads.
+        let mut connection = self.pool.acquire().await.map_err(backend)?;
+        self.enqueue_in(&mut connection, tasks, now).await
+    }
+
+    async fn claim_batch(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>, StoreError> {
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = request.now
+            + chrono::Duration::from_std(request.lease)
+                .map_err(|_| StoreError::InvalidRequest("lease too long".into()))?;
+        let queues = match &request.queues {
+            QueueFilter::All => None,
+            QueueFilter::Only(queues) => Some(queues.clone()),
+        };
+        let rows = sqlx::query(sql(&self.statements.claim))
+            .bind(&request.worker)
+            .bind(ms(lease_until))
+            .bind(ms(request.now))
+            .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
+            .bind(queues)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| claimed_from_row(row, lease_until))
+            .collect::<Result<Vec<_>, _>>()?;
+        // UPDATE … RETURNING comes back in no particular order; hand out in claim order.
+        claimed.sort_unstable_by(|(a, _), (b, _)| {
+            b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+        });
+        Ok(claimed.into_iter().map(|(_, task)| task).collect())
+    }
+
+    async fn complete_batch(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionStatus>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Value> = completions
+            .iter()
+            .enumerate()
+            .map(|(ord, c)| {
+                let (outcome, result, error, retry_at) = match &c.outcome {
+                    Outcome::Succeeded { result } => ("ok", Some(result), None, None),
+                    Outcome::Failed { error, retry_at } => {
+                        ("fail", None, Some(error), retry_at.map(ms))
+                    }
+                    Outcome::Released { reason } => ("release", None, Some(reason), None),
+                };
+                json!({
+                    "ord": ord, "id": c.id, "attempt": c.attempt, "worker": c.worker,
+                    "outcome": outcome, "result": result, "error": error, "retry_at": retry_at,
+                })
+            })
+            .collect();
+        let applied: HashMap<i64, String> = sqlx::query_as(sql(&self.statements.complete))
+            .bind(ms(now))
+            .bind(Json(rows))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .collect();
+        (0..completions.len())
+            .map(|ord| match applied.get(&(ord as i64)) {
+                Some(state) => rows::state(state).map(CompletionStatus::Applied),
+                None => Ok(CompletionStatus::Stale),
+            })
+            .collect()
+    }
+
+    async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError> {
+        let (ids, attempts): (Vec<i64>, Vec<i64>) = beat
+            .leases
+            .iter()
+            .map(|(id, attempt)| (*id, i64::from(*attempt)))
+            .unzip();
+        let row = sqlx::query(sql(&self.statements.heartbeat))
+            .bind(&beat.worker.name)
+            .bind(Json(&beat.worker))
+            .bind(ms(beat.now))
+            .bind(ms(beat.lease_until))
+            .bind(ids)
+            .bind(attempts)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        let held: HashSet<TaskId> = column::<Vec<TaskId>>(&row, "held")?.into_iter().collect();
+        Ok(HeartbeatReply {
+            lost: beat
+                .leases
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| !held.contains(id))
+                .collect(),
+            commands_waiting: column(&row, "commands_waiting")?,
+        })
+    }
+
+    async fn rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let mut rescued: Vec<TaskId> = sqlx::query_scalar(sql(&self.statements.rescue))
+            .bind(ms(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rescued.sort_unstable();
+        Ok(rescued)
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        sqlx::query(sql(&self.statements.get_task))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|row| task_from_row(&row))
+            .transpose()
+    }
+
+    async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<Task>, StoreError> {
+        sqlx::query(sql(&self.statements.list_tasks))
+            .bind(filter.state.map(TaskState::as_str))
+            .bind(filter.queue)
+            .bind(filter.job)
+            .bind(filter.before_id.unwrap_or(i64::MAX))
+            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(task_from_row)
+            .collect()
+    }
+
+    async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        let statement = &self.statements.retry_task;
+        self.operator_action(id, now, "retry", TaskState::can_retry, statement)
+            .await
+    }
+
+    async fn retry_dead(
+        &self,
+        queue: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql(&self.statements.retry_dead))
+            .bind(queue)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected())
+    }
+
+    async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        let statement = &self.statements.cancel_task;
+        self.operator_action(id, now, "cancel", TaskState::can_cancel, statement)
+            .await
+    }
+
+    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql(&self.statements.prune_finished))
+            .bind(ms(before))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected())
+    }
+
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+        let statement = if paused {
+            &self.statements.pause_queue
+        } else {
+            &self.statements.resume_queue
+        };
+        sqlx::query(sql(statement))
+            .bind(queue)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError> {
+        let rows = sqlx::query(sql(&self.statements.queue_stats))
+            .bind(ms(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows::queue_stats(&rows)
+    }
+
+    async fn register_worker(
+        &self,
+        info: WorkerInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql(&self.statements.register_worker))
+            .bind(&info.name)
+            .bind(Json(&info))
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn deregister_worker(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query(sql(&self.statements.deregister_worker))
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        let rows: Vec<(Json<WorkerInfo>, i64)> = sqlx::query_as(sql(&self.statements.list_workers))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(Json(info), last_seen)| WorkerRecord {
+                info,
+                last_seen: from_ms(last_seen),
+            })
+            .collect())
+    }
+
+    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let mut gone: Vec<String> = sqlx::query_scalar(sql(&self.statements.prune_workers))
+            .bind(ms(before))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        gone.sort();
+        Ok(gone)
+    }
+
+    async fn send_command(
+        &self,
+        worker: &str,
+        command: ControlCommand,
+        now: DateTime<Utc>,
+    ) -> Result<CommandId, StoreError> {
+        sqlx::query_scalar(sql(&self.statements.send_command))
+            .bind(worker)
+            .bind(Json(&command))
+            .bind(ms(now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn pending_commands(&self, worker: &str) -> Result<Vec<CommandEnvelope>, StoreError> {
+        sqlx::query(sql(&self.statements.pending_commands))
+            .bind(worker)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(command_from_row)
+            .collect()
+    }
+
+    async fn ack_command(
+        &self,
+        id: CommandId,
+        reply: Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query(sql(&self.statements.ack_command))
+            .bind(id)
+            .bind(ms(now))
+            .bind(reply)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::CommandNotFound(id));
+        }
+        Ok(())
+    }
+
+    async fn get_command(&self, id: CommandId) -> Result<Option<CommandEnvelope>, StoreError> {
+        sqlx::query(sql(&self.statements.get_command))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|row| command_from_row(&row))
+            .transpose()
+    }
+
+    async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
+        self.notifier.listen(topic).await
+    }
+}

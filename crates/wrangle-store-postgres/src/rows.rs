@@ -1,0 +1,143 @@
+//! Conversions between PostgreSQL rows and wrangle's types. Times are stored as bigint
+//! milliseconds since the epoch, JSON as jsonb, attempt counts as bigint.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{Decode, Postgres, Row, Type};
+use wrangle_core::store::{QueueStats, StoreError};
+use wrangle_core::task::{AttemptRecord, Task, TaskState};
+use wrangle_core::worker::CommandEnvelope;
+
+/// A time as stored: milliseconds since the epoch.
+pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// A stored time back as a `DateTime`.
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("unreadable {what} in the database: {err}"))
+}
+
+/// Column `name` of `row`, or a `Backend` error naming it.
+pub(crate) fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, StoreError>
+where
+    T: Decode<'r, Postgres> + Type<Postgres>,
+{
+    row.try_get(name).map_err(|e| corrupt(name, e))
+}
+
+/// A stored state name as a `TaskState`.
+pub(crate) fn state(name: &str) -> Result<TaskState, StoreError> {
+    name.parse().map_err(|e| corrupt("state", e))
+}
+
+/// A stored count (bigint) as wrangle's `u32`.
+fn count(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+/// A stored timeout in milliseconds.
+pub(crate) fn timeout(ms: Option<i64>) -> Option<Duration> {
+    ms.map(|t| Duration::from_millis(t.max(0) as u64))
+}
+
+/// An attempt record as the SQL writes it (times in ms).
+#[derive(Deserialize)]
+struct StoredAttempt {
+    attempt: u32,
+    worker: Option<String>,
+    started_at: Option<i64>,
+    finished_at: i64,
+    outcome: String,
+    error: Option<String>,
+    retry_at: Option<i64>,
+}
+
+pub(crate) fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {
+    let attempts: Vec<StoredAttempt> = serde_json::from_value(column(row, "attempts")?)
+        .map_err(|e| corrupt("attempt history", e))?;
+    Ok(Task {
+        id: column(row, "id")?,
+        queue: column(row, "queue")?,
+        kind: column(row, "kind")?,
+        payload: column(row, "payload")?,
+        priority: column(row, "priority")?,
+        state: state(column(row, "state")?)?,
+        run_at: from_ms(column(row, "run_at")?),
+        attempt: count(column(row, "attempt")?),
+        max_attempts: count(column(row, "max_attempts")?),
+        timeout: timeout(column(row, "timeout_ms")?),
+        unique_key: column(row, "unique_key")?,
+        job: column(row, "job")?,
+        result: column(row, "result")?,
+        error: column(row, "error")?,
+        worker: column(row, "worker")?,
+        lease_until: column::<Option<i64>>(row, "lease_until")?.map(from_ms),
+        created_at: from_ms(column(row, "created_at")?),
+        started_at: column::<Option<i64>>(row, "started_at")?.map(from_ms),
+        finished_at: column::<Option<i64>>(row, "finished_at")?.map(from_ms),
+        attempts: attempts
+            .into_iter()
+            .map(|a| AttemptRecord {
+                attempt: a.attempt,
+                worker: a.worker,
+                started_at: a.started_at.map(from_ms),
+                finished_at: from_ms(a.finished_at),
+                outcome: a.outcome,
+                error: a.error,
+                retry_at: a.retry_at.map(from_ms),
+            })
+            .collect(),
+    })
+}
+
+pub(crate) fn command_from_row(row: &PgRow) -> Result<CommandEnvelope, StoreError> {
+    Ok(CommandEnvelope {
+        id: column(row, "id")?,
+        worker: column(row, "worker")?,
+        command: serde_json::from_value(column(row, "command")?)
+            .map_err(|e| corrupt("command", e))?,
+        sent_at: from_ms(column(row, "sent_at")?),
+        acked_at: column::<Option<i64>>(row, "acked_at")?.map(from_ms),
+        reply: column::<Option<Value>>(row, "reply")?,
+    })
+}
+
+/// Folds the tagged rows of `queue_stats.sql` into one entry per queue, sorted by name.
+pub(crate) fn queue_stats(rows: &[PgRow]) -> Result<Vec<QueueStats>, StoreError> {
+    let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
+    for row in rows {
+        let queue: String = column(row, "queue")?;
+        let entry = stats.entry(queue.clone()).or_insert_with(|| QueueStats {
+            queue,
+            paused: false,
+            counts: BTreeMap::new(),
+            oldest_due_at: None,
+            completed_last_minute: 0,
+            failed_last_minute: 0,
+        });
+        let n = column::<i64>(row, "n")?.max(0) as u64;
+        match column::<&str>(row, "kind")? {
+            "paused" => entry.paused = true,
+            "count" => {
+                entry.counts.insert(state(column(row, "state")?)?, n);
+            }
+            "due" => entry.oldest_due_at = column::<Option<i64>>(row, "at")?.map(from_ms),
+            "recent" if column::<&str>(row, "state")? == "completed" => {
+                entry.completed_last_minute += n;
+            }
+            "recent" => entry.failed_last_minute += n,
+            other => return Err(corrupt("queue stats row kind", other)),
+        }
+    }
+    Ok(stats.into_values().collect())
+}

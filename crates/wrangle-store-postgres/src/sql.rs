@@ -1,0 +1,71 @@
+//! Every SQL statement of the store, loaded from `sql/*.sql` and bound to one schema.
+//!
+//! The files name tables as `{schema}.tasks`; [`Statements::for_schema`] replaces the
+//! placeholder with the store's quoted schema once, at connect time. Statements are
+//! schema-qualified rather than relying on `search_path` because `enqueue_in` runs on the
+//! caller's own connection, whose `search_path` is the caller's business.
+
+use std::sync::Arc;
+
+use sqlx::AssertSqlSafe;
+
+/// Declares [`Statements`]: one field per SQL file.
+macro_rules! statements {
+    ($($name:ident => $file:literal),+ $(,)?) => {
+        /// The store's SQL, with its schema filled in.
+        #[derive(Debug)]
+        pub(crate) struct Statements {
+            $(pub(crate) $name: Arc<str>,)+
+        }
+
+        impl Statements {
+            /// Every statement, qualified with `schema` (an already validated identifier).
+            pub(crate) fn for_schema(schema: &str) -> Self {
+                let quoted = format!("\"{schema}\"");
+                Statements {
+                    $($name: include_str!(concat!("sql/", $file))
+                        .replace("{schema}", &quoted)
+                        .into(),)+
+                }
+            }
+        }
+    };
+}
+
+statements! {
+    migrate_lock => "migrate_lock.sql",
+    migrate_prepare => "migrate_prepare.sql",
+    schema_version => "schema_version.sql",
+    record_migration => "record_migration.sql",
+    schema_v1 => "schema_v1.sql",
+    enqueue => "enqueue.sql",
+    existing_keys => "existing_keys.sql",
+    claim => "claim.sql",
+    complete => "complete.sql",
+    heartbeat => "heartbeat.sql",
+    rescue => "rescue.sql",
+    get_task => "get_task.sql",
+    list_tasks => "list_tasks.sql",
+    lock_task => "lock_task.sql",
+    retry_task => "retry_task.sql",
+    retry_dead => "retry_dead.sql",
+    cancel_task => "cancel_task.sql",
+    prune_finished => "prune_finished.sql",
+    pause_queue => "pause_queue.sql",
+    resume_queue => "resume_queue.sql",
+    queue_stats => "queue_stats.sql",
+    register_worker => "register_worker.sql",
+    deregister_worker => "deregister_worker.sql",
+    list_workers => "list_workers.sql",
+    prune_workers => "prune_workers.sql",
+    send_command => "send_command.sql",
+    pending_commands => "pending_commands.sql",
+    ack_command => "ack_command.sql",
+    get_command => "get_command.sql",
+}
+
+/// A statement in the form sqlx takes. The text is ours (files plus a validated schema
+/// name), never user input, which is what `AssertSqlSafe` asserts.
+pub(crate) fn sql(statement: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+    AssertSqlSafe(Arc::clone(statement))
+}

@@ -1,0 +1,1 @@
+SELECT * FROM {schema}.commands WHERE id = $1

@@ -1,0 +1,1 @@
+INSERT INTO {schema}.paused_queues (queue) VALUES ($1) ON CONFLICT DO NOTHING

@@ -1,0 +1,1 @@
+DELETE FROM {schema}.workers WHERE last_seen < $1 RETURNING name

@@ -1,0 +1,16 @@
+-- Everything `queue_stats` reports, in one statement (one snapshot), as tagged rows:
+-- paused queues; task counts per queue and state; the oldest due waiting task per queue
+-- (at now $1); attempts that ended in the minute before $1, per queue and state.
+SELECT 'paused' AS kind, queue, NULL::text AS state, 0::bigint AS n, NULL::bigint AS at
+FROM {schema}.paused_queues
+UNION ALL
+SELECT 'count', queue, state, count(*), NULL FROM {schema}.tasks GROUP BY queue, state
+UNION ALL
+SELECT 'due', queue, NULL, 0, min(run_at) FROM {schema}.tasks
+WHERE state IN ('scheduled', 'available', 'retryable') AND run_at <= $1
+GROUP BY queue
+UNION ALL
+SELECT 'recent', queue, state, count(*), NULL FROM {schema}.tasks
+WHERE finished_at > $1 - 60000 AND finished_at <= $1
+  AND state IN ('completed', 'retryable', 'dead')
+GROUP BY queue, state

@@ -1,0 +1,1 @@
+INSERT INTO {schema}.schema_migrations (version) VALUES ($1)

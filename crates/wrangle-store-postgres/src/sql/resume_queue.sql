@@ -1,0 +1,1 @@
+DELETE FROM {schema}.paused_queues WHERE queue = $1
