@@ -1,1 +1,679 @@
-//! Redis wrangle store: atomic Lua claims, blocking wake-ups (work in progress).
+//! The Redis store (`redis://HOST:PORT/DB?prefix=wrangle&result_ttl=7d`): many workers on
+//! many machines share one Redis server.
+//!
+//! Every operation that changes more than one key runs as one Lua script (see
+//! [`scripts`] and `src/lua/`), so it is atomic and a whole batch costs one round trip.
+//! Times are the `now` the caller passes, as epoch milliseconds; the server's clock is
+//! used only for the result TTL.
+//!
+//! Key layout (all under the hash tag `{prefix}`, so one store's keys share one hash
+//! slot), where `B` is `{prefix}`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `B:ids` | string | the last task id |
+//! | `B:task:ID` | hash | one task's fields; times in ms, payload and result as JSON |
+//! | `B:tasks` | zset | every task id (score = id), for listing |
+//! | `B:queue:Q:ready` | zset | due tasks of queue Q, in claim order |
+//! | `B:queue:Q:scheduled` | zset | not yet due tasks of Q (score = `run_at`) |
+//! | `B:queues` | set | queues that may have waiting tasks (for claims from every queue) |
+//! | `B:paused` | set | paused queues |
+//! | `B:running` | zset | running tasks (score = lease end), for rescues |
+//! | `B:finished` | zset | final tasks (score = `finished_at`), for pruning |
+//! | `B:dead` | zset | dead tasks, for `retry_dead` |
+//! | `B:unique:KEY` | string | the id of the task holding unique key KEY |
+//! | `B:workers`, `B:workers:seen` | hash, zset | worker infos, last heartbeat |
+//! | `B:command-ids`, `B:command:ID`, `B:mailbox:W` | string, hash, zset | commands |
+//!
+//! Finished tasks (and acknowledged commands) expire after the result TTL
+//! ([`RedisOptions::result_ttl`]); their unique keys expire with them. Wake-ups are Redis
+//! pub/sub, published by the scripts themselves (see [`listen`]).
+
+mod listen;
+mod rows;
+mod scripts;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, FromRedisValue, ScriptInvocation, Value};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use wrangle_core::parse::parse_duration;
+use wrangle_core::store::{
+    ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
+    Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+};
+use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
+use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+
+use listen::Wakeups;
+use rows::{
+    Fields, command_from_fields, from_ms, json_text, ms, optional_arg, redis_error,
+    task_from_fields,
+};
+use scripts::Scripts;
+
+/// The key prefix when none is given.
+pub const DEFAULT_PREFIX: &str = "wrangle";
+
+/// How long finished tasks are kept when no `result_ttl` is given: 7 days.
+pub const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Connection and storage options. The URL's query can set `prefix` and `result_ttl`
+/// (see [`RedisStore::connect`]); the rest have defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// Start of every key, inside a hash tag (`{prefix}:…`). Stores with different
+    /// prefixes share a server without seeing each other.
+    pub prefix: String,
+    /// How long a finished (completed, dead or cancelled) task and an acknowledged command
+    /// are kept; `None` keeps them until pruned.
+    pub result_ttl: Option<Duration>,
+    /// Longest wait for a reply before the operation fails as unavailable.
+    pub response_timeout: Duration,
+    /// Longest wait for a connection to the server.
+    pub connection_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            prefix: DEFAULT_PREFIX.to_string(),
+            result_ttl: Some(DEFAULT_RESULT_TTL),
+            response_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisOptions {
+    /// Splits wrangle's own options (`prefix=NAME`, `result_ttl=DURATION` where `0` keeps
+    /// results forever) out of a store URL's query; returns the URL for the Redis client
+    /// (its own options, such as `protocol`, stay) and the options.
+    pub fn from_url(url: &str) -> Result<(String, RedisOptions), StoreError> {
+        let mut options = RedisOptions::default();
+        let Some((address, query)) = url.split_once('?') else {
+            return Ok((url.to_string(), options));
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("prefix", prefix)) => options.prefix = prefix.to_string(),
+                Some(("result_ttl", "0")) => options.result_ttl = None,
+                Some(("result_ttl", ttl)) => {
+                    let ttl = parse_duration(ttl)
+                        .map_err(|e| StoreError::InvalidRequest(format!("result_ttl: {e}")))?;
+                    options.result_ttl = Some(ttl);
+                }
+                _ => kept.push(pair),
+            }
+        }
+        check_prefix(&options.prefix)?;
+        let url = if kept.is_empty() {
+            address.to_string()
+        } else {
+            format!("{address}?{}", kept.join("&"))
+        };
+        Ok((url, options))
+    }
+}
+
+/// A prefix must be non-empty and free of braces, which would change the hash tag.
+fn check_prefix(prefix: &str) -> Result<(), StoreError> {
+    if prefix.is_empty() || prefix.contains(['{', '}']) {
+        return Err(StoreError::InvalidRequest(format!(
+            "invalid redis key prefix '{prefix}': it must be non-empty, without '{{' or '}}'"
+        )));
+    }
+    Ok(())
+}
+
+/// The Redis store. Cheap to clone: clones share the connection and the subscription.
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Multiplexed and reconnecting: every operation runs on it concurrently.
+    connection: ConnectionManager,
+    /// `{prefix}`: the hash tag every key starts with, passed to scripts as KEYS[1].
+    base: String,
+    scripts: Scripts,
+    wakeups: Wakeups,
+    /// `result_ttl` in milliseconds, 0 for none, as the scripts take it.
+    result_ttl_ms: u64,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("base", &self.base)
+            .field("result_ttl_ms", &self.result_ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis server at `url` (`redis://`, `rediss://` or `redis+unix://`),
+    /// with wrangle's options from its query (see [`RedisOptions::from_url`]).
+    pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
+        let (url, options) = RedisOptions::from_url(url)?;
+        RedisStore::connect_with(&url, options).await
+    }
+
+    /// Connects like [`connect`](Self::connect), with keys under `prefix`.
+    pub async fn connect_with_prefix(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        let (url, options) = RedisOptions::from_url(url)?;
+        let options = RedisOptions {
+            prefix: prefix.to_string(),
+            ..options
+        };
+        RedisStore::connect_with(&url, options).await
+    }
+
+    /// Connects to the Redis server at `url` (a plain Redis URL) with `options`.
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
+        check_prefix(&options.prefix)?;
+        let client = Client::open(url)
+            .map_err(|e| StoreError::InvalidRequest(format!("invalid redis URL '{url}': {e}")))?;
+        // Few, short reconnection attempts per operation: a worker retries an
+        // unavailable store with its own backoff.
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(options.connection_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(redis_error)?;
+        let base = format!("{{{}}}", options.prefix);
+        let wakeups = Wakeups::new(&client, &base)?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                connection,
+                scripts: Scripts::new(),
+                wakeups,
+                result_ttl_ms: options.result_ttl.map_or(0, |ttl| ttl.as_millis() as u64),
+                base,
+            }),
+        })
+    }
+
+    /// The name of the key `name` of this store, `{prefix}:name`.
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.inner.base)
+    }
+
+    /// Runs a prepared script invocation.
+    async fn run<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(redis_error)
+    }
+
+    /// Runs one command (or an atomic pipeline).
+    async fn query<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        pipeline
+            .query_async(&mut connection)
+            .await
+            .map_err(redis_error)
+    }
+
+    /// Reads one hash, `None` when the key does not exist.
+    async fn hash(&self, key: String) -> Result<Option<Fields>, StoreError> {
+        let fields: Fields = self
+            .query(redis::pipe().hgetall(key))
+            .await
+            .map(|(fields,): (Fields,)| fields)?;
+        Ok((!fields.is_empty()).then_some(fields))
+    }
+}
+
+/// Reads the reply of `retry.lua` and `cancel.lua`: the task, or why not.
+fn transition_reply(
+    reply: Vec<Value>,
+    id: TaskId,
+    action: &'static str,
+) -> Result<Task, StoreError> {
+    let malformed = || StoreError::Backend(format!("malformed reply to {action} from redis"));
+    let mut parts = reply.into_iter();
+    let status: String = parts
+        .next()
+        .and_then(|v| redis::from_redis_value(v).ok())
+        .ok_or_else(malformed)?;
+    let detail = parts.next();
+    match status.as_str() {
+        "ok" => {
+            let fields: Fields = detail
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .ok_or_else(malformed)?;
+            task_from_fields(&fields)
+        }
+        "not_found" => Err(StoreError::TaskNotFound(id)),
+        "invalid" => {
+            let state: String = detail
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .ok_or_else(malformed)?;
+            Err(StoreError::InvalidTransition {
+                id,
+                state: state.parse().map_err(|_| malformed())?,
+                action,
+            })
+        }
+        _ => Err(malformed()),
+    }
+}
+
+/// One queue's numbers as `queue_stats.lua` reports them.
+#[derive(Deserialize)]
+struct StoredStats {
+    paused: bool,
+    #[serde(default)]
+    counts: HashMap<TaskState, u64>,
+    #[serde(default)]
+    oldest_due_at: Option<i64>,
+    completed_last_minute: u64,
+    failed_last_minute: u64,
+}
+
+fn chrono_duration(duration: Duration) -> Result<chrono::Duration, StoreError> {
+    chrono::Duration::from_std(duration)
+        .map_err(|_| StoreError::InvalidRequest(format!("duration {duration:?} is too long")))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            name: "redis",
+            native_notifications: true,
+        }
+    }
+
+    async fn enqueue_batch(
+        &self,
+        tasks: Vec<NewTask>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.inner.scripts.enqueue.key(&self.inner.base);
+        invocation.arg(ms(now));
+        for task in &tasks {
+            invocation
+                .arg(&task.queue)
+                .arg(&task.kind)
+                .arg(json_text(&task.payload)?)
+                .arg(task.priority)
+                .arg(task.initial_state(now).as_str())
+                .arg(ms(task.run_at.unwrap_or(now).max(now)))
+                .arg(task.max_attempts.max(1))
+                .arg(
+                    task.timeout
+                        .map_or(String::new(), |t| t.as_millis().to_string()),
+                )
+                .arg(optional_arg(task.unique_key.as_deref()))
+                .arg(optional_arg(task.job.as_deref()));
+        }
+        let rows: Vec<(TaskId, u8)> = self.run(&invocation).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, duplicate)| Enqueued {
+                id,
+                duplicate: duplicate == 1,
+            })
+            .collect())
+    }
+
+    async fn claim_batch(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>, StoreError> {
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = request.now + chrono_duration(request.lease)?;
+        let mut invocation = self.inner.scripts.claim.key(&self.inner.base);
+        invocation
+            .arg(ms(request.now))
+            .arg(&request.worker)
+            .arg(ms(lease_until))
+            .arg(request.limit);
+        match &request.queues {
+            QueueFilter::All => {
+                invocation.arg("all");
+            }
+            QueueFilter::Only(queues) => {
+                let mut queues: Vec<&String> = queues.iter().collect();
+                queues.sort();
+                queues.dedup();
+                if queues.is_empty() {
+                    return Ok(Vec::new());
+                }
+                invocation.arg("only").arg(queues);
+            }
+        }
+        type Row = (
+            TaskId,
+            String,
+            String,
+            String,
+            u32,
+            u32,
+            Option<u64>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = self.run(&invocation).await?;
+        rows.into_iter()
+            .map(
+                |(id, queue, kind, payload, attempt, max_attempts, timeout, job)| {
+                    Ok(ClaimedTask {
+                        id,
+                        queue,
+                        kind,
+                        payload: serde_json::from_str(&payload).map_err(|e| {
+                            StoreError::Backend(format!("malformed payload of task {id}: {e}"))
+                        })?,
+                        attempt,
+                        max_attempts,
+                        timeout: timeout.map(Duration::from_millis),
+                        job,
+                        lease_until,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn complete_batch(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionStatus>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.inner.scripts.complete.key(&self.inner.base);
+        invocation.arg(ms(now)).arg(self.inner.result_ttl_ms);
+        for completion in completions {
+            let (outcome, text, retry_at) = match &completion.outcome {
+                Outcome::Succeeded { result } => ("succeeded", json_text(result)?, None),
+                Outcome::Failed { error, retry_at } => ("failed", error.clone(), *retry_at),
+                Outcome::Released { reason } => ("released", reason.clone(), None),
+            };
+            invocation
+                .arg(completion.id)
+                .arg(completion.attempt)
+                .arg(&completion.worker)
+                .arg(outcome)
+                .arg(text)
+                .arg(retry_at.map_or(String::new(), |at| ms(at).to_string()));
+        }
+        let statuses: Vec<String> = self.run(&invocation).await?;
+        statuses
+            .iter()
+            .map(|status| match status.as_str() {
+                "stale" => Ok(CompletionStatus::Stale),
+                state => state
+                    .parse()
+                    .map(CompletionStatus::Applied)
+                    .map_err(|e| StoreError::Backend(format!("{e}"))),
+            })
+            .collect()
+    }
+
+    async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError> {
+        let mut invocation = self.inner.scripts.heartbeat.key(&self.inner.base);
+        invocation
+            .arg(ms(beat.now))
+            .arg(ms(beat.lease_until))
+            .arg(&beat.worker.name)
+            .arg(json_text(&beat.worker)?);
+        for (id, attempt) in &beat.leases {
+            invocation.arg(id).arg(attempt);
+        }
+        let (commands, lost): (u64, Vec<TaskId>) = self.run(&invocation).await?;
+        Ok(HeartbeatReply {
+            lost,
+            commands_waiting: commands > 0,
+        })
+    }
+
+    async fn rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.inner.scripts.rescue.key(&self.inner.base);
+        invocation
+            .arg(ms(now))
+            .arg(limit)
+            .arg(self.inner.result_ttl_ms);
+        let mut rescued: Vec<TaskId> = self.run(&invocation).await?;
+        rescued.sort_unstable();
+        Ok(rescued)
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        self.hash(self.key(&format!("task:{id}")))
+            .await?
+            .map(|fields| task_from_fields(&fields))
+            .transpose()
+    }
+
+    async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<Task>, StoreError> {
+        if filter.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.inner.scripts.list_tasks.key(&self.inner.base);
+        invocation
+            .arg(
+                filter
+                    .before_id
+                    .map_or("+inf".to_string(), |id| format!("({id}")),
+            )
+            .arg(filter.limit)
+            .arg(filter.state.map_or("", TaskState::as_str))
+            .arg(filter.queue.as_deref().unwrap_or(""))
+            .arg(filter.job.as_deref().unwrap_or(""));
+        let rows: Vec<Fields> = self.run(&invocation).await?;
+        rows.iter().map(task_from_fields).collect()
+    }
+
+    async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        let mut invocation = self.inner.scripts.retry.key(&self.inner.base);
+        invocation.arg(id).arg(ms(now));
+        transition_reply(self.run(&invocation).await?, id, "retry")
+    }
+
+    async fn retry_dead(
+        &self,
+        queue: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut invocation = self.inner.scripts.retry_dead.key(&self.inner.base);
+        invocation.arg(ms(now));
+        if let Some(queue) = queue {
+            invocation.arg(queue);
+        }
+        self.run(&invocation).await
+    }
+
+    async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        let mut invocation = self.inner.scripts.cancel.key(&self.inner.base);
+        invocation
+            .arg(id)
+            .arg(ms(now))
+            .arg(self.inner.result_ttl_ms);
+        transition_reply(self.run(&invocation).await?, id, "cancel")
+    }
+
+    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let mut invocation = self.inner.scripts.prune_finished.key(&self.inner.base);
+        invocation.arg(ms(before)).arg(limit);
+        self.run(&invocation).await
+    }
+
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+        let mut pipeline = redis::pipe();
+        pipeline.atomic();
+        if paused {
+            pipeline.sadd(self.key("paused"), queue).ignore();
+        } else {
+            // Resuming may make tasks claimable: wake the workers, atomically with it.
+            pipeline
+                .srem(self.key("paused"), queue)
+                .ignore()
+                .sadd(self.key("queues"), queue)
+                .ignore()
+                .publish(listen::channel(&self.inner.base, Topic::Tasks), "1")
+                .ignore();
+        }
+        self.query(&pipeline).await
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError> {
+        let mut invocation = self.inner.scripts.queue_stats.key(&self.inner.base);
+        invocation.arg(ms(now));
+        let text: String = self.run(&invocation).await?;
+        let stats: BTreeMap<String, StoredStats> = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Backend(format!("malformed queue stats from redis: {e}")))?;
+        stats
+            .into_iter()
+            .map(|(queue, s)| {
+                Ok(QueueStats {
+                    queue,
+                    paused: s.paused,
+                    counts: s.counts.into_iter().collect(),
+                    oldest_due_at: s.oldest_due_at.map(from_ms).transpose()?,
+                    completed_last_minute: s.completed_last_minute,
+                    failed_last_minute: s.failed_last_minute,
+                })
+            })
+            .collect()
+    }
+
+    async fn register_worker(
+        &self,
+        info: WorkerInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .hset(self.key("workers"), &info.name, json_text(&info)?)
+            .ignore()
+            .zadd(self.key("workers:seen"), &info.name, ms(now))
+            .ignore();
+        self.query(&pipeline).await
+    }
+
+    async fn deregister_worker(&self, name: &str) -> Result<(), StoreError> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .hdel(self.key("workers"), name)
+            .ignore()
+            .zrem(self.key("workers:seen"), name)
+            .ignore();
+        self.query(&pipeline).await
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .hgetall(self.key("workers"))
+            .zrange_withscores(self.key("workers:seen"), 0, -1);
+        let (infos, seen): (Fields, Vec<(String, i64)>) = self.query(&pipeline).await?;
+        let seen: HashMap<String, i64> = seen.into_iter().collect();
+        let mut workers = infos
+            .into_iter()
+            .map(|(name, info)| {
+                Ok(WorkerRecord {
+                    info: serde_json::from_str(&info).map_err(|e| {
+                        StoreError::Backend(format!("malformed worker {name} in redis: {e}"))
+                    })?,
+                    last_seen: from_ms(seen.get(&name).copied().unwrap_or_default())?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        workers.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        Ok(workers)
+    }
+
+    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let mut invocation = self.inner.scripts.prune_workers.key(&self.inner.base);
+        invocation.arg(ms(before));
+        let mut gone: Vec<String> = self.run(&invocation).await?;
+        gone.sort();
+        Ok(gone)
+    }
+
+    async fn send_command(
+        &self,
+        worker: &str,
+        command: ControlCommand,
+        now: DateTime<Utc>,
+    ) -> Result<CommandId, StoreError> {
+        let mut invocation = self.inner.scripts.send_command.key(&self.inner.base);
+        invocation
+            .arg(worker)
+            .arg(json_text(&command)?)
+            .arg(ms(now));
+        self.run(&invocation).await
+    }
+
+    async fn pending_commands(&self, worker: &str) -> Result<Vec<CommandEnvelope>, StoreError> {
+        let mut invocation = self.inner.scripts.pending_commands.key(&self.inner.base);
+        invocation.arg(worker);
+        let rows: Vec<Fields> = self.run(&invocation).await?;
+        rows.iter().map(command_from_fields).collect()
+    }
+
+    async fn ack_command(
+        &self,
+        id: CommandId,
+        reply: Json,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.inner.scripts.ack_command.key(&self.inner.base);
+        invocation
+            .arg(id)
+            .arg(json_text(&reply)?)
+            .arg(ms(now))
+            .arg(self.inner.result_ttl_ms);
+        let acked: u8 = self.run(&invocation).await?;
+        if acked == 0 {
+            return Err(StoreError::CommandNotFound(id));
+        }
+        Ok(())
+    }
+
+    async fn get_command(&self, id: CommandId) -> Result<Option<CommandEnvelope>, StoreError> {
+        self.hash(self.key(&format!("command:{id}")))
+            .await?
+            .map(|fields| command_from_fields(&fields))
+            .transpose()
+    }
+
+    async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
+        self.inner.wakeups.listen(topic).await
+    }
+}

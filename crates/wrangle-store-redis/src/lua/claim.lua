@@ -1,0 +1,67 @@
+-- Claims up to `limit` due tasks from unpaused queues in claim order: each becomes
+-- running under `worker`, its attempt goes up by one and it is leased until lease_until.
+-- ARGV: now, worker, lease_until, limit, then 'all' (every queue) or 'only' and the
+-- queue names.
+-- Returns per claimed task, in claim order: id, queue, kind, payload, attempt,
+-- max_attempts, timeout (nil for none), job (nil for none).
+
+local now, worker, lease_until, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+
+local queues
+if ARGV[5] == 'all' then
+  queues = redis.call('SMEMBERS', key('queues'))
+else
+  queues = {unpack(ARGV, 6)}
+end
+
+-- Moves a queue's scheduled tasks that are due at `now` into its ready set.
+local function promote_due(queue)
+  local due = redis.call('ZRANGEBYSCORE', scheduled_key(queue), '-inf', now)
+  for _, id in ipairs(due) do
+    local fields = redis.call('HMGET', task_key(id), 'priority', 'run_at')
+    if fields[1] then
+      redis.call('ZADD', ready_key(queue), -tonumber(fields[1]), ready_member(fields[2], id))
+    end
+  end
+  if #due > 0 then
+    redis.call('ZREMRANGEBYSCORE', scheduled_key(queue), '-inf', now)
+  end
+end
+
+-- The first `limit` of every queue are the only candidates; merge them.
+local candidates = {}
+for _, queue in ipairs(queues) do
+  if redis.call('SISMEMBER', key('paused'), queue) == 0 then
+    promote_due(queue)
+    local ready = redis.call('ZRANGE', ready_key(queue), 0, limit - 1, 'WITHSCORES')
+    if #ready == 0 and redis.call('ZCARD', scheduled_key(queue)) == 0 then
+      -- Nothing waits here: leave the registry until a task waits again.
+      redis.call('SREM', key('queues'), queue)
+    end
+    for i = 1, #ready, 2 do
+      candidates[#candidates + 1] = {queue = queue, member = ready[i], score = tonumber(ready[i + 1])}
+    end
+  end
+end
+table.sort(candidates, function(a, b)
+  if a.score ~= b.score then
+    return a.score < b.score
+  end
+  return a.member < b.member
+end)
+
+local claimed = {}
+for i = 1, math.min(limit, #candidates) do
+  local candidate = candidates[i]
+  local id = member_id(candidate.member)
+  local tk = task_key(id)
+  redis.call('ZREM', ready_key(candidate.queue), candidate.member)
+  local attempt = redis.call('HINCRBY', tk, 'attempt', 1)
+  redis.call('HSET', tk, 'state', 'running', 'worker', worker, 'lease_until', lease_until,
+    'started_at', now)
+  redis.call('ZADD', key('running'), lease_until, id)
+  local fields = redis.call('HMGET', tk, 'kind', 'payload', 'max_attempts', 'timeout', 'job')
+  claimed[#claimed + 1] = {id, candidate.queue, fields[1], fields[2], attempt, fields[3],
+    fields[4], fields[5]}
+end
+return claimed

@@ -1,0 +1,161 @@
+-- Shared helpers, prepended to every script (see scripts.rs): key names, the indexes a
+-- task moves between, and its attempt history.
+--
+-- KEYS[1] is the store's base name `{prefix}`. Every key starts with it, so all of one
+-- store's keys share a hash slot and a script never touches two slots.
+--
+-- Numbers that must stay exact (ids, epoch milliseconds) arrive as strings and are
+-- written back as strings or through `fmt_int`: Redis turns Lua numbers into strings
+-- with 14 significant digits.
+
+local base = KEYS[1]
+
+local function key(name)
+  return base .. ':' .. name
+end
+
+local function task_key(id)
+  return base .. ':task:' .. id
+end
+
+local function ready_key(queue)
+  return base .. ':queue:' .. queue .. ':ready'
+end
+
+local function scheduled_key(queue)
+  return base .. ':queue:' .. queue .. ':scheduled'
+end
+
+local function unique_key(name)
+  return base .. ':unique:' .. name
+end
+
+local function fmt_int(n)
+  return string.format('%d', n)
+end
+
+-- Wakes the listeners of `topic` (tasks, outcomes or commands) in every process; being
+-- part of the script, the message goes out exactly when the change is made.
+local function publish(topic)
+  redis.call('PUBLISH', base .. ':wake:' .. topic, '1')
+end
+
+-- The ready set is scored by -priority; within one score Redis orders members
+-- lexicographically, so a member of zero-padded run_at then id makes ZRANGE order the
+-- claim order (priority desc, run_at asc, id asc) with no float precision involved.
+local function ready_member(run_at, id)
+  return string.format('%015d:%016d', math.max(tonumber(run_at), 0), tonumber(id))
+end
+
+local function member_id(member)
+  return fmt_int(tonumber(string.sub(member, 17)))
+end
+
+-- The task fields the state machine reads, or nil for an unknown (or expired) task.
+local FIELDS = {'queue', 'priority', 'state', 'run_at', 'attempt', 'max_attempts',
+  'worker', 'started_at', 'unique_key'}
+
+local function load_task(id)
+  local values = redis.call('HMGET', task_key(id), unpack(FIELDS))
+  if not values[3] then
+    return nil
+  end
+  local task = {}
+  for i, field in ipairs(FIELDS) do
+    task[field] = values[i]
+  end
+  return task
+end
+
+-- Puts a waiting task in its queue's ready set when due at `now`, else in the scheduled
+-- set (scored by run_at) from which claims promote it once due.
+local function add_waiting(id, task, run_at, now)
+  if tonumber(run_at) <= tonumber(now) then
+    redis.call('ZADD', ready_key(task.queue), -tonumber(task.priority), ready_member(run_at, id))
+  else
+    redis.call('ZADD', scheduled_key(task.queue), run_at, id)
+  end
+  redis.call('SADD', key('queues'), task.queue)
+end
+
+-- Takes a task out of the waiting and running indexes (its record stays).
+local function unlist(id, task)
+  redis.call('ZREM', ready_key(task.queue), ready_member(task.run_at, id))
+  redis.call('ZREM', scheduled_key(task.queue), id)
+  redis.call('ZREM', key('running'), id)
+end
+
+-- Drops the index entries of finished tasks whose records expired (the result TTL),
+-- oldest first and only a few per call, so the indexes do not grow without pruning.
+local function sweep_expired()
+  local oldest = redis.call('ZRANGE', key('finished'), 0, 7)
+  for _, id in ipairs(oldest) do
+    if redis.call('EXISTS', task_key(id)) == 1 then
+      return
+    end
+    redis.call('ZREM', key('finished'), id)
+    redis.call('ZREM', key('tasks'), id)
+    redis.call('ZREM', key('dead'), id)
+  end
+end
+
+-- A task reached a final state at `now`: index it for pruning and let it (and its unique
+-- key, which must name it exactly as long as it exists) expire after `ttl` ms (0: never).
+local function finish(id, task, now, ttl)
+  redis.call('ZADD', key('finished'), now, id)
+  if tonumber(ttl) > 0 then
+    redis.call('PEXPIRE', task_key(id), ttl)
+    if task.unique_key then
+      redis.call('PEXPIRE', unique_key(task.unique_key), ttl)
+    end
+  end
+  sweep_expired()
+end
+
+-- The reverse of `finish`, for an operator's retry of a dead or cancelled task.
+local function unfinish(id, task)
+  redis.call('ZREM', key('finished'), id)
+  redis.call('ZREM', key('dead'), id)
+  redis.call('PERSIST', task_key(id))
+  if task.unique_key then
+    redis.call('PERSIST', unique_key(task.unique_key))
+  end
+end
+
+-- The record of the attempt `task` is running, ended at `now` with `outcome`.
+local function attempt_record(task, now, outcome)
+  return {
+    attempt = tonumber(task.attempt),
+    worker = task.worker or nil,
+    started_at = tonumber(task.started_at or nil),
+    finished_at = tonumber(now),
+    outcome = outcome,
+  }
+end
+
+-- Appends `record` to the task's history, a JSON array kept as text.
+local function push_attempt(id, record)
+  local history = redis.call('HGET', task_key(id), 'attempts')
+  local entry = cjson.encode(record)
+  if not history or history == '[]' then
+    history = '[' .. entry .. ']'
+  else
+    history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
+  end
+  redis.call('HSET', task_key(id), 'attempts', history)
+end
+
+-- An operator's "run it again now": available at `now`, with one more attempt when it
+-- has none left.
+local function revive(id, task, now)
+  unlist(id, task)
+  unfinish(id, task)
+  local tk = task_key(id)
+  if tonumber(task.attempt) >= tonumber(task.max_attempts) then
+    redis.call('HSET', tk, 'max_attempts', fmt_int(tonumber(task.attempt) + 1))
+  end
+  redis.call('HSET', tk, 'state', 'available', 'run_at', now)
+  redis.call('HDEL', tk, 'lease_until')
+  add_waiting(id, task, now, now)
+end
+

@@ -1,0 +1,17 @@
+-- An operator's retry of one task: a scheduled, retryable, dead or cancelled task becomes
+-- available now (with one more attempt if it had none left).
+-- ARGV: id, now.
+-- Returns {'ok', the task's fields}, {'not_found'} or {'invalid', its state}.
+
+local id, now = ARGV[1], ARGV[2]
+local task = load_task(id)
+if not task then
+  return {'not_found'}
+end
+local state = task.state
+if state ~= 'scheduled' and state ~= 'retryable' and state ~= 'dead' and state ~= 'cancelled' then
+  return {'invalid', state}
+end
+revive(id, task, now)
+publish('tasks')
+return {'ok', redis.call('HGETALL', task_key(id))}

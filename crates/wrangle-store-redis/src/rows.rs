@@ -1,0 +1,180 @@
+//! Conversions between Redis replies and wrangle's types: times as epoch milliseconds,
+//! task and command records from their hash fields, and driver errors as [`StoreError`].
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+use serde::Deserialize;
+use serde_json::Value;
+use wrangle_core::store::StoreError;
+use wrangle_core::task::{AttemptRecord, Task};
+use wrangle_core::worker::CommandEnvelope;
+
+/// A record's fields as `HGETALL` returns them.
+pub(crate) type Fields = HashMap<String, String>;
+
+/// A time as epoch milliseconds, the form every stored time takes.
+pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// The time `ms` epoch milliseconds stand for.
+pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Backend(format!("stored time {ms} ms is out of range")))
+}
+
+/// Maps a driver error: anything about reaching the server (I/O, timeouts, a server
+/// still loading its data, a cluster failing over) is transient.
+pub(crate) fn redis_error(err: RedisError) -> StoreError {
+    let transient = err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || matches!(
+            err.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+            ) | ErrorKind::ClusterConnectionNotFound
+        );
+    if transient {
+        StoreError::Unavailable(format!("redis: {err}"))
+    } else {
+        StoreError::Backend(format!("redis: {err}"))
+    }
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("malformed {what} in redis: {detail}"))
+}
+
+fn required<'a>(fields: &'a Fields, name: &str) -> Result<&'a str, StoreError> {
+    fields
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| corrupt("record", format!("field '{name}' missing")))
+}
+
+fn parsed<T: FromStr>(text: &str, name: &str) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|_| corrupt("record", format!("field '{name}' is '{text}'")))
+}
+
+fn number<T: FromStr>(fields: &Fields, name: &str) -> Result<T, StoreError> {
+    parsed(required(fields, name)?, name)
+}
+
+fn optional_number<T: FromStr>(fields: &Fields, name: &str) -> Result<Option<T>, StoreError> {
+    fields.get(name).map(|text| parsed(text, name)).transpose()
+}
+
+fn time(fields: &Fields, name: &str) -> Result<DateTime<Utc>, StoreError> {
+    from_ms(number(fields, name)?)
+}
+
+fn optional_time(fields: &Fields, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    optional_number(fields, name)?.map(from_ms).transpose()
+}
+
+fn json(fields: &Fields, name: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(required(fields, name)?).map_err(|e| corrupt(name, e))
+}
+
+fn optional_json(fields: &Fields, name: &str) -> Result<Option<Value>, StoreError> {
+    fields
+        .get(name)
+        .map(|text| serde_json::from_str(text).map_err(|e| corrupt(name, e)))
+        .transpose()
+}
+
+/// An attempt record as the scripts write it (`cjson`, times in milliseconds).
+#[derive(Deserialize)]
+struct StoredAttempt {
+    attempt: u32,
+    #[serde(default)]
+    worker: Option<String>,
+    #[serde(default)]
+    started_at: Option<i64>,
+    finished_at: i64,
+    outcome: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    retry_at: Option<i64>,
+}
+
+impl StoredAttempt {
+    fn into_record(self) -> Result<AttemptRecord, StoreError> {
+        Ok(AttemptRecord {
+            attempt: self.attempt,
+            worker: self.worker,
+            started_at: self.started_at.map(from_ms).transpose()?,
+            finished_at: from_ms(self.finished_at)?,
+            outcome: self.outcome,
+            error: self.error,
+            retry_at: self.retry_at.map(from_ms).transpose()?,
+        })
+    }
+}
+
+/// A task from its hash.
+pub(crate) fn task_from_fields(fields: &Fields) -> Result<Task, StoreError> {
+    let attempts: Vec<StoredAttempt> =
+        serde_json::from_str(required(fields, "attempts")?).map_err(|e| corrupt("attempts", e))?;
+    Ok(Task {
+        id: number(fields, "id")?,
+        queue: required(fields, "queue")?.to_string(),
+        kind: required(fields, "kind")?.to_string(),
+        payload: json(fields, "payload")?,
+        priority: number(fields, "priority")?,
+        state: number(fields, "state")?,
+        run_at: time(fields, "run_at")?,
+        attempt: number(fields, "attempt")?,
+        max_attempts: number(fields, "max_attempts")?,
+        timeout: optional_number(fields, "timeout")?.map(Duration::from_millis),
+        unique_key: fields.get("unique_key").cloned(),
+        job: fields.get("job").cloned(),
+        result: optional_json(fields, "result")?,
+        error: fields.get("error").cloned(),
+        worker: fields.get("worker").cloned(),
+        lease_until: optional_time(fields, "lease_until")?,
+        created_at: time(fields, "created_at")?,
+        started_at: optional_time(fields, "started_at")?,
+        finished_at: optional_time(fields, "finished_at")?,
+        attempts: attempts
+            .into_iter()
+            .map(StoredAttempt::into_record)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// A command envelope from its hash.
+pub(crate) fn command_from_fields(fields: &Fields) -> Result<CommandEnvelope, StoreError> {
+    Ok(CommandEnvelope {
+        id: number(fields, "id")?,
+        worker: required(fields, "worker")?.to_string(),
+        command: serde_json::from_str(required(fields, "command")?)
+            .map_err(|e| corrupt("command", e))?,
+        sent_at: time(fields, "sent_at")?,
+        acked_at: optional_time(fields, "acked_at")?,
+        reply: optional_json(fields, "reply")?,
+    })
+}
+
+/// JSON text of a value (serializing a `Value` cannot fail).
+pub(crate) fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
+}
+
+/// An optional string as the scripts take it: `-` for none, else `+` and the value (so an
+/// empty string stays distinct from none).
+pub(crate) fn optional_arg(value: Option<&str>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("+{v}"))
+}
