@@ -677,3 +677,43 @@ impl Store for RedisStore {
         self.inner.wakeups.listen(topic).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_options_are_split_from_the_client_url() {
+        let (url, options) =
+            RedisOptions::from_url("redis://h:1/2?prefix=jobs&protocol=resp3&result_ttl=1h")
+                .unwrap();
+        assert_eq!(url, "redis://h:1/2?protocol=resp3");
+        assert_eq!(options.prefix, "jobs");
+        assert_eq!(options.result_ttl, Some(Duration::from_secs(3600)));
+
+        let (url, options) = RedisOptions::from_url("redis://h/?result_ttl=0").unwrap();
+        assert_eq!(url, "redis://h/");
+        assert_eq!(options.result_ttl, None);
+        assert_eq!(options.prefix, DEFAULT_PREFIX);
+
+        let (_, options) = RedisOptions::from_url("redis://h/").unwrap();
+        assert_eq!(options, RedisOptions::default());
+    }
+
+    #[test]
+    fn bad_url_options_are_invalid_requests() {
+        for url in [
+            "redis://h/?prefix=a{b}",
+            "redis://h/?prefix=",
+            "redis://h/?result_ttl=soon",
+        ] {
+            assert!(
+                matches!(
+                    RedisOptions::from_url(url),
+                    Err(StoreError::InvalidRequest(_))
+                ),
+                "{url}"
+            );
+        }
+    }
+}

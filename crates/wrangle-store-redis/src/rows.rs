@@ -178,3 +178,31 @@ pub(crate) fn json_text(value: &impl serde::Serialize) -> Result<String, StoreEr
 pub(crate) fn optional_arg(value: Option<&str>) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("+{v}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loading_and_io_errors_are_transient_script_errors_are_not() {
+        let loading = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::BusyLoading),
+            "Redis is loading the dataset in memory",
+        ));
+        assert!(redis_error(loading).is_transient());
+        let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(redis_error(io).is_transient());
+        let script = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "Error running script",
+        ));
+        assert!(!redis_error(script).is_transient());
+    }
+
+    #[test]
+    fn optional_args_keep_empty_strings_distinct() {
+        assert_eq!(optional_arg(None), "-");
+        assert_eq!(optional_arg(Some("")), "+");
+        assert_eq!(optional_arg(Some("k")), "+k");
+    }
+}

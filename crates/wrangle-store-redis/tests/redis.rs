@@ -1,0 +1,373 @@
+//! Redis-specific behaviour the conformance suite cannot see: surviving a server restart,
+//! wake-ups after the subscription reconnects, the key layout's hash slot, the result
+//! TTL, and wake-up latency. Each test starts its own throwaway server.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use redis::AsyncCommands as _;
+use serde_json::json;
+use tokio::runtime::Runtime;
+use wrangle_core::{
+    ClaimRequest, Completion, NewTask, Outcome, QueueFilter, Store, StoreError, TaskFilter, Topic,
+};
+use wrangle_store_redis::{RedisOptions, RedisStore};
+use wrangle_testkit::{RedisServer, or_skip};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn claim_request(queue: Option<&str>) -> ClaimRequest {
+    ClaimRequest {
+        worker: "w1".into(),
+        queues: queue.map_or(QueueFilter::All, |q| QueueFilter::Only(vec![q.into()])),
+        limit: 10,
+        lease: Duration::from_secs(30),
+        now: t0(),
+    }
+}
+
+/// Retries `operation` while the store is unavailable, for up to 20 s.
+async fn until_available<T, F, Fut>(mut operation: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match operation().await {
+            Ok(value) => return value,
+            Err(err) if err.is_transient() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("the store did not come back: {err}"),
+        }
+    }
+}
+
+/// While the server is down every operation fails as `Unavailable` (transient); once it
+/// is back (its script cache empty, so EVALSHA meets NOSCRIPT) operations succeed again
+/// on the same store handle, and the data written before is there.
+#[test]
+fn restart_while_in_use_is_unavailable_then_succeeds() {
+    let Some(mut server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    if server.is_external() {
+        return;
+    }
+    let rt = runtime();
+    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+    let id = rt
+        .block_on(store.enqueue_batch(vec![NewTask::new("k", json!(1))], t0()))
+        .unwrap()[0]
+        .id;
+
+    server.stop();
+    let down = rt.block_on(store.claim_batch(claim_request(None)));
+    match down {
+        Err(err @ StoreError::Unavailable(_)) => assert!(err.is_transient()),
+        other => panic!("expected Unavailable while the server is down, got {other:?}"),
+    }
+
+    server.restart().expect("restart Redis");
+    let claimed = rt.block_on(until_available(|| store.claim_batch(claim_request(None))));
+    assert_eq!(
+        claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [id],
+        "the task enqueued before the restart is claimed after it"
+    );
+}
+
+/// A listener that was waiting when the pub/sub connection dropped wakes once it is
+/// re-established (messages sent meanwhile are lost, so callers must re-check), and
+/// then wakes on new activity as before.
+#[test]
+fn listener_wakes_after_reconnect() {
+    let Some(mut server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    if server.is_external() {
+        return;
+    }
+    let rt = runtime();
+    let store = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+    let mut listener = rt.block_on(store.listen(Topic::Tasks)).unwrap();
+    assert!(
+        !rt.block_on(listener.wait(Duration::from_millis(100)))
+            .unwrap(),
+        "quiet before the restart"
+    );
+
+    server.stop();
+    server.restart().expect("restart Redis");
+    assert!(
+        rt.block_on(listener.wait(Duration::from_secs(10))).unwrap(),
+        "no wake-up after the subscription reconnected"
+    );
+
+    let other = rt.block_on(RedisStore::connect(&server.url())).unwrap();
+    rt.block_on(until_available(|| {
+        other.enqueue_batch(vec![NewTask::new("k", json!(1))], t0())
+    }));
+    assert!(
+        rt.block_on(listener.wait(Duration::from_secs(1))).unwrap(),
+        "no wake-up for an enqueue after the reconnect"
+    );
+}
+
+/// Redis Cluster's CRC16 (XMODEM) of `data`.
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The Cluster hash slot of `key`: of its first non-empty `{tag}` if it has one.
+fn hash_slot(key: &str) -> u16 {
+    let tag = key
+        .find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}')
+                .filter(|&close| close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16(tag.as_bytes()) % 16384
+}
+
+/// Every key a store writes (tasks of two queues in every index, unique keys, workers,
+/// commands) lies in the hash slot of its `{prefix}` tag, so every script touches one
+/// slot.
+#[test]
+fn keys_of_a_store_share_one_hash_slot() {
+    assert_eq!(crc16(b"123456789"), 0x31C3, "CRC16 check value");
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let prefix = format!("slots-{}", std::process::id());
+        let store = RedisStore::connect_with_prefix(&server.url(), &prefix)
+            .await
+            .unwrap();
+        let tasks = vec![
+            NewTask::new("k", json!(1)).queue("emails").unique_key("u1"),
+            NewTask::new("k", json!(2)).queue("emails"),
+            NewTask::new("k", json!(3))
+                .queue("emails")
+                .run_at(t0() + chrono::Duration::hours(1)),
+            NewTask::new("k", json!(4)).queue("other"),
+        ];
+        store.enqueue_batch(tasks, t0()).await.unwrap();
+        let mut request = claim_request(Some("emails"));
+        request.limit = 1;
+        let claimed = store.claim_batch(request).await.unwrap();
+        let failure = Outcome::Failed {
+            error: "boom".into(),
+            retry_at: None,
+        };
+        let completion = Completion {
+            id: claimed[0].id,
+            attempt: 1,
+            worker: "w1".into(),
+            outcome: failure,
+        };
+        store.complete_batch(&[completion], t0()).await.unwrap();
+        store.set_queue_paused("other", true).await.unwrap();
+        let info = wrangle_core::WorkerInfo {
+            name: "w1".into(),
+            host: "h".into(),
+            pid: 1,
+            queues: vec![],
+            runners: 1,
+            tasks: vec![],
+            started_at: t0(),
+            version: "0".into(),
+        };
+        store.register_worker(info, t0()).await.unwrap();
+        store
+            .send_command("w1", wrangle_core::ControlCommand::Stop, t0())
+            .await
+            .unwrap();
+
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = raw.keys(format!("{{{prefix}}}*")).await.unwrap();
+        for expected in [
+            ":queue:emails:ready",
+            ":queue:emails:scheduled",
+            ":dead",
+            ":unique:u1",
+        ] {
+            assert!(
+                keys.iter().any(|k| k.ends_with(expected)),
+                "no key ending in {expected} among {keys:?}"
+            );
+        }
+        let slot = hash_slot(&format!("{{{prefix}}}"));
+        for key in &keys {
+            assert_eq!(hash_slot(key), slot, "slot of {key}");
+        }
+    });
+}
+
+/// Finished tasks get the result TTL (their unique key too) while waiting ones keep no
+/// TTL; once it passes the task is gone from reads and its unique key is free again.
+#[test]
+fn finished_tasks_get_the_result_ttl() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let url = format!("{}?prefix=ttl&result_ttl=1h", server.url());
+        let store = RedisStore::connect(&url).await.unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+
+        let ids: Vec<_> = store
+            .enqueue_batch(
+                vec![
+                    NewTask::new("k", json!(1)).unique_key("once"),
+                    NewTask::new("k", json!(2)),
+                ],
+                t0(),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let mut request = claim_request(None);
+        request.limit = 1;
+        let claimed = store.claim_batch(request).await.unwrap();
+        let done = Completion {
+            id: claimed[0].id,
+            attempt: 1,
+            worker: "w1".into(),
+            outcome: Outcome::Succeeded {
+                result: json!("ok"),
+            },
+        };
+        store.complete_batch(&[done], t0()).await.unwrap();
+        let hour_ms = 3_600_000;
+        let pttl = |key: String| {
+            let mut raw = raw.clone();
+            async move { raw.pttl::<_, i64>(key).await.unwrap() }
+        };
+        let done_ttl = pttl(format!("{{ttl}}:task:{}", ids[0])).await;
+        assert!(
+            0 < done_ttl && done_ttl <= hour_ms,
+            "TTL of the completed task: {done_ttl}"
+        );
+        let key_ttl = pttl("{ttl}:unique:once".to_string()).await;
+        assert!(
+            0 < key_ttl && key_ttl <= hour_ms,
+            "TTL of its unique key: {key_ttl}"
+        );
+        assert_eq!(
+            pttl(format!("{{ttl}}:task:{}", ids[1])).await,
+            -1,
+            "a waiting task"
+        );
+
+        // With a short TTL the finished task disappears and its key can be used again.
+        let options = RedisOptions {
+            prefix: "short".into(),
+            result_ttl: Some(Duration::from_millis(200)),
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::connect_with(&server.url(), options)
+            .await
+            .unwrap();
+        let first = store
+            .enqueue_batch(vec![NewTask::new("k", json!(1)).unique_key("k")], t0())
+            .await
+            .unwrap()[0];
+        store.cancel_task(first.id, t0()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            store.get_task(first.id).await.unwrap(),
+            None,
+            "expired task"
+        );
+        let listed = store
+            .list_tasks(TaskFilter {
+                limit: 10,
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            listed.is_empty(),
+            "expired tasks are not listed: {listed:?}"
+        );
+        let again = store
+            .enqueue_batch(vec![NewTask::new("k", json!(2)).unique_key("k")], t0())
+            .await
+            .unwrap()[0];
+        assert!(
+            !again.duplicate && again.id > first.id,
+            "the key of an expired task is free: {again:?}"
+        );
+    });
+}
+
+/// A worker blocked in `wait` sees a task submitted through another connection within
+/// about a millisecond (median over 200 submissions, measured from the submit call).
+#[test]
+fn blocked_listener_wakes_within_milliseconds() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let worker = RedisStore::connect(&server.url()).await.unwrap();
+        let client = RedisStore::connect(&server.url()).await.unwrap();
+        let mut latencies = Vec::new();
+        for i in 0..200 {
+            let mut listener = worker.listen(Topic::Tasks).await.unwrap();
+            let waiter = tokio::spawn(async move {
+                let woke = listener.wait(Duration::from_secs(2)).await.unwrap();
+                (woke, Instant::now())
+            });
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let submitted = Instant::now();
+            client
+                .enqueue_batch(vec![NewTask::new("k", json!(i))], t0())
+                .await
+                .unwrap();
+            let (woke, at) = waiter.await.unwrap();
+            assert!(woke, "submission {i} did not wake the worker");
+            latencies.push(at.duration_since(submitted));
+        }
+        latencies.sort();
+        let median = latencies[latencies.len() / 2];
+        let p99 = latencies[latencies.len() * 99 / 100];
+        eprintln!("wake-up latency from submit: median {median:?}, p99 {p99:?}");
+        assert!(
+            median < Duration::from_millis(5),
+            "median wake-up {median:?}"
+        );
+    });
+}
