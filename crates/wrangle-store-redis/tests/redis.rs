@@ -243,7 +243,7 @@ fn finished_tasks_get_the_result_ttl() {
         let url = format!("{}?prefix=ttl&result_ttl=1h", server.url());
         let store = RedisStore::connect(&url).await.unwrap();
         let client = redis::Client::open(server.url()).unwrap();
-        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let raw = client.get_multiplexed_async_connection().await.unwrap();
 
         let ids: Vec<_> = store
             .enqueue_batch(
