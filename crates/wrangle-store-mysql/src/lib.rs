@@ -139,6 +139,12 @@ impl Failure {
     }
 }
 
+/// A `usize` limit as a LIMIT bind: callers may ask for `usize::MAX` ("all"), which would
+/// wrap to -1 as an `i64`.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// The server's error number, for errors that came from the server.
 fn error_number(failure: &Failure) -> Option<u16> {
     match failure {
@@ -391,7 +397,7 @@ impl MySqlStore {
             .bind(json_text(&paused))
             .bind(all_queues)
             .bind(json_text(&wanted))
-            .bind(request.limit as i64)
+            .bind(sql_limit(request.limit))
             .fetch_all(&mut *tx)
             .await?;
         if picked.is_empty() {
@@ -525,7 +531,7 @@ impl MySqlStore {
     async fn rescue_once(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<TaskId>, Failure> {
         let mut tx = self.begin().await?;
         let attempts = lock_attempts(&mut tx, include_str!("sql/rescue_lock.sql"), |q| {
-            q.bind(ms(now)).bind(limit as i64)
+            q.bind(ms(now)).bind(sql_limit(limit))
         })
         .await?;
         if attempts.is_empty() {
@@ -1011,7 +1017,7 @@ impl Store for MySqlStore {
         .bind(&filter.job)
         .bind(&filter.job)
         .bind(filter.before_id.unwrap_or(i64::MAX))
-        .bind(filter.limit as i64)
+        .bind(sql_limit(filter.limit))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| Failure::from(e).into_store_error())?;
@@ -1046,7 +1052,7 @@ impl Store for MySqlStore {
                      LIMIT ?",
                 )
                 .bind(ms(before))
-                .bind(limit as i64)
+                .bind(sql_limit(limit))
             )
         )
     }

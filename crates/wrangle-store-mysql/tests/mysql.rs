@@ -120,6 +120,7 @@ fn many_claimers_and_completers_never_share_a_task_or_fail() {
             .enqueue_batch(tasks(TASKS), at(0))
             .await
             .expect("enqueue");
+        let started = Instant::now();
         let mut claimers = tokio::task::JoinSet::new();
         for (s, store) in stores.iter().enumerate() {
             for k in 0..CLAIMERS_PER_STORE {
@@ -171,6 +172,10 @@ fn many_claimers_and_completers_never_share_a_task_or_fail() {
                 }
             }
         }
+        eprintln!(
+            "{TASKS} tasks claimed and completed in {:?}",
+            started.elapsed()
+        );
         assert_eq!(runner.len(), TASKS, "tasks run");
         let completed = stores[1]
             .list_tasks(TaskFilter {
@@ -186,7 +191,7 @@ fn many_claimers_and_completers_never_share_a_task_or_fail() {
 
 /// The claim's locking scan reads a handful of index entries whether or not thousands of
 /// finished tasks sit in the table: finished tasks share the claim index's NULL key, which
-/// the scan skips in one seek.
+/// the scan skips in one seek. Pruning them with an unbounded limit then removes them all.
 #[test]
 fn claim_scan_does_not_grow_with_finished_tasks() {
     const FINISHED: usize = 5_000;
@@ -249,11 +254,18 @@ fn claim_scan_does_not_grow_with_finished_tasks() {
             .expect("the claim's locking scan");
         tx.rollback().await.expect("rollback");
         let reads = index_reads(&mut conn).await - before;
+        eprintln!("claim of 5 with {FINISHED} finished tasks: {reads} handler reads");
         assert_eq!(picked.len(), 5, "tasks picked");
         assert!(
             reads < 50,
             "the claim read {reads} index entries with {FINISHED} finished tasks in the table"
         );
+        // `usize::MAX` means "all" to callers such as `wrangle run`'s pruner.
+        let pruned = store
+            .prune_finished(at(10), usize::MAX)
+            .await
+            .expect("prune everything");
+        assert_eq!(pruned, FINISHED as u64, "finished tasks pruned");
     });
 }
 
