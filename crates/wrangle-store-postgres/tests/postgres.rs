@@ -1,7 +1,7 @@
 //! PostgreSQL-specific tests, beyond the conformance suite: transactional enqueue, a
-//! server crash under a live store handle and listener, notification scoping by schema,
-//! the claim's plan with many finished tasks, and the wake-up latency (printed, not
-//! asserted: performance is measured, never asserted in tests).
+//! server crash under a live store handle and listener, concurrent first-time migration,
+//! notification scoping by schema, the claim's plan with many finished tasks, and the
+//! wake-up latency (printed, not asserted: performance is measured, never asserted).
 //!
 //! Each test starts its own throwaway server (the crash test must not disturb others).
 
@@ -187,6 +187,34 @@ async fn store_and_listener_recover_from_a_server_crash() {
         listener.wait(Duration::from_secs(2)).await.unwrap(),
         "no notification after the reconnect"
     );
+}
+
+/// Many processes starting at once against an empty database: the advisory lock lets one
+/// of them migrate while the others wait, and every one of them connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_connects_migrate_once() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let connects = (0..8).map(|_| {
+        let url = pg.url();
+        tokio::spawn(async move { PostgresStore::connect_with_schema(&url, "fresh").await })
+    });
+    let mut stores = Vec::new();
+    for connect in connects {
+        stores.push(connect.await.unwrap().expect("a concurrent first connect"));
+    }
+    let versions: Vec<i32> = sqlx::query_scalar("SELECT version FROM fresh.schema_migrations")
+        .fetch_all(stores[0].pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, vec![1], "each migration recorded once");
+    let id = stores[1]
+        .enqueue_batch(vec![task("t")], at(0))
+        .await
+        .unwrap()[0]
+        .id;
+    assert_eq!(claim_ids(&stores[7], at(0)).await, vec![id]);
 }
 
 /// Stores in different schemas of one database share nothing, not even wake-ups.
