@@ -16,7 +16,7 @@
 //! the pool reconnects on the next call.
 //!
 //! Times are the callers' `now`, stored as epoch milliseconds; the server clock is never
-//! read. Wake-ups: see [`listen`](crate::listen) (MySQL has no notification channel).
+//! read. Wake-ups are polled (MySQL has no notification channel): see `listen.rs`.
 
 mod listen;
 mod rows;

@@ -6,21 +6,21 @@
 -- {id, state, run_at, attempt, finished_at?, result?, error?, keep_error, record: {…}}.
 UPDATE wrangle_tasks AS t
 JOIN JSON_TABLE(?, '$[*]' COLUMNS (
-    id              BIGINT       PATH '$.id',
-    state           VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.state',
-    run_at          BIGINT       PATH '$.run_at',
-    attempt         BIGINT       PATH '$.attempt',
-    finished_at     BIGINT       PATH '$.finished_at',
-    result          LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.result',
-    error           LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.error',
-    keep_error      INT          PATH '$.keep_error',
-    rec_attempt     BIGINT       PATH '$.record.attempt',
-    rec_worker      VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.record.worker',
-    rec_started_at  BIGINT       PATH '$.record.started_at',
-    rec_finished_at BIGINT       PATH '$.record.finished_at',
-    rec_outcome     VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.record.outcome',
-    rec_error       LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.record.error',
-    rec_retry_at    BIGINT       PATH '$.record.retry_at'
+    id              BIGINT                                                   PATH '$.id',
+    state           VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin    PATH '$.state',
+    run_at          BIGINT                                                   PATH '$.run_at',
+    attempt         BIGINT                                                   PATH '$.attempt',
+    finished_at     BIGINT                                                   PATH '$.finished_at',
+    result          LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin       PATH '$.result',
+    error           LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin       PATH '$.error',
+    keep_error      INT                                                      PATH '$.keep_error',
+    rec_attempt     BIGINT                                                   PATH '$.record.attempt',
+    rec_worker      VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin   PATH '$.record.worker',
+    rec_started_at  BIGINT                                                   PATH '$.record.started_at',
+    rec_finished_at BIGINT                                                   PATH '$.record.finished_at',
+    rec_outcome     VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin    PATH '$.record.outcome',
+    rec_error       LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin       PATH '$.record.error',
+    rec_retry_at    BIGINT                                                   PATH '$.record.retry_at'
 )) AS ended ON t.id = ended.id
 SET t.attempts = JSON_ARRAY_APPEND(t.attempts, '$', JSON_OBJECT(
         'attempt', ended.rec_attempt, 'worker', ended.rec_worker,
