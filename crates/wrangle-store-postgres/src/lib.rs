@@ -8,7 +8,7 @@
 //!   statement over the whole batch, which travels as one JSON (or array) parameter, and
 //!   runs in autocommit: one round trip per batch.
 //! - Wake-ups are LISTEN/NOTIFY; triggers send them inside the writing transaction (see
-//!   [`listen`](crate::listen)).
+//!   the `listen` module).
 //! - Times are the `now` callers pass in, stored as epoch milliseconds; the server's clock
 //!   is never used for anything a caller can observe.
 //! - [`PostgresStore::enqueue_in`] enqueues inside the caller's own transaction.

@@ -97,10 +97,11 @@ impl Notifier {
         }
     }
 
-    /// Starts the background task unless it runs.
+    /// Starts the background task unless it runs (again if it ended, which happens only
+    /// when the runtime that spawned it shut down while this store lives on).
     fn start(&self) {
         let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
-        if task.is_none() {
+        if task.as_ref().is_none_or(AbortHandle::is_finished) {
             let bridge = bridge(
                 Arc::clone(&self.shared),
                 self.pool.clone(),
