@@ -27,6 +27,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod parallel;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
