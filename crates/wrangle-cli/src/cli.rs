@@ -22,7 +22,7 @@ pub(crate) struct Cli {
 /// Options every command accepts.
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
-    /// Store URL: sqlite://PATH (default sqlite://.wrangle/wrangle.db) or memory://
+    /// Store URL: sqlite://PATH (default sqlite://.wrangle/wrangle.db), postgres://..., redis://..., mysql://..., memory://
     #[arg(long, global = true, env = "WRANGLE_STORE")]
     pub(crate) store: Option<String>,
     /// Config file (default: ./wrangle.toml when present)
@@ -35,6 +35,23 @@ pub(crate) struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run a command over many items in parallel, in the foreground (like GNU parallel)
+    #[command(after_help = "\
+Examples:
+  seq 1 10000 | wrangle run -n 4 -- echo {}              # items from stdin lines
+  wrangle run gzip -9 {} ::: a.log b.log c.log           # items after :::
+  wrangle run --range 0..1000000 --block 10000 -- ./scan {start} {end}
+  wrangle run --items urls.txt --retries 3 --timeout 30s -- curl -fsS {}
+  wrangle run --dispatch 'find . -name *.png' --keep-order -- identify {}
+  wrangle run --runner 'python3 handler.py' -n 2 < items.txt   # one process per runner, loaded once
+  wrangle run --journal run.db --items big.txt -- ./convert {}  # Ctrl-C, then rerun to resume
+
+Placeholders in argv: {} the item (a range block's start..end), {start} {end}, {#} its
+sequence number (also {id}), {attempt}. Without any placeholder, the item is appended as
+the last argument. No shell is involved. Output is grouped per item unless --line-buffer.
+Ctrl-C once: stop starting items, let running ones finish; twice: kill them.
+Exit code: 0 all items succeeded, 1 some failed, 2 bad usage, 130 interrupted.")]
+    Run(RunArgs),
     /// Enqueue a task, and optionally wait for its result
     #[command(after_help = "\
 Examples:
@@ -106,6 +123,73 @@ pub(crate) struct SubmitArgs {
     /// Enqueue one task per line of JSON payloads from FILE (or - for stdin), all or nothing
     #[arg(long, value_name = "FILE", conflicts_with_all = ["payload", "unique", "wait"])]
     pub(crate) batch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Runners: items processed at once (default: number of CPUs)
+    #[arg(
+        short = 'n',
+        long = "jobs",
+        visible_short_alias = 'j',
+        value_name = "N"
+    )]
+    pub(crate) jobs: Option<usize>,
+    /// Read items from FILE, one per line (- for stdin)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["range", "dispatch"])]
+    pub(crate) items: Option<PathBuf>,
+    /// Items are the ids START..END (end exclusive), in blocks of --block ids
+    #[arg(long, value_name = "START..END", conflicts_with = "dispatch")]
+    pub(crate) range: Option<String>,
+    /// Ids per range block (one item per block)
+    #[arg(long, value_name = "SIZE", requires = "range")]
+    pub(crate) block: Option<u64>,
+    /// Items are the stdout lines of CMD, read as it runs (bounded memory)
+    #[arg(long, value_name = "CMD")]
+    pub(crate) dispatch: Option<String>,
+    /// Send items to long-lived runner processes speaking JSON lines (see docs/runner-protocol.md)
+    #[arg(long, value_name = "CMD")]
+    pub(crate) runner: Option<String>,
+    /// Items sent ahead to each runner process before it answers (pipelining)
+    #[arg(long, value_name = "N", default_value_t = 32, requires = "runner")]
+    pub(crate) runner_in_flight: usize,
+    /// Retries of a failed item
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub(crate) retries: u32,
+    /// Time limit per attempt (e.g. 30s); the whole process group is killed
+    #[arg(long, value_name = "DUR")]
+    pub(crate) timeout: Option<String>,
+    /// First retry delay; doubles per attempt (with jitter)
+    #[arg(long, default_value = "1s", value_name = "DUR")]
+    pub(crate) backoff: String,
+    /// Print output lines as they come (whole lines, never mixed) instead of per item
+    #[arg(long, conflicts_with_all = ["keep_order", "output"])]
+    pub(crate) line_buffer: bool,
+    /// Prefix each output line with its item and a tab
+    #[arg(long)]
+    pub(crate) tag: bool,
+    /// Print items' output in input order
+    #[arg(short = 'k', long, conflicts_with = "output")]
+    pub(crate) keep_order: bool,
+    /// Write each item's stdout and stderr to DIR/SEQ.stdout and DIR/SEQ.stderr instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
+    /// Record outcomes in this SQLite file; rerunning with it skips the items already done
+    #[arg(long, value_name = "FILE")]
+    pub(crate) journal: Option<PathBuf>,
+    /// Show a progress bar on stderr (default: when stderr is a terminal)
+    #[arg(long, overrides_with = "no_progress")]
+    pub(crate) progress: bool,
+    /// Never show a progress bar
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+    /// The command and its arguments; `::: ITEM...` after it gives the items
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,8 @@
 //! exec = ["convert", "{}", "-resize", "50%", "out/{id}.png"]
 //! timeout = "10m"
 //! retries = 5
+//! [kinds.score]
+//! runner = ["python3", "score.py"]   # long-lived, JSON lines (docs/runner-protocol.md)
 //! ```
 //!
 //! Precedence: flags > environment (`WRANGLE_STORE`) > file > defaults. Unknown keys are
@@ -41,6 +43,8 @@ pub(crate) struct Config {
 pub(crate) struct KindConfig {
     /// Command (argv) run per task.
     pub(crate) exec: Option<Vec<String>>,
+    /// Long-lived runner process (argv), one per runner slot, speaking JSON lines.
+    pub(crate) runner: Option<Vec<String>>,
     /// Per-attempt time limit, e.g. "10m".
     pub(crate) timeout: Option<String>,
     /// Retries after the first attempt.
@@ -97,11 +101,19 @@ impl Config {
         })?;
         for (name, kind) in &config.kinds {
             kind.timeout(name)?;
-            if kind.exec.as_ref().is_some_and(|argv| argv.is_empty()) {
-                return Err(CliError::input(format!(
-                    "invalid config {}: [kinds.{name}] exec must name a program",
+            let invalid = |why: &str| {
+                CliError::input(format!(
+                    "invalid config {}: [kinds.{name}] {why}",
                     path.display()
-                )));
+                ))
+            };
+            for (key, argv) in [("exec", &kind.exec), ("runner", &kind.runner)] {
+                if argv.as_ref().is_some_and(|argv| argv.is_empty()) {
+                    return Err(invalid(&format!("{key} must name a program")));
+                }
+            }
+            if kind.exec.is_some() && kind.runner.is_some() {
+                return Err(invalid("has both exec and runner; give one"));
             }
         }
         Ok(config)

@@ -9,6 +9,7 @@ use wrangle::{ConnectError, InputError, StoreError};
 /// Exit codes of SPEC.md: 0 success, 1 a task failed, 2 bad input, 130 interrupted.
 pub(crate) const EXIT_TASK_FAILED: i32 = 1;
 pub(crate) const EXIT_BAD_INPUT: i32 = 2;
+pub(crate) const EXIT_INTERRUPTED: i32 = 130;
 
 /// A failure of the command itself.
 #[derive(Debug)]

@@ -26,6 +26,26 @@ impl InputError {
     }
 }
 
+/// Parses an id range `START..END` (end exclusive, so `0..10` is ten ids; negative ids
+/// allowed). The range must not be empty.
+pub fn parse_range(text: &str) -> Result<(i64, i64), InputError> {
+    let invalid = |why: &str| InputError::new(format!("invalid range '{text}': {why}"));
+    let (start, end) = text
+        .trim()
+        .split_once("..")
+        .ok_or_else(|| invalid("expected START..END, e.g. 0..1000"))?;
+    let bound = |s: &str, which: &str| {
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(&format!("{which} is not an integer")))
+    };
+    let (start, end) = (bound(start, "START")?, bound(end, "END")?);
+    if end <= start {
+        return Err(invalid("END must be greater than START (END is exclusive)"));
+    }
+    Ok((start, end))
+}
+
 /// Parses a duration such as `250ms`, `2s`, `10m`, `1h30m` or `1d`.
 pub fn parse_duration(text: &str) -> Result<Duration, InputError> {
     let trimmed = text.trim();
@@ -184,6 +204,18 @@ impl fmt::Display for StoreUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("0..10"), Ok((0, 10)));
+        assert_eq!(parse_range(" -5..5 "), Ok((-5, 5)));
+        for bad in [
+            "", "10", "0..", "..5", "a..b", "5..5", "9..3", "0...5", "1.5..3",
+        ] {
+            let err = parse_range(bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid range"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,7 +26,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use wrangle_core::store::ClaimedTask;
 
-use crate::{ExecResult, Executor, Failure};
+use crate::{ExecResult, Executor, Failure, OutputSink, OutputStream};
 
 /// How much of stderr's end is kept for the error message.
 const STDERR_TAIL_BYTES: usize = 4096;
@@ -45,6 +46,11 @@ pub struct CommandSpec {
     pub kill_grace: Duration,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Whether the payload JSON is written to the command's stdin (otherwise stdin is
+    /// empty, as for `wrangle run`, whose items travel in argv).
+    pub payload_on_stdin: bool,
+    /// Receives the output as it is produced (`wrangle run` prints it from there).
+    pub output: Option<Arc<dyn OutputSink>>,
 }
 
 impl CommandSpec {
@@ -57,6 +63,8 @@ impl CommandSpec {
             max_result_bytes: 1 << 20,
             kill_grace: Duration::from_secs(5),
             env: Vec::new(),
+            payload_on_stdin: true,
+            output: None,
         }
     }
 }
@@ -84,6 +92,21 @@ pub fn item_text(payload: &Value) -> String {
     }
 }
 
+/// The text `{}` stands for: a range block `{"start":S,"end":E}` is `S` when it holds one
+/// id and `S..E` otherwise; any other payload is its [`item_text`].
+pub fn placeholder_text(payload: &Value) -> String {
+    let bound = |field: &str| payload.get(field).and_then(Value::as_i64);
+    match (
+        payload.as_object().map(|o| o.len()),
+        bound("start"),
+        bound("end"),
+    ) {
+        (Some(2), Some(start), Some(end)) if end == start + 1 => start.to_string(),
+        (Some(2), Some(start), Some(end)) => format!("{start}..{end}"),
+        _ => item_text(payload),
+    }
+}
+
 fn field_text(payload: &Value, field: &str) -> Option<String> {
     payload.get(field).map(item_text)
 }
@@ -105,7 +128,7 @@ pub fn substitute(arg: &str, task: &ClaimedTask) -> String {
         };
         let name = &after[1..close];
         let value = match name {
-            "" => Some(item_text(&task.payload)),
+            "" => Some(placeholder_text(&task.payload)),
             "id" | "#" => Some(task.id.to_string()),
             "attempt" => Some(task.attempt.to_string()),
             "start" | "end" => field_text(&task.payload, name),
@@ -140,12 +163,18 @@ enum Keep {
     Tail(usize),
 }
 
-/// Reads a stream to its end (copying everything to `tee` if given) and keeps the part
-/// `keep` names. Returns the kept bytes and whether anything was dropped.
+/// Where a stream's bytes go besides the kept part: a file and/or a sink.
+struct Tee<'a> {
+    file: Option<tokio::fs::File>,
+    sink: Option<(&'a dyn OutputSink, &'a ClaimedTask, OutputStream)>,
+}
+
+/// Reads a stream to its end (copying everything to `tee`) and keeps the part `keep`
+/// names. Returns the kept bytes and whether anything was dropped.
 async fn read_stream(
     mut stream: impl AsyncRead + Unpin,
     keep: Keep,
-    mut tee: Option<tokio::fs::File>,
+    mut tee: Tee<'_>,
 ) -> (Vec<u8>, bool) {
     let mut kept = VecDeque::new();
     let mut dropped = false;
@@ -154,8 +183,11 @@ async fn read_stream(
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if let Some(file) = tee.as_mut() {
+                if let Some(file) = tee.file.as_mut() {
                     let _ = file.write_all(&chunk[..n]).await;
+                }
+                if let Some((sink, task, stream)) = tee.sink {
+                    sink.output(task, stream, &chunk[..n]);
                 }
                 match keep {
                     Keep::Head(limit) => {
@@ -175,7 +207,7 @@ async fn read_stream(
     }
     // tokio's File finishes writes in the background; flush so the file is whole
     // when the task's outcome is reported.
-    if let Some(file) = tee.as_mut() {
+    if let Some(file) = tee.file.as_mut() {
         let _ = file.flush().await;
     }
     (kept.into(), dropped)
@@ -218,7 +250,11 @@ impl CommandExecutor {
         command
             .args(&argv[1..])
             .process_group(0)
-            .stdin(Stdio::piped())
+            .stdin(if self.spec.payload_on_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -258,27 +294,45 @@ impl CommandExecutor {
 #[async_trait]
 impl Executor for CommandExecutor {
     async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
+        let result = self.run_process(task, cancel).await;
+        if let Some(sink) = &self.spec.output {
+            sink.attempt_ended(task, &result);
+        }
+        result
+    }
+}
+
+impl CommandExecutor {
+    async fn run_process(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
         let program = self.spec.argv[0].clone();
         let mut child = self
             .command_for(task)
             .spawn()
             .map_err(|err| Failure(format!("cannot run '{program}': {err}")))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        let payload = format!("{}\n", task.payload);
         // The command may never read stdin; a closed pipe is not an error.
-        let feed = tokio::spawn(async move {
-            let _ = stdin.write_all(payload.as_bytes()).await;
+        let feed = child.stdin.take().map(|mut stdin| {
+            let payload = format!("{}\n", task.payload);
+            tokio::spawn(async move {
+                let _ = stdin.write_all(payload.as_bytes()).await;
+            })
         });
         let (stdout_file, stderr_file) = self.output_files(task).await;
+        let sink = self.spec.output.as_deref();
         let stdout = read_stream(
             child.stdout.take().expect("stdout is piped"),
             Keep::Head(self.spec.max_result_bytes),
-            stdout_file,
+            Tee {
+                file: stdout_file,
+                sink: sink.map(|sink| (sink, task, OutputStream::Stdout)),
+            },
         );
         let stderr = read_stream(
             child.stderr.take().expect("stderr is piped"),
             Keep::Tail(STDERR_TAIL_BYTES),
-            stderr_file,
+            Tee {
+                file: stderr_file,
+                sink: sink.map(|sink| (sink, task, OutputStream::Stderr)),
+            },
         );
         let timeout = task.timeout.or(self.spec.default_timeout);
         let deadline = async {
@@ -291,7 +345,9 @@ impl Executor for CommandExecutor {
         let mut run = Box::pin(async { tokio::join!(child.wait(), stdout, stderr) });
         let stopped = tokio::select! {
             (status, (out, truncated), (err, _)) = &mut run => {
-                feed.abort();
+                if let Some(feed) = &feed {
+                    feed.abort();
+                }
                 let status = status.map_err(|e| Failure(format!("waiting for '{program}': {e}")))?;
                 return if status.success() {
                     Ok(stdout_result(out, truncated))
@@ -302,7 +358,9 @@ impl Executor for CommandExecutor {
             _ = deadline => format!("timed out after {}", format_duration(timeout.unwrap_or_default())),
             _ = cancel.cancelled() => "cancelled".to_string(),
         };
-        feed.abort();
+        if let Some(feed) = &feed {
+            feed.abort();
+        }
         drop(run);
         signal_group(pid, Signal::SIGTERM);
         if tokio::time::timeout(self.spec.kill_grace, child.wait())
@@ -370,7 +428,12 @@ mod tests {
             substitute("id={id} #{#} a{attempt} {job}", &t),
             "id=42 #42 a2 nightly"
         );
-        assert_eq!(substitute("{}", &t), r#"{"end":20,"start":10}"#);
+        assert_eq!(substitute("{}", &t), "10..20");
+        assert_eq!(substitute("{}", &task(json!({"start": 7, "end": 8}))), "7");
+        assert_eq!(
+            substitute("{}", &task(json!({"start": 1, "end": 2, "x": 0}))),
+            r#"{"end":2,"start":1,"x":0}"#
+        );
         assert_eq!(substitute("{unknown} {", &t), "{unknown} {");
         assert_eq!(substitute("f_{}.txt", &task(json!("x y"))), "f_x y.txt");
         assert_eq!(substitute("{start}", &task(json!(5))), "{start}");

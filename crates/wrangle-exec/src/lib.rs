@@ -2,7 +2,8 @@
 //!
 //! - [`Executor`]: runs one claimed task to an [`ExecResult`]. Implementations:
 //!   [`command::CommandExecutor`] (the `exec` executor: one process per task, argv only)
-//!   and [`handler::FnHandler`] (a Rust `async fn` registered by kind).
+//!   [`runner::RunnerExecutor`] (long-lived processes speaking JSON lines, many tasks
+//!   each) and [`handler::FnHandler`] (a Rust `async fn` registered by kind).
 //! - [`Registry`]: which executor runs which kind, with an optional fallback for every
 //!   other kind (`wrangle worker --exec CMD`).
 //!
@@ -11,6 +12,7 @@
 
 pub mod command;
 pub mod handler;
+pub mod runner;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,10 +21,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use wrangle_core::TaskId;
 use wrangle_core::store::ClaimedTask;
 
 pub use command::{CommandExecutor, CommandSpec};
 pub use handler::{FnHandler, TaskContext};
+pub use runner::{RunnerExecutor, RunnerSpec};
 
 /// Why an attempt failed: one message, with the stderr tail for commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,29 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     /// Runs `task` once. Stops early (and fails) when `cancel` fires or the task's
     /// timeout passes.
     async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult;
+}
+
+/// Which of a command's output streams a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Receives tasks' output while they run, for a caller that shows it (`wrangle run`
+/// prints it grouped, line by line, tagged or in input order).
+///
+/// Chunks of one stream arrive in order; chunks of different tasks and of a task's two
+/// streams interleave. `attempt_ended` comes after the attempt's last chunk.
+pub trait OutputSink: Send + Sync + fmt::Debug {
+    /// A chunk of `task`'s output, as read.
+    fn output(&self, task: &ClaimedTask, stream: OutputStream, bytes: &[u8]);
+    /// The attempt ended with `result`.
+    fn attempt_ended(&self, task: &ClaimedTask, result: &ExecResult);
+    /// A runner reported how far task `id` has got (0.0 to 1.0).
+    fn progress(&self, _id: TaskId, _fraction: f64) {}
 }
 
 /// Which executor runs each kind.

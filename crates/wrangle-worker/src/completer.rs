@@ -14,7 +14,7 @@ use wrangle_core::store::{ClaimedTask, Completion, CompletionStatus, Outcome, St
 use wrangle_exec::ExecResult;
 
 use crate::held::HeldTasks;
-use crate::{RETRY_FIRST, RETRY_MAX, WorkerConfig, WorkerReport, outcome_for};
+use crate::{OutcomeObserver, RETRY_FIRST, RETRY_MAX, WorkerConfig, WorkerReport, outcome_for};
 
 /// Most outcomes written in one round trip.
 const MAX_BATCH: usize = 1000;
@@ -33,6 +33,7 @@ pub(crate) async fn run(
     config: Arc<WorkerConfig>,
     held: Arc<HeldTasks>,
     mut finished: mpsc::UnboundedReceiver<Finished>,
+    observer: Option<Arc<dyn OutcomeObserver>>,
 ) -> WorkerReport {
     let mut report = WorkerReport::default();
     let mut buffer = Vec::with_capacity(MAX_BATCH);
@@ -84,6 +85,9 @@ pub(crate) async fn run(
             }
         };
         for (status, completion) in statuses.iter().zip(&completions) {
+            if let Some(observer) = &observer {
+                observer.recorded(completion, *status);
+            }
             match (status, &completion.outcome) {
                 (CompletionStatus::Stale, _) => report.stale += 1,
                 (_, Outcome::Succeeded { .. }) => report.succeeded += 1,

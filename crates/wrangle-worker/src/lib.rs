@@ -26,7 +26,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use wrangle_core::RetryPolicy;
 use wrangle_core::store::{
-    ClaimRequest, ClaimedTask, Outcome, QueueFilter, Store, StoreError, Topic,
+    ClaimRequest, ClaimedTask, Completion, CompletionStatus, Outcome, QueueFilter, Store,
+    StoreError, Topic,
 };
 use wrangle_core::worker::WorkerInfo;
 use wrangle_exec::{ExecResult, Failure, Registry};
@@ -129,12 +130,29 @@ pub struct WorkerReport {
     pub stale: u64,
 }
 
+/// Told about every outcome the store recorded, in the order recorded: what a caller
+/// running its own items (`wrangle run`) counts and reports.
+pub trait OutcomeObserver: Send + Sync + 'static {
+    /// `completion` was written; `status` says what became of the task.
+    fn recorded(&self, completion: &Completion, status: CompletionStatus);
+}
+
 /// A worker bound to a store and a registry of executors.
-#[derive(Debug)]
 pub struct Worker {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     config: WorkerConfig,
+    observer: Option<Arc<dyn OutcomeObserver>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("store", &self.store)
+            .field("registry", &self.registry)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// First and longest pause after a store error.
@@ -148,7 +166,14 @@ impl Worker {
             store,
             registry: Arc::new(registry),
             config,
+            observer: None,
         }
+    }
+
+    /// Reports every recorded outcome to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn OutcomeObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Runs until `shutdown` fires (or a `stop` command arrives), then hands back what it
@@ -174,6 +199,7 @@ impl Worker {
             config.clone(),
             held.clone(),
             finished_rx,
+            self.observer.clone(),
         ));
         let heartbeat_stop = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat::run(

@@ -41,11 +41,15 @@ pub use wrangle_core::{
     Enqueued, InputError, NewTask, QueueFilter, RetryPolicy, Task, TaskId, TaskState, Topic,
 };
 pub use wrangle_exec::{
-    CommandExecutor, CommandSpec, ExecResult, Executor, Failure, Registry, TaskContext,
+    self as exec, CommandExecutor, CommandSpec, ExecResult, Executor, Failure, Registry,
+    RunnerExecutor, RunnerSpec, TaskContext,
 };
 pub use wrangle_store_memory::MemoryStore;
+pub use wrangle_store_mysql::MySqlStore;
+pub use wrangle_store_postgres::{PostgresOptions, PostgresStore};
+pub use wrangle_store_redis::{RedisOptions, RedisStore};
 pub use wrangle_store_sqlite::{SqliteOptions, SqliteStore};
-pub use wrangle_worker::{Shutdown, Worker, WorkerConfig, WorkerReport};
+pub use wrangle_worker::{OutcomeObserver, Shutdown, Worker, WorkerConfig, WorkerReport};
 
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +62,8 @@ pub enum ConnectError {
     Store(#[from] StoreError),
 }
 
-/// Opens the store a URL names (see [`StoreUrl`]); SQLite files are created and migrated.
+/// Opens the store a URL names (see [`StoreUrl`]): `sqlite://PATH`, `memory://`,
+/// `postgres://...`, `redis://...`, `mysql://...`. Schemas are created and migrated.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
     connect_url(&StoreUrl::parse(url)?).await
 }
@@ -72,11 +77,9 @@ pub async fn connect_url(url: &StoreUrl) -> Result<Arc<dyn Store>, ConnectError>
             Ok(Arc::new(SqliteStore::open_with(path, options).await?))
         }
         StoreUrl::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreUrl::Postgres(_) | StoreUrl::Redis(_) | StoreUrl::Mysql(_) => {
-            Err(ConnectError::Url(InputError::new(format!(
-                "store '{url}' is not available in this build yet: use sqlite:// or memory://"
-            ))))
-        }
+        StoreUrl::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        StoreUrl::Redis(url) => Ok(Arc::new(RedisStore::connect(url).await?)),
+        StoreUrl::Mysql(url) => Ok(Arc::new(MySqlStore::connect(url).await?)),
     }
 }
 

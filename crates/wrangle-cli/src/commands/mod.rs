@@ -1,16 +1,17 @@
 //! One module per subcommand; [`dispatch`] loads the config, opens the store and runs it.
 
 mod inspect;
+mod run;
 mod submit;
 mod worker;
 
 use std::sync::Arc;
 
-use wrangle::Store;
+use wrangle::{Shutdown, Store};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::Config;
-use crate::fail::CliResult;
+use crate::fail::{CliError, CliResult};
 
 /// What every command needs: the store and the output mode.
 pub(crate) struct Context {
@@ -36,6 +37,8 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
     // creates a database or enqueues half a batch.
     let config = Config::load(cli.global.config.as_deref())?;
     match cli.command {
+        // A run is local: its store is in memory, or its --journal file.
+        Command::Run(args) => run::run(run::plan(&args)?, cli.global.json).await,
         Command::Submit(args) => {
             let plan = submit::plan(&args, &config)?;
             submit::run(&Context::open(&cli.global, &config).await?, plan).await
@@ -65,4 +68,39 @@ fn init_logging(worker: bool) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// SIGTERM or a first SIGINT: graceful; a second SIGINT: immediate. Returns a token that
+/// is cancelled once an interrupt arrived (for the exit code).
+pub(crate) fn watch_signals(shutdown: Shutdown) -> CliResult<tokio_util::sync::CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let interrupted = tokio_util::sync::CancellationToken::new();
+    let seen = interrupted.clone();
+    tokio::spawn(async move {
+        let mut interrupts = 0;
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {
+                    interrupts += 1;
+                    seen.cancel();
+                    if interrupts == 1 {
+                        tracing::info!("interrupted: finishing running tasks (Ctrl-C again to stop now)");
+                        shutdown.graceful.cancel();
+                    } else {
+                        tracing::warn!("interrupted again: stopping running tasks now");
+                        shutdown.immediate.cancel();
+                    }
+                }
+                _ = terminate.recv() => {
+                    tracing::info!("terminated: finishing running tasks");
+                    shutdown.graceful.cancel();
+                }
+            }
+        }
+    });
+    Ok(interrupted)
 }

@@ -2,18 +2,19 @@
 //! worker loop, and turn signals into graceful (first TERM/INT) or immediate (second INT)
 //! shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wrangle::parse::{parse_duration, parse_name};
 use wrangle::{
-    CommandExecutor, CommandSpec, QueueFilter, Registry, RetryPolicy, Shutdown, Worker,
-    WorkerConfig,
+    CommandExecutor, CommandSpec, QueueFilter, Registry, RetryPolicy, RunnerExecutor, RunnerSpec,
+    Shutdown, Worker, WorkerConfig,
 };
 
 use super::Context;
 use crate::cli::WorkerArgs;
 use crate::config::Config;
-use crate::fail::{CliError, CliResult};
+use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED};
 
 /// A validated worker set-up.
 pub(crate) struct WorkerSetup {
@@ -31,16 +32,29 @@ fn split_command(text: &str) -> CliResult<Vec<String>> {
 }
 
 pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup> {
+    let mut worker = WorkerConfig::new();
+    if let Some(runners) = args.runners {
+        if runners == 0 {
+            return Err(CliError::input("-n/--runners must be at least 1"));
+        }
+        worker.runners = runners;
+    }
     let mut registry = Registry::new();
     let spec = |argv: Vec<String>, timeout: Option<Duration>| {
         let mut spec = CommandSpec::new(argv);
         spec.default_timeout = timeout;
         spec.output_dir = args.output.clone();
-        std::sync::Arc::new(CommandExecutor::new(spec))
+        Arc::new(CommandExecutor::new(spec))
     };
     for (kind, kind_config) in &config.kinds {
+        let timeout = kind_config.timeout(kind)?;
         if let Some(argv) = &kind_config.exec {
-            registry.insert(kind.clone(), spec(argv.clone(), kind_config.timeout(kind)?));
+            registry.insert(kind.clone(), spec(argv.clone(), timeout));
+        } else if let Some(argv) = &kind_config.runner {
+            // One process per runner slot, started as tasks of this kind arrive.
+            let mut runner = RunnerSpec::new(argv.clone(), worker.runners);
+            runner.default_timeout = timeout;
+            registry.insert(kind.clone(), Arc::new(RunnerExecutor::new(runner)));
         }
     }
     if let Some(text) = &args.exec {
@@ -48,7 +62,7 @@ pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup>
     }
     if registry.is_empty() {
         return Err(CliError::input(
-            "nothing to run: give --exec CMD, or [kinds.NAME] exec = [...] in wrangle.toml",
+            "nothing to run: give --exec CMD, or [kinds.NAME] exec = [...] or runner = [...] in wrangle.toml",
         ));
     }
     let queues = if args.queues.trim() == "*" {
@@ -61,14 +75,7 @@ pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup>
                 .collect::<Result<_, _>>()?,
         )
     };
-    let mut worker = WorkerConfig::new();
     worker.queues = queues;
-    if let Some(runners) = args.runners {
-        if runners == 0 {
-            return Err(CliError::input("-n/--runners must be at least 1"));
-        }
-        worker.runners = runners;
-    }
     if let Some(name) = &args.name {
         worker.name = parse_name("worker", name)?;
     }
@@ -90,7 +97,7 @@ pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup>
 
 pub(crate) async fn run(context: Context, setup: WorkerSetup) -> CliResult {
     let shutdown = Shutdown::new();
-    let interrupted = watch_signals(shutdown.clone())?;
+    let interrupted = super::watch_signals(shutdown.clone())?;
     tracing::info!(
         worker = %setup.config.name,
         store = context.store.info().name,
@@ -112,40 +119,9 @@ pub(crate) async fn run(context: Context, setup: WorkerSetup) -> CliResult {
             serde_json::json!({"succeeded": report.succeeded, "failed": report.failed, "released": report.released, "stale": report.stale})
         );
     }
-    Ok(if interrupted.is_cancelled() { 130 } else { 0 })
-}
-
-/// SIGTERM or a first SIGINT: graceful; a second SIGINT: immediate. Returns a token that
-/// is cancelled once an interrupt arrived (for the exit code).
-fn watch_signals(shutdown: Shutdown) -> CliResult<tokio_util::sync::CancellationToken> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| CliError::Runtime(e.to_string()))?;
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| CliError::Runtime(e.to_string()))?;
-    let interrupted = tokio_util::sync::CancellationToken::new();
-    let seen = interrupted.clone();
-    tokio::spawn(async move {
-        let mut interrupts = 0;
-        loop {
-            tokio::select! {
-                _ = interrupt.recv() => {
-                    interrupts += 1;
-                    seen.cancel();
-                    if interrupts == 1 {
-                        tracing::info!("interrupted: finishing running tasks (Ctrl-C again to stop now)");
-                        shutdown.graceful.cancel();
-                    } else {
-                        tracing::warn!("interrupted again: stopping running tasks now");
-                        shutdown.immediate.cancel();
-                    }
-                }
-                _ = terminate.recv() => {
-                    tracing::info!("terminated: finishing running tasks");
-                    shutdown.graceful.cancel();
-                }
-            }
-        }
-    });
-    Ok(interrupted)
+    Ok(if interrupted.is_cancelled() {
+        EXIT_INTERRUPTED
+    } else {
+        0
+    })
 }

@@ -1,0 +1,237 @@
+//! Where `wrangle run`'s items come from: stdin lines, `::: ITEM...`, `--items FILE`,
+//! `--range START..END --block SIZE` or the stdout lines of a `--dispatch` command.
+//!
+//! A source is opened up front (so a missing file or an unrunnable dispatch command is
+//! bad input, exit 2, before anything runs) and then read on its own thread into a
+//! bounded channel: when the run falls behind, the reader blocks, and so does a dispatch
+//! command writing into its pipe. That is what keeps memory flat for an endless source.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::fail::{CliError, CliResult};
+
+/// Items waiting between the reader thread and the run.
+const CHANNEL_ITEMS: usize = 1024;
+
+/// One thing the reader produces: an item's payload, or why the source broke off.
+pub(crate) type SourceEvent = Result<Value, String>;
+
+/// A validated item source.
+#[derive(Debug, Clone)]
+pub(crate) enum ItemSource {
+    /// Lines of standard input.
+    Stdin,
+    /// Lines of a file.
+    File(PathBuf),
+    /// Items given after `:::`.
+    Args(Vec<String>),
+    /// Blocks of ids.
+    Range { start: i64, end: i64, block: u64 },
+    /// Lines a command prints.
+    Dispatch(Vec<String>),
+}
+
+impl ItemSource {
+    /// How many items there will be, when that is known before reading them.
+    pub(crate) fn known_total(&self) -> Option<u64> {
+        match self {
+            ItemSource::Args(items) => Some(items.len() as u64),
+            ItemSource::Range { start, end, block } => Some(end.abs_diff(*start).div_ceil(*block)),
+            _ => None,
+        }
+    }
+
+    /// Opens the source and starts reading it on a thread; items arrive on the receiver
+    /// in order, and it closes when the source ends.
+    pub(crate) fn start(&self) -> CliResult<mpsc::Receiver<SourceEvent>> {
+        let (items, receiver) = mpsc::channel(CHANNEL_ITEMS);
+        match self.clone() {
+            ItemSource::Stdin => spawn_reader(move || read_lines(std::io::stdin().lock(), &items)),
+            ItemSource::File(path) if path.as_os_str() == "-" => {
+                spawn_reader(move || read_lines(std::io::stdin().lock(), &items))
+            }
+            ItemSource::File(path) => {
+                let file = std::fs::File::open(&path).map_err(|err| {
+                    CliError::input(format!("cannot read --items {}: {err}", path.display()))
+                })?;
+                spawn_reader(move || read_lines(BufReader::new(file), &items))
+            }
+            ItemSource::Args(args) => spawn_reader(move || {
+                for arg in args {
+                    if items.blocking_send(Ok(Value::String(arg))).is_err() {
+                        return;
+                    }
+                }
+            }),
+            ItemSource::Range { start, end, block } => spawn_reader(move || {
+                let mut from = start;
+                while from < end {
+                    let to = from.saturating_add(block as i64).min(end);
+                    if items
+                        .blocking_send(Ok(json!({"start": from, "end": to})))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    from = to;
+                }
+            }),
+            ItemSource::Dispatch(argv) => {
+                let child = Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .map_err(|err| {
+                        CliError::input(format!("cannot run --dispatch '{}': {err}", argv[0]))
+                    })?;
+                spawn_reader(move || read_dispatch(child, &argv[0], &items))
+            }
+        }
+        Ok(receiver)
+    }
+}
+
+fn spawn_reader<R: Send + 'static>(read: impl FnOnce() -> R + Send + 'static) {
+    std::thread::Builder::new()
+        .name("wrangle-items".into())
+        .spawn(read)
+        .expect("starting the item reader thread");
+}
+
+/// Sends each line (without its line ending; invalid UTF-8 replaced) as an item. Returns
+/// false when the run stopped listening.
+fn read_lines(mut input: impl BufRead, items: &mpsc::Sender<SourceEvent>) -> bool {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => return true,
+            Ok(_) => {
+                if line.ends_with(b"\n") {
+                    line.pop();
+                    if line.ends_with(b"\r") {
+                        line.pop();
+                    }
+                }
+                let text = String::from_utf8_lossy(&line).into_owned();
+                if items.blocking_send(Ok(Value::String(text))).is_err() {
+                    return false;
+                }
+            }
+            Err(err) => {
+                let _ = items.blocking_send(Err(format!("reading items failed: {err}")));
+                return false;
+            }
+        }
+    }
+}
+
+/// Reads a dispatch command's lines; a command that fails is reported once it ends.
+fn read_dispatch(mut child: Child, program: &str, items: &mpsc::Sender<SourceEvent>) {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    if !read_lines(BufReader::new(stdout), items) {
+        // The run stopped (Ctrl-C): the command must not keep producing into nothing.
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
+    let failure = match child.wait() {
+        Ok(status) if status.success() => return,
+        Ok(status) => format!("--dispatch '{program}' failed ({status})"),
+        Err(err) => format!("--dispatch '{program}': {err}"),
+    };
+    let _ = items.blocking_send(Err(failure));
+}
+
+/// Drains a reader into a list (tests).
+#[cfg(test)]
+fn collect(source: ItemSource) -> Vec<SourceEvent> {
+    let mut receiver = source.start().unwrap();
+    let mut all = Vec::new();
+    while let Some(event) = receiver.blocking_recv() {
+        all.push(event);
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_come_in_blocks_with_a_short_last_one() {
+        let source = ItemSource::Range {
+            start: 0,
+            end: 25,
+            block: 10,
+        };
+        assert_eq!(source.known_total(), Some(3));
+        let blocks = collect(source);
+        assert_eq!(
+            blocks,
+            vec![
+                Ok(json!({"start": 0, "end": 10})),
+                Ok(json!({"start": 10, "end": 20})),
+                Ok(json!({"start": 20, "end": 25}))
+            ]
+        );
+    }
+
+    #[test]
+    fn files_give_lines_without_endings_and_keep_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items");
+        std::fs::write(&path, b"a\r\n\nb c\n\xffz").unwrap();
+        let lines = collect(ItemSource::File(path));
+        assert_eq!(
+            lines,
+            vec![
+                Ok(json!("a")),
+                Ok(json!("")),
+                Ok(json!("b c")),
+                Ok(json!("\u{fffd}z"))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_dispatch_command_is_reported_after_its_lines() {
+        let argv = ["sh", "-c", "echo one; echo two; exit 3"]
+            .map(String::from)
+            .to_vec();
+        let events = collect(ItemSource::Dispatch(argv));
+        assert_eq!(events[..2], [Ok(json!("one")), Ok(json!("two"))]);
+        assert!(
+            events[2].as_ref().unwrap_err().contains("failed"),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn missing_files_and_programs_are_bad_input() {
+        let missing = ItemSource::File("/nonexistent/items".into())
+            .start()
+            .unwrap_err();
+        assert!(matches!(missing, CliError::Input(_)));
+        let unrunnable = ItemSource::Dispatch(vec!["/nonexistent/cmd".into()])
+            .start()
+            .unwrap_err();
+        assert!(matches!(unrunnable, CliError::Input(_)));
+    }
+
+    #[test]
+    fn the_reader_stops_when_nobody_listens() {
+        // An endless dispatch: dropping the receiver must end (kill) it, not hang.
+        let argv = ["yes"].map(String::from).to_vec();
+        let mut receiver = ItemSource::Dispatch(argv).start().unwrap();
+        assert_eq!(receiver.blocking_recv(), Some(Ok(json!("y"))));
+        drop(receiver);
+    }
+}

@@ -1,0 +1,469 @@
+//! `wrangle run`: a command (or a runner) over many items in the foreground, on the same
+//! pipeline as the queue: items become tasks in a store (in memory, or the SQLite
+//! `--journal`), one worker claims and runs them with the exec or runner executor, and
+//! the outcomes come back through an [`OutcomeObserver`](wrangle::OutcomeObserver).
+//!
+//! - [`items`]: item sources, read on a thread into a bounded channel;
+//! - [`output`]: how outputs are printed (grouped, line by line, in order, to files);
+//! - [`tracker`]: counts, the window of items in flight, and the end of the run.
+//!
+//! The feeder only enqueues while the window has room, so an endless source runs in
+//! bounded memory. Each task's payload is `{"seq": N, "item": ...}`; [`RunExecutor`]
+//! unwraps it so commands see the item as `{}` and its sequence number as the task id.
+//! With a journal, every item has a unique key made of its sequence number and a hash of
+//! its text: rerunning enqueues nothing twice, skips what is done, and retries what failed.
+
+mod items;
+mod output;
+mod tracker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use wrangle::exec::command::placeholder_text;
+use wrangle::exec::{Executor, RunnerExecutor, RunnerSpec};
+use wrangle::parse::{parse_duration, parse_range};
+use wrangle::store::ClaimedTask;
+use wrangle::{
+    CommandExecutor, CommandSpec, ExecResult, MemoryStore, NewTask, QueueFilter, Registry,
+    RetryPolicy, Shutdown, SqliteStore, Store, TaskState, Worker, WorkerConfig,
+};
+
+use crate::cli::RunArgs;
+use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED, EXIT_TASK_FAILED};
+use items::{ItemSource, SourceEvent};
+use output::{OutputMode, Printer};
+use tracker::{RunCounts, Tracker};
+
+/// The kind of every task of a run.
+const RUN_KIND: &str = "run";
+/// Most items enqueued per store round trip.
+const ENQUEUE_BATCH: usize = 1000;
+/// Placeholders that mean "the command already says where the item goes".
+const PLACEHOLDERS: [&str; 7] = [
+    "{}",
+    "{#}",
+    "{id}",
+    "{start}",
+    "{end}",
+    "{attempt}",
+    "{job}",
+];
+
+/// What runs each item.
+#[derive(Debug)]
+enum Runs {
+    Command(Vec<String>),
+    Runner { argv: Vec<String>, in_flight: usize },
+}
+
+/// A validated `wrangle run`.
+#[derive(Debug)]
+pub(crate) struct RunPlan {
+    source: ItemSource,
+    runs: Runs,
+    jobs: usize,
+    max_attempts: u32,
+    timeout: Option<Duration>,
+    backoff: Duration,
+    output: OutputMode,
+    tag: bool,
+    journal: Option<PathBuf>,
+    progress: bool,
+}
+
+fn split_command(option: &str, text: &str) -> CliResult<Vec<String>> {
+    let argv = shell_words::split(text)
+        .map_err(|e| CliError::input(format!("invalid {option} '{text}': {e}")))?;
+    if argv.is_empty() {
+        return Err(CliError::input(format!("{option} needs a command")));
+    }
+    Ok(argv)
+}
+
+/// Checks the command line; nothing runs yet.
+pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
+    let (mut command, listed) = match args.command.iter().position(|a| a == ":::") {
+        Some(at) => (
+            args.command[..at].to_vec(),
+            Some(args.command[at + 1..].to_vec()),
+        ),
+        None => (args.command.clone(), None),
+    };
+    let source = match (listed, &args.items, &args.range, &args.dispatch) {
+        (Some(_), Some(_), _, _) | (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
+            return Err(CliError::input(
+                "give items one way: ::: ITEMS, --items, --range or --dispatch",
+            ));
+        }
+        (Some(listed), ..) if listed.iter().any(|a| a == ":::") => {
+            return Err(CliError::input("only one ::: list is supported"));
+        }
+        (Some(listed), ..) if listed.is_empty() => {
+            return Err(CliError::input("::: needs at least one item after it"));
+        }
+        (Some(listed), ..) => ItemSource::Args(listed),
+        (None, Some(file), ..) => ItemSource::File(file.clone()),
+        (None, None, Some(range), _) => {
+            let (start, end) = parse_range(range)?;
+            let block = args.block.unwrap_or(1);
+            if block == 0 {
+                return Err(CliError::input("--block must be at least 1"));
+            }
+            ItemSource::Range { start, end, block }
+        }
+        (None, None, None, Some(dispatch)) => {
+            ItemSource::Dispatch(split_command("--dispatch", dispatch)?)
+        }
+        (None, None, None, None) => ItemSource::Stdin,
+    };
+    let runs = match (&args.runner, command.is_empty()) {
+        (Some(_), false) => {
+            return Err(CliError::input(
+                "give either a COMMAND or --runner, not both",
+            ));
+        }
+        (Some(runner), true) => {
+            if args.runner_in_flight == 0 {
+                return Err(CliError::input("--runner-in-flight must be at least 1"));
+            }
+            Runs::Runner {
+                argv: split_command("--runner", runner)?,
+                in_flight: args.runner_in_flight,
+            }
+        }
+        (None, true) => {
+            return Err(CliError::input(
+                "nothing to run: give a COMMAND (e.g. wrangle run -- echo {}) or --runner CMD",
+            ));
+        }
+        (None, false) => {
+            if !command
+                .iter()
+                .any(|arg| PLACEHOLDERS.iter().any(|p| arg.contains(p)))
+            {
+                command.push("{}".into());
+            }
+            Runs::Command(command)
+        }
+    };
+    let jobs = match args.jobs {
+        Some(0) => return Err(CliError::input("-n/--jobs must be at least 1")),
+        Some(jobs) => jobs,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let output = match (&args.output, args.line_buffer, args.keep_order) {
+        (Some(dir), ..) => OutputMode::Files(dir.clone()),
+        (None, true, _) => OutputMode::LineBuffer,
+        (None, false, true) => OutputMode::KeepOrder,
+        (None, false, false) => OutputMode::Grouped,
+    };
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    Ok(RunPlan {
+        source,
+        runs,
+        jobs,
+        max_attempts: args.retries.saturating_add(1),
+        timeout: args.timeout.as_deref().map(parse_duration).transpose()?,
+        backoff: parse_duration(&args.backoff)?,
+        output,
+        tag: args.tag,
+        journal: args.journal.clone(),
+        progress: (args.progress || interactive) && !args.no_progress,
+    })
+}
+
+/// Runs the plan to the end (or Ctrl-C); returns the exit code.
+pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
+    let started = Instant::now();
+    let total = plan.source.known_total();
+    let items = plan.source.start()?;
+    let store: Arc<dyn Store> = match &plan.journal {
+        Some(path) => Arc::new(SqliteStore::open(path).await?),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let bar = plan.progress.then(|| progress_bar(total));
+    let printer = Arc::new(Printer::new(plan.output.clone(), plan.tag, bar.clone()));
+    let (inner, runners): (Arc<dyn Executor>, usize) = match &plan.runs {
+        Runs::Command(argv) => {
+            let mut spec = CommandSpec::new(argv.clone());
+            spec.default_timeout = plan.timeout;
+            spec.payload_on_stdin = false;
+            // Output reaches the printer as it is produced; the result is not needed.
+            spec.max_result_bytes = 0;
+            spec.output = Some(printer.clone());
+            (Arc::new(CommandExecutor::new(spec)), plan.jobs)
+        }
+        Runs::Runner { argv, in_flight } => {
+            let mut spec = RunnerSpec::new(argv.clone(), plan.jobs);
+            spec.in_flight = *in_flight;
+            spec.default_timeout = plan.timeout;
+            spec.output = Some(printer.clone());
+            let capacity = spec.capacity();
+            (Arc::new(RunnerExecutor::new(spec)), capacity)
+        }
+    };
+    // Room for every runner's work plus a claim batch's worth of look-ahead.
+    let window = (runners * 4).max(ENQUEUE_BATCH);
+    let tracker = Arc::new(Tracker::new(window, bar.clone()));
+    let mut registry = Registry::new();
+    registry.insert(
+        RUN_KIND,
+        Arc::new(RunExecutor {
+            inner,
+            tracker: tracker.clone(),
+        }),
+    );
+    let mut config = WorkerConfig::new();
+    config.name = format!("run-{}", std::process::id());
+    config.queues = QueueFilter::All;
+    config.runners = runners;
+    config.batch_size = runners.clamp(1, ENQUEUE_BATCH);
+    config.lease = Duration::from_secs(10);
+    // Ctrl-C once lets running items finish, however long they take.
+    config.shutdown_timeout = Duration::from_secs(365 * 24 * 3600);
+    config.retry_policy = RetryPolicy::exponential(plan.backoff);
+
+    let shutdown = Shutdown::new();
+    let interrupted = super::watch_signals(shutdown.clone())?;
+    let worker = Worker::new(store.clone(), registry, config).with_observer(tracker.clone());
+    let worker = tokio::spawn(worker.run(shutdown.clone()));
+    let pruner = plan
+        .journal
+        .is_none()
+        .then(|| tokio::spawn(prune_finished(store.clone())));
+
+    let fed = feed(items, &store, &tracker, &printer, &plan, &shutdown.graceful).await;
+    let source_error = match fed {
+        Ok(count) => {
+            tracker.source_done(count);
+            None
+        }
+        Err(FeedError::Source(message)) => {
+            tracker.source_done(0);
+            Some(message)
+        }
+        Err(FeedError::Store(err)) => return Err(err.into()),
+    };
+    if source_error.is_none() {
+        tokio::select! {
+            _ = tracker.all_ended() => {}
+            _ = shutdown.graceful.cancelled() => {}
+        }
+    }
+    shutdown.graceful.cancel();
+    worker
+        .await
+        .map_err(|e| CliError::Runtime(format!("the worker crashed: {e}")))??;
+    if let Some(pruner) = pruner {
+        pruner.abort();
+    }
+    printer.finish();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if let Some(message) = &source_error {
+        eprintln!("wrangle: error: {message}");
+    }
+    let counts = tracker.counts();
+    print_summary(counts, started.elapsed(), json);
+    Ok(if interrupted.is_cancelled() {
+        EXIT_INTERRUPTED
+    } else if counts.failed > 0 || source_error.is_some() {
+        EXIT_TASK_FAILED
+    } else {
+        0
+    })
+}
+
+enum FeedError {
+    /// The item source broke off (unreadable input, failed dispatch command).
+    Source(String),
+    Store(wrangle::StoreError),
+}
+
+/// Enqueues items as the window allows until the source ends or the run is stopped;
+/// returns how many items the source gave.
+async fn feed(
+    mut items: tokio::sync::mpsc::Receiver<SourceEvent>,
+    store: &Arc<dyn Store>,
+    tracker: &Tracker,
+    printer: &Printer,
+    plan: &RunPlan,
+    stop: &CancellationToken,
+) -> Result<u64, FeedError> {
+    let mut seq = 0u64;
+    let mut batch: Vec<SourceEvent> = Vec::with_capacity(ENQUEUE_BATCH);
+    loop {
+        let received = tokio::select! {
+            received = items.recv_many(&mut batch, ENQUEUE_BATCH) => received,
+            _ = stop.cancelled() => return Ok(seq),
+        };
+        if received == 0 {
+            return Ok(seq);
+        }
+        let mut tasks = Vec::with_capacity(batch.len());
+        let mut broke_off = None;
+        for event in batch.drain(..) {
+            match event {
+                Ok(item) => {
+                    seq += 1;
+                    tasks.push(new_task(seq, item, plan));
+                }
+                Err(message) => broke_off = Some(message),
+            }
+        }
+        let permits = tokio::select! {
+            permits = tracker.window.acquire_many(tasks.len() as u32) => permits.expect("the window is never closed"),
+            _ = stop.cancelled() => return Ok(seq),
+        };
+        permits.forget();
+        let first_seq = seq + 1 - tasks.len() as u64;
+        let enqueued = store
+            .enqueue_batch(tasks, Utc::now())
+            .await
+            .map_err(FeedError::Store)?;
+        for (offset, task) in enqueued.into_iter().enumerate() {
+            if !task.duplicate {
+                tracker.track(task.id);
+                continue;
+            }
+            // In the journal already: done (skip it), failed or cancelled (run it again),
+            // or unfinished (it runs once claimed, or once its dead runner's lease ends).
+            let existing = store.get_task(task.id).await.map_err(FeedError::Store)?;
+            match existing.map(|t| t.state) {
+                Some(TaskState::Completed) => {
+                    tracker.skip();
+                    printer.skip(first_seq + offset as u64);
+                }
+                Some(TaskState::Dead | TaskState::Cancelled) => {
+                    store
+                        .retry_task(task.id, Utc::now())
+                        .await
+                        .map_err(FeedError::Store)?;
+                    tracker.track(task.id);
+                }
+                _ => tracker.track(task.id),
+            }
+        }
+        if let Some(message) = broke_off {
+            return Err(FeedError::Source(message));
+        }
+    }
+}
+
+fn new_task(seq: u64, item: Value, plan: &RunPlan) -> NewTask {
+    let mut task = NewTask::new(RUN_KIND, json!({"seq": seq, "item": item}));
+    task.max_attempts = plan.max_attempts;
+    if plan.journal.is_some() {
+        task.unique_key = Some(format!(
+            "{seq}:{:016x}",
+            fnv1a(item_of(&task.payload).to_string().as_bytes())
+        ));
+    }
+    task
+}
+
+fn item_of(payload: &Value) -> &Value {
+    payload.get("item").unwrap_or(payload)
+}
+
+/// 64-bit FNV-1a: a stable hash of an item's text for its journal key (not security).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Drops finished tasks from the in-memory store so an endless run stays small.
+async fn prune_finished(store: Arc<dyn Store>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Err(err) = store.prune_finished(Utc::now(), 100_000).await {
+            tracing::warn!(error = %err, "pruning finished items failed");
+        }
+    }
+}
+
+fn progress_bar(total: Option<u64>) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = if total.is_some() {
+        "{elapsed_precise} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}"
+    } else {
+        "{elapsed_precise} {spinner} {pos} items  {per_sec}"
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn print_summary(counts: RunCounts, elapsed: Duration, json: bool) {
+    let ran = counts.done + counts.failed;
+    let rate = ran as f64 / elapsed.as_secs_f64().max(1e-9);
+    if json {
+        eprintln!(
+            "{}",
+            json!({
+                "done": counts.done, "failed": counts.failed, "retried": counts.retried,
+                "skipped": counts.skipped, "elapsed_s": elapsed.as_secs_f64(), "per_s": rate,
+            })
+        );
+        return;
+    }
+    let skipped = if counts.skipped > 0 {
+        format!(", {} skipped (done in an earlier run)", counts.skipped)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "wrangle run: {} done, {} failed, {} retried{skipped} in {:.2}s ({rate:.0}/s)",
+        counts.done,
+        counts.failed,
+        counts.retried,
+        elapsed.as_secs_f64()
+    );
+}
+
+/// Runs an item on the real executor as the user sees it: the task id is the item's
+/// sequence number and the payload is the item itself.
+#[derive(Debug)]
+struct RunExecutor {
+    inner: Arc<dyn Executor>,
+    tracker: Arc<Tracker>,
+}
+
+#[async_trait]
+impl Executor for RunExecutor {
+    async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
+        let mut item = task.clone();
+        if let Some(seq) = task.payload.get("seq").and_then(Value::as_u64) {
+            item.id = seq as i64;
+            item.payload = item_of(&task.payload).clone();
+            self.tracker
+                .started(task.id, seq, placeholder_text(&item.payload));
+        }
+        self.inner.execute(&item, cancel).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}

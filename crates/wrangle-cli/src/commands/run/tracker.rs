@@ -1,0 +1,196 @@
+//! Accounting for one `wrangle run`: which items are still outstanding, the window that
+//! bounds how many are in the store at once, the counts for the summary, the progress
+//! bar, and the moment the last item ends.
+//!
+//! The feeder [`Tracker::track`]s each task it enqueued; the worker reports outcomes
+//! through [`OutcomeObserver`]. The two race (a task can end before its feeder has
+//! tracked it), so both sides go through one lock and whoever comes second settles it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::ProgressBar;
+use tokio::sync::{Notify, Semaphore};
+use wrangle::store::{Completion, CompletionStatus, Outcome};
+use wrangle::{OutcomeObserver, TaskId, TaskState};
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RunCounts {
+    /// Items that succeeded.
+    pub(crate) done: u64,
+    /// Items that failed their last attempt.
+    pub(crate) failed: u64,
+    /// Failed attempts that were retried.
+    pub(crate) retried: u64,
+    /// Items skipped because the journal says an earlier run did them.
+    pub(crate) skipped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Outstanding {
+    /// Enqueued and not yet ended.
+    tasks: HashSet<TaskId>,
+    /// Ended before the feeder tracked them.
+    ended_early: HashSet<TaskId>,
+    /// Items started, by task id: sequence number and text, for failure messages.
+    started: HashMap<TaskId, (u64, String)>,
+    /// The source has no more items.
+    source_done: bool,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    /// Free places for items in the store; the feeder takes one per item.
+    pub(crate) window: Semaphore,
+    outstanding: Mutex<Outstanding>,
+    done: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    skipped: AtomicU64,
+    finished: Notify,
+    bar: Option<ProgressBar>,
+}
+
+impl Tracker {
+    pub(crate) fn new(window: usize, bar: Option<ProgressBar>) -> Self {
+        Tracker {
+            window: Semaphore::new(window),
+            outstanding: Mutex::default(),
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            finished: Notify::new(),
+            bar,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outstanding> {
+        self.outstanding.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The feeder enqueued task `id` (its window place is taken).
+    pub(crate) fn track(&self, id: TaskId) {
+        let mut outstanding = self.lock();
+        if outstanding.ended_early.remove(&id) {
+            self.window.add_permits(1);
+        } else {
+            outstanding.tasks.insert(id);
+        }
+    }
+
+    /// An item needs no run (done earlier): its window place is free again.
+    pub(crate) fn skip(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.window.add_permits(1);
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    /// Task `id` is running item `seq` (remembered for a failure message).
+    pub(crate) fn started(&self, id: TaskId, seq: u64, item: String) {
+        self.lock().started.insert(id, (seq, item));
+    }
+
+    /// The source is exhausted after `total` items.
+    pub(crate) fn source_done(&self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+        let mut outstanding = self.lock();
+        outstanding.source_done = true;
+        if outstanding.tasks.is_empty() {
+            self.finished.notify_one();
+        }
+    }
+
+    /// Waits until the source is exhausted and every tracked item has ended.
+    pub(crate) async fn all_ended(&self) {
+        loop {
+            let notified = self.finished.notified();
+            {
+                let outstanding = self.lock();
+                if outstanding.source_done && outstanding.tasks.is_empty() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn counts(&self) -> RunCounts {
+        RunCounts {
+            done: self.done.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Task `id` ended for good; returns the item it ran, if it started in this run.
+    fn ended(&self, id: TaskId) -> Option<(u64, String)> {
+        let mut outstanding = self.lock();
+        if outstanding.tasks.remove(&id) {
+            self.window.add_permits(1);
+            if outstanding.source_done && outstanding.tasks.is_empty() {
+                self.finished.notify_one();
+            }
+        } else {
+            outstanding.ended_early.insert(id);
+        }
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        outstanding.started.remove(&id)
+    }
+}
+
+impl OutcomeObserver for Tracker {
+    fn recorded(&self, completion: &Completion, status: CompletionStatus) {
+        let CompletionStatus::Applied(state) = status else {
+            return;
+        };
+        match state {
+            TaskState::Completed => {
+                self.done.fetch_add(1, Ordering::Relaxed);
+                self.ended(completion.id);
+            }
+            TaskState::Dead | TaskState::Cancelled => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let item = self.ended(completion.id);
+                if let (Some((seq, text)), Outcome::Failed { error, .. }) =
+                    (item, &completion.outcome)
+                {
+                    let message = format!(
+                        "wrangle: item {seq} ({}) failed after {} attempt{}: {error}",
+                        abbreviate(&text),
+                        completion.attempt,
+                        if completion.attempt == 1 { "" } else { "s" }
+                    );
+                    match &self.bar {
+                        Some(bar) => bar.suspend(|| eprintln!("{message}")),
+                        None => eprintln!("{message}"),
+                    }
+                }
+            }
+            TaskState::Retryable => {
+                self.retried.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An item for a one-line message: at most 60 characters.
+fn abbreviate(text: &str) -> String {
+    if text.chars().count() <= 60 {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(57).collect();
+    short.push_str("...");
+    short
+}

@@ -1,0 +1,515 @@
+//! The `runner` executor: long-lived processes that load once (a Rails app, a Python
+//! model) and then run many tasks, speaking JSON lines on stdin/stdout.
+//!
+//! Protocol (documented for runner authors in `docs/runner-protocol.md`):
+//! - wrangle -> runner, one line per task: `{"id":..,"kind":..,"payload":..,"attempt":..}`;
+//! - runner -> wrangle: `{"id":..,"ok":true,"result":..}` or `{"id":..,"ok":false,"error":".."}`,
+//!   optionally `{"id":..,"progress":0.4}` before it; stdout lines that are not protocol
+//!   messages are logged, stderr is the runner's own log (passed through).
+//!
+//! There is one process per runner slot. Each process may be sent up to
+//! [`RunnerSpec::in_flight`] tasks before answering (pipelining), which is what makes
+//! tiny tasks cheap: requests are written in bursts, replies are read in bursts, and a
+//! runner that answers in order never waits for wrangle. A process that exits fails the
+//! tasks it held (they are retried by the usual policy) and is started again on the next
+//! task, with a growing pause if it keeps dying at once. A task that times out or is
+//! cancelled stops its process's whole group (SIGTERM, then SIGKILL), because a runner
+//! stuck in a task cannot be trusted with the next one.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use wrangle_core::TaskId;
+use wrangle_core::store::ClaimedTask;
+
+use crate::command::format_duration;
+use crate::{ExecResult, Executor, Failure, OutputSink, OutputStream};
+
+/// How to start and feed runner processes.
+#[derive(Debug, Clone)]
+pub struct RunnerSpec {
+    /// Program and arguments of one runner process (no placeholders: it serves many tasks).
+    pub argv: Vec<String>,
+    /// Runner processes (one per runner slot).
+    pub processes: usize,
+    /// Tasks sent to one process before it has answered the first (at least 1).
+    pub in_flight: usize,
+    /// Time limit for tasks that carry none of their own.
+    pub default_timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL when stopping a runner.
+    pub kill_grace: Duration,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Receives each result as output (as `wrangle run` prints it) and progress reports.
+    pub output: Option<Arc<dyn OutputSink>>,
+}
+
+impl RunnerSpec {
+    /// A spec for `processes` runners of `argv`, one task in flight each, 5 s kill grace.
+    pub fn new(argv: Vec<String>, processes: usize) -> Self {
+        RunnerSpec {
+            argv,
+            processes: processes.max(1),
+            in_flight: 1,
+            default_timeout: None,
+            kill_grace: Duration::from_secs(5),
+            env: Vec::new(),
+            output: None,
+        }
+    }
+
+    /// How many tasks the executor can hold at once: the worker's runner slots.
+    pub fn capacity(&self) -> usize {
+        self.processes * self.in_flight.max(1)
+    }
+}
+
+/// Runs tasks on a set of runner processes; see the module documentation.
+#[derive(Debug)]
+pub struct RunnerExecutor {
+    spec: Arc<RunnerSpec>,
+    slots: Vec<Arc<RunnerSlot>>,
+    /// Stops every runner process when the executor is dropped.
+    closing: CancellationToken,
+}
+
+impl RunnerExecutor {
+    /// An executor for `spec`; processes start on first use. `spec.argv` must not be empty.
+    pub fn new(spec: RunnerSpec) -> Self {
+        assert!(!spec.argv.is_empty(), "a runner needs a program");
+        let slots = (1..=spec.processes.max(1))
+            .map(|number| {
+                Arc::new(RunnerSlot {
+                    number,
+                    permits: Semaphore::new(spec.in_flight.max(1)),
+                    load: AtomicUsize::new(0),
+                    process: tokio::sync::Mutex::new(SlotProcess::default()),
+                })
+            })
+            .collect();
+        RunnerExecutor {
+            spec: Arc::new(spec),
+            slots,
+            closing: CancellationToken::new(),
+        }
+    }
+
+    /// The slot with the fewest tasks in flight.
+    fn least_loaded(&self) -> &Arc<RunnerSlot> {
+        self.slots
+            .iter()
+            .min_by_key(|slot| slot.load.load(Ordering::Relaxed))
+            .expect("at least one slot")
+    }
+
+    async fn run_on_runner(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
+        let slot = self.least_loaded().clone();
+        slot.load.fetch_add(1, Ordering::Relaxed);
+        let _load = LoadGuard(&slot.load);
+        let _permit = tokio::select! {
+            permit = slot.permits.acquire() => permit.expect("the semaphore is never closed"),
+            _ = cancel.cancelled() => return Err(Failure("cancelled".into())),
+        };
+        let process = slot.process(&self.spec, &self.closing).await?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        process
+            .pending
+            .lock()
+            .expect("pending lock")
+            .insert(task.id, reply_tx);
+        let request = json!({
+            "id": task.id,
+            "kind": task.kind,
+            "payload": task.payload,
+            "attempt": task.attempt,
+        });
+        if process.requests.send(format!("{request}\n")).is_err() {
+            process
+                .pending
+                .lock()
+                .expect("pending lock")
+                .remove(&task.id);
+            return Err(Failure(format!("runner {} is not running", slot.number)));
+        }
+        let timeout = task.timeout.or(self.spec.default_timeout);
+        let deadline = async {
+            match timeout {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut reply_rx = reply_rx;
+        let ended_unanswered = || {
+            Err(Failure(format!(
+                "runner {} exited before answering",
+                slot.number
+            )))
+        };
+        let stopped = tokio::select! {
+            biased;
+            reply = &mut reply_rx => return reply.unwrap_or_else(|_| ended_unanswered()),
+            // The process ended after the supervisor failed the tasks it knew of, but
+            // before this one was registered: nobody else will answer it.
+            _ = process.exited.cancelled() => {
+                let unanswered = process.pending.lock().expect("pending lock").remove(&task.id).is_some();
+                return if unanswered { ended_unanswered() } else { reply_rx.await.unwrap_or_else(|_| ended_unanswered()) };
+            }
+            _ = deadline => format!("timed out after {}", format_duration(timeout.unwrap_or_default())),
+            _ = cancel.cancelled() => "cancelled".to_string(),
+        };
+        process
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(&task.id);
+        tracing::warn!(runner = slot.number, task = task.id, reason = %stopped, "stopping the runner");
+        process.stop(self.spec.kill_grace).await;
+        Err(Failure(stopped))
+    }
+}
+
+impl Drop for RunnerExecutor {
+    fn drop(&mut self) {
+        self.closing.cancel();
+    }
+}
+
+#[async_trait]
+impl Executor for RunnerExecutor {
+    async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
+        let result = self.run_on_runner(task, cancel).await;
+        if let Some(sink) = &self.spec.output {
+            if let Ok(result) = &result {
+                let text = crate::command::item_text(result);
+                if !text.is_empty() {
+                    sink.output(task, OutputStream::Stdout, format!("{text}\n").as_bytes());
+                }
+            }
+            sink.attempt_ended(task, &result);
+        }
+        result
+    }
+}
+
+/// Decrements a slot's load when a task leaves it, however it leaves.
+struct LoadGuard<'a>(&'a AtomicUsize);
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One runner slot: its process (started lazily, restarted after it dies) and how many
+/// tasks it may hold.
+#[derive(Debug)]
+struct RunnerSlot {
+    /// 1-based, passed to the process as `WRANGLE_RUNNER`.
+    number: usize,
+    permits: Semaphore,
+    load: AtomicUsize,
+    process: tokio::sync::Mutex<SlotProcess>,
+}
+
+/// The slot's current process and its restart history.
+#[derive(Debug, Default)]
+struct SlotProcess {
+    current: Option<Arc<RunningRunner>>,
+    /// Pause before the next start, grown while processes die right after starting.
+    restart_pause: Duration,
+    last_start: Option<Instant>,
+}
+
+/// Processes living shorter than this count as crashing at start (their restarts back off).
+const HEALTHY_LIFETIME: Duration = Duration::from_secs(1);
+const MAX_RESTART_PAUSE: Duration = Duration::from_secs(5);
+
+type Pending = Arc<Mutex<HashMap<TaskId, oneshot::Sender<ExecResult>>>>;
+
+/// A started runner process.
+#[derive(Debug)]
+struct RunningRunner {
+    pid: Option<u32>,
+    /// Request lines for the writer.
+    requests: mpsc::UnboundedSender<String>,
+    /// Tasks sent and not answered, by id.
+    pending: Pending,
+    /// Cancelled when the process has exited.
+    exited: CancellationToken,
+}
+
+impl RunningRunner {
+    /// Stops the process group: SIGTERM, then SIGKILL after `grace`.
+    async fn stop(&self, grace: Duration) {
+        signal_group(self.pid, Signal::SIGTERM);
+        if tokio::time::timeout(grace, self.exited.cancelled())
+            .await
+            .is_err()
+        {
+            signal_group(self.pid, Signal::SIGKILL);
+            self.exited.cancelled().await;
+        }
+    }
+}
+
+fn signal_group(pid: Option<u32>, signal: Signal) {
+    if let Some(pid) = pid {
+        let _ = killpg(Pid::from_raw(pid as i32), signal);
+    }
+}
+
+impl RunnerSlot {
+    /// The slot's live process, started (again) if needed.
+    async fn process(
+        &self,
+        spec: &Arc<RunnerSpec>,
+        closing: &CancellationToken,
+    ) -> Result<Arc<RunningRunner>, Failure> {
+        let mut slot = self.process.lock().await;
+        if let Some(current) = &slot.current
+            && !current.exited.is_cancelled()
+        {
+            return Ok(current.clone());
+        }
+        if let Some(started) = slot.last_start {
+            slot.restart_pause = if started.elapsed() < HEALTHY_LIFETIME {
+                (slot.restart_pause * 2).clamp(Duration::from_millis(100), MAX_RESTART_PAUSE)
+            } else {
+                Duration::ZERO
+            };
+            tracing::warn!(runner = self.number, pause = ?slot.restart_pause, "runner exited; starting it again");
+            tokio::time::sleep(slot.restart_pause).await;
+        }
+        slot.last_start = Some(Instant::now());
+        let runner = Arc::new(self.start(spec, closing)?);
+        slot.current = Some(runner.clone());
+        Ok(runner)
+    }
+
+    fn start(
+        &self,
+        spec: &Arc<RunnerSpec>,
+        closing: &CancellationToken,
+    ) -> Result<RunningRunner, Failure> {
+        let program = &spec.argv[0];
+        let mut command = Command::new(program);
+        command
+            .args(&spec.argv[1..])
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .env("WRANGLE_RUNNER", self.number.to_string());
+        for (name, value) in &spec.env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|err| Failure(format!("cannot start runner '{program}': {err}")))?;
+        let pid = child.id();
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (requests, request_rx) = mpsc::unbounded_channel();
+        let pending: Pending = Arc::default();
+        let exited = CancellationToken::new();
+        tokio::spawn(write_requests(stdin, request_rx));
+        let number = self.number;
+        let reader = tokio::spawn(read_replies(
+            stdout,
+            pending.clone(),
+            spec.output.clone(),
+            number,
+        ));
+        {
+            let pending = pending.clone();
+            let exited = exited.clone();
+            let closing = closing.clone();
+            let grace = spec.kill_grace;
+            tokio::spawn(async move {
+                let status = tokio::select! {
+                    status = child.wait() => status,
+                    _ = closing.cancelled() => {
+                        // The executor is gone: ask the runner to end (stdin closes with
+                        // the writer), then insist.
+                        signal_group(pid, Signal::SIGTERM);
+                        match tokio::time::timeout(grace, child.wait()).await {
+                            Ok(status) => status,
+                            Err(_) => {
+                                signal_group(pid, Signal::SIGKILL);
+                                child.wait().await
+                            }
+                        }
+                    }
+                };
+                // Replies already written are still delivered before the rest fail.
+                let _ = reader.await;
+                let how = match status {
+                    Ok(status) => describe_exit(status),
+                    Err(err) => err.to_string(),
+                };
+                let orphans: Vec<_> = pending.lock().expect("pending lock").drain().collect();
+                if !orphans.is_empty() {
+                    tracing::warn!(runner = number, tasks = orphans.len(), %how, "runner exited while running tasks");
+                }
+                for (_, reply) in orphans {
+                    let _ = reply.send(Err(Failure(format!(
+                        "runner {number} exited ({how}) before answering"
+                    ))));
+                }
+                exited.cancel();
+            });
+        }
+        Ok(RunningRunner {
+            pid,
+            requests,
+            pending,
+            exited,
+        })
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended abnormally".to_string(),
+    }
+}
+
+/// Writes request lines, many per write when they queue up.
+async fn write_requests(mut stdin: ChildStdin, mut requests: mpsc::UnboundedReceiver<String>) {
+    let mut lines = Vec::new();
+    let mut buffer = String::new();
+    while requests.recv_many(&mut lines, 256).await > 0 {
+        buffer.clear();
+        for line in lines.drain(..) {
+            buffer.push_str(&line);
+        }
+        if stdin.write_all(buffer.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+            // The runner closed stdin or died: the supervisor fails what it held.
+            return;
+        }
+    }
+}
+
+/// One line a runner wrote on stdout.
+#[derive(Debug, PartialEq)]
+enum RunnerMessage {
+    /// A task's final answer.
+    Reply(TaskId, ExecResult),
+    /// How far a task has got (0.0 to 1.0).
+    Progress(TaskId, f64),
+    /// Anything else: logged.
+    Other,
+}
+
+fn parse_message(line: &str) -> RunnerMessage {
+    let Ok(Value::Object(message)) = serde_json::from_str::<Value>(line) else {
+        return RunnerMessage::Other;
+    };
+    let Some(id) = message.get("id").and_then(Value::as_i64) else {
+        return RunnerMessage::Other;
+    };
+    if let Some(ok) = message.get("ok").and_then(Value::as_bool) {
+        let result = if ok {
+            Ok(message.get("result").cloned().unwrap_or(Value::Null))
+        } else {
+            let error = match message.get("error") {
+                Some(Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => "the runner reported a failure without an error message".into(),
+            };
+            Err(Failure(error))
+        };
+        return RunnerMessage::Reply(id, result);
+    }
+    match message.get("progress").and_then(Value::as_f64) {
+        Some(progress) => RunnerMessage::Progress(id, progress),
+        None => RunnerMessage::Other,
+    }
+}
+
+/// Reads replies and hands each to the task waiting for it.
+async fn read_replies(
+    stdout: ChildStdout,
+    pending: Pending,
+    output: Option<Arc<dyn OutputSink>>,
+    number: usize,
+) {
+    let mut lines = BufReader::with_capacity(64 * 1024, stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match parse_message(&line) {
+            RunnerMessage::Reply(id, result) => {
+                let waiting = pending.lock().expect("pending lock").remove(&id);
+                match waiting {
+                    Some(reply) => {
+                        let _ = reply.send(result);
+                    }
+                    None => {
+                        tracing::warn!(
+                            runner = number,
+                            task = id,
+                            "reply for a task the runner was not running"
+                        )
+                    }
+                }
+            }
+            RunnerMessage::Progress(id, progress) => {
+                tracing::debug!(runner = number, task = id, progress, "progress");
+                if let Some(sink) = &output {
+                    sink.progress(id, progress);
+                }
+            }
+            RunnerMessage::Other => {
+                tracing::info!(runner = number, line = %line, "runner wrote a line that is not a protocol message")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_messages_parse() {
+        assert_eq!(
+            parse_message(r#"{"id":3,"ok":true,"result":{"a":1}}"#),
+            RunnerMessage::Reply(3, Ok(json!({"a": 1})))
+        );
+        assert_eq!(
+            parse_message(r#"{"id":3,"ok":true}"#),
+            RunnerMessage::Reply(3, Ok(Value::Null))
+        );
+        assert_eq!(
+            parse_message(r#"{"id":4,"ok":false,"error":"boom"}"#),
+            RunnerMessage::Reply(4, Err(Failure("boom".into())))
+        );
+        assert_eq!(
+            parse_message(r#"{"id":5,"progress":0.5}"#),
+            RunnerMessage::Progress(5, 0.5)
+        );
+        for other in [
+            "hello",
+            "{}",
+            r#"{"id":"x","ok":true}"#,
+            r#"{"id":1}"#,
+            "[1]",
+        ] {
+            assert_eq!(parse_message(other), RunnerMessage::Other, "{other}");
+        }
+    }
+}
