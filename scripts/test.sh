@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests, the store conformance suite (memory, SQLite), the
-# worker and CLI end-to-end tests, and the throwaway-server harness (PostgreSQL, Redis,
-# MariaDB started from the installed binaries in temp dirs on free ports; installed with
-# apt-get when missing). Servers are required: one that cannot start fails the run.
+# The whole test suite: unit tests, the store conformance suite on every store (memory,
+# SQLite, and PostgreSQL, Redis and MariaDB started from the installed binaries in temp
+# dirs on free ports; installed with apt-get when missing), the worker, `wrangle run` and
+# CLI end-to-end tests, multi-process and chaos tests. Servers are required: one that
+# cannot start fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v mariadbd >/dev/null || command -v mysqld >/dev/null || need_apt+=(mariadb-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
-command -v sqlite3 >/dev/null || true
+command -v ruby >/dev/null || need_apt+=(ruby)   # the example Ruby runner is tested
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (needed by the store tests)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
