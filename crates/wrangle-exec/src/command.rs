@@ -73,14 +73,34 @@ impl CommandSpec {
 #[derive(Debug, Clone)]
 pub struct CommandExecutor {
     spec: CommandSpec,
+    /// The program found in `PATH` once, when it names no directory: searching `PATH`
+    /// at every spawn costs a failed `execve` per earlier directory, which dominates
+    /// tiny commands.
+    program: Option<PathBuf>,
 }
 
 impl CommandExecutor {
     /// An executor for `spec`. `spec.argv` must not be empty.
     pub fn new(spec: CommandSpec) -> Self {
         assert!(!spec.argv.is_empty(), "a command needs a program");
-        CommandExecutor { spec }
+        let program = find_in_path(&spec.argv[0]);
+        CommandExecutor { spec, program }
     }
+}
+
+/// Where `PATH` lookup finds `program`, if it is a plain name (no `/`, no placeholder).
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') || program.contains('{') || program.is_empty() {
+        return None;
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// The text `{}` stands for: a string payload as is, anything else as compact JSON.
@@ -246,8 +266,12 @@ fn signal_group(pid: Option<u32>, signal: Signal) {
 impl CommandExecutor {
     fn command_for(&self, task: &ClaimedTask) -> Command {
         let argv: Vec<String> = self.spec.argv.iter().map(|a| substitute(a, task)).collect();
-        let mut command = Command::new(&argv[0]);
+        let mut command = match &self.program {
+            Some(program) => Command::new(program),
+            None => Command::new(&argv[0]),
+        };
         command
+            .arg0(&argv[0])
             .args(&argv[1..])
             .process_group(0)
             .stdin(if self.spec.payload_on_stdin {
@@ -437,6 +461,18 @@ mod tests {
         assert_eq!(substitute("{unknown} {", &t), "{unknown} {");
         assert_eq!(substitute("f_{}.txt", &task(json!("x y"))), "f_x y.txt");
         assert_eq!(substitute("{start}", &task(json!(5))), "{start}");
+    }
+
+    #[test]
+    fn plain_program_names_are_looked_up_in_path_once() {
+        let sh = find_in_path("sh").expect("sh is in PATH");
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        for unresolved in ["./sh", "/bin/sh", "{}", "", "no-such-program-anywhere"] {
+            assert_eq!(find_in_path(unresolved), None, "{unresolved}");
+        }
+        // argv[0] is still the name the user gave.
+        let out = run(&["sh", "-c", "echo $0"], &task(json!(null)));
+        assert_eq!(out, Ok(json!("sh")));
     }
 
     #[test]
