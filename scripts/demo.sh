@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# A real demo job on the embedded SQLite store (no server): a worker with 4 runners
-# computes a SHA-1 ticket code per ticket number, one task per ticket, then we wait for one result, look at the queue, and stop the worker gracefully.
+# A real demo job on the embedded SQLite store (no server): divvy's dance party. First in
+# the foreground with `wrangle run` (journaled in SQLite), then as a queue: a worker with 4
+# runners computes a SHA-1 ticket code per ticket number, one task per ticket; we wait for
+# one result, look at the queue, and stop the worker gracefully.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p wrangle-cli
 wrangle="$PWD/target/release/wrangle"
 demo=$(mktemp -d)
 trap 'kill $worker 2>/dev/null || true; rm -rf "$demo"' EXIT
+examples="$PWD/examples"
 cd "$demo"
+
+echo "== wrangle run: 10 ticket codes, 5 at a time, in input order, journaled in run.db"
+"$wrangle" run -n 5 --range 0..10 --keep-order --journal run.db -- "$examples/dance-party/ticket-code.sh" {}
+echo "== the same run again: the journal says every ticket is done"
+"$wrangle" run -n 5 --range 0..10 --keep-order --journal run.db -- "$examples/dance-party/ticket-code.sh" {}
+echo "== the same codes from a Python runner loaded once per runner slot"
+seq 0 4 | "$wrangle" run -n 2 --keep-order --runner "python3 $examples/runners/runner.py"
+echo
 
 echo "== a worker on sqlite://.wrangle/wrangle.db, 4 runners; the payload reaches the command as argv ({}), never spliced into shell text"
 "$wrangle" worker -n 4 --exec 'sh -c "printf ticket-%s \"\$1\" | sha1sum | cut -c1-40" sh {}' \
