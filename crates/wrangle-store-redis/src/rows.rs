@@ -10,7 +10,7 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
 use wrangle_core::store::StoreError;
-use wrangle_core::task::{AttemptRecord, Task};
+use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
 
 /// A record's fields as `HGETALL` returns them.
@@ -128,13 +128,21 @@ impl StoredAttempt {
 pub(crate) fn task_from_fields(fields: &Fields) -> Result<Task, StoreError> {
     let attempts: Vec<StoredAttempt> =
         serde_json::from_str(required(fields, "attempts")?).map_err(|e| corrupt("attempts", e))?;
+    let state: TaskState = number(fields, "state")?;
+    // A completion leaves `lease_until` in the record (one command less per task): it
+    // means something only while the task runs.
+    let lease_until = if state == TaskState::Running {
+        optional_time(fields, "lease_until")?
+    } else {
+        None
+    };
     Ok(Task {
         id: number(fields, "id")?,
         queue: required(fields, "queue")?.to_string(),
         kind: required(fields, "kind")?.to_string(),
         payload: json(fields, "payload")?,
         priority: number(fields, "priority")?,
-        state: number(fields, "state")?,
+        state,
         run_at: time(fields, "run_at")?,
         attempt: number(fields, "attempt")?,
         max_attempts: number(fields, "max_attempts")?,
@@ -144,7 +152,7 @@ pub(crate) fn task_from_fields(fields: &Fields) -> Result<Task, StoreError> {
         result: optional_json(fields, "result")?,
         error: fields.get("error").cloned(),
         worker: fields.get("worker").cloned(),
-        lease_until: optional_time(fields, "lease_until")?,
+        lease_until,
         created_at: time(fields, "created_at")?,
         started_at: optional_time(fields, "started_at")?,
         finished_at: optional_time(fields, "finished_at")?,

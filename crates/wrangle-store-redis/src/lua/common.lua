@@ -86,16 +86,39 @@ local function unlist(id, task)
 end
 
 -- Drops the index entries of finished tasks whose records expired (the result TTL),
--- oldest first and only a few per call, so the indexes do not grow without pruning.
-local function sweep_expired()
-  local oldest = redis.call('ZRANGE', key('finished'), 0, 7)
-  for _, id in ipairs(oldest) do
-    if redis.call('EXISTS', task_key(id)) == 1 then
+-- oldest first and at most `budget` (default 8) per call, so the indexes do not grow
+-- without pruning. Stops at the first record that still exists.
+local function sweep_expired(budget)
+  budget = budget or 8
+  while budget > 0 do
+    local oldest = redis.call('ZRANGE', key('finished'), 0, math.min(budget, 32) - 1)
+    if #oldest == 0 then
       return
     end
-    redis.call('ZREM', key('finished'), id)
-    redis.call('ZREM', key('tasks'), id)
-    redis.call('ZREM', key('dead'), id)
+    for _, id in ipairs(oldest) do
+      if redis.call('EXISTS', task_key(id)) == 1 then
+        return
+      end
+      redis.call('ZREM', key('finished'), id)
+      redis.call('ZREM', key('tasks'), id)
+      redis.call('ZREM', key('dead'), id)
+    end
+    budget = budget - #oldest
+  end
+end
+
+-- ZADD of many (score, member) pairs in `flat` (score, member, score, ...), a few calls instead of
+-- one per member; chunked because unpack is limited to a few thousand values.
+local function zadd_many(zset, flat)
+  for i = 1, #flat, 1000 do
+    redis.call('ZADD', zset, unpack(flat, i, math.min(i + 999, #flat)))
+  end
+end
+
+-- ZREM of many members, chunked like zadd_many.
+local function zrem_many(zset, members)
+  for i = 1, #members, 1000 do
+    redis.call('ZREM', zset, unpack(members, i, math.min(i + 999, #members)))
   end
 end
 

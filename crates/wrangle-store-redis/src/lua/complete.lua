@@ -4,63 +4,127 @@
 -- worker, outcome (succeeded, failed or released), text (the result JSON, the error or
 -- the reason), retry_at ('' for none).
 -- Returns per completion the task's new state, or 'stale'.
+--
+-- Cost of a success (the common case): three calls per task (HMGET, HSET, PEXPIRE); the
+-- running and finished indexes get one call each for the whole batch.
 
 local now, ttl = ARGV[1], ARGV[2]
 local statuses = {}
 local applied, released = false, false
+-- Succeeded tasks: their ids (to leave the running index) and (finished_at, id) pairs
+-- for the finished index.
+local succeeded, finished = {}, {}
+
+-- JSON strings of worker names, encoded once per batch.
+local quoted = {}
+local function json_string(text)
+  local q = quoted[text]
+  if not q then
+    q = cjson.encode(text)
+    quoted[text] = q
+  end
+  return q
+end
+
+-- A success: returns 'completed', or 'stale'.
+local function succeed(id, attempt, worker, result)
+  local tk = task_key(id)
+  local f = redis.call('HMGET', tk, 'state', 'attempt', 'worker', 'started_at', 'attempts',
+    'unique_key', 'error')
+  if f[1] ~= 'running' or f[2] ~= attempt or f[3] ~= worker then
+    return 'stale'
+  end
+  -- The attempt record, as attempt_record + cjson would write it.
+  local record = '{"attempt":' .. attempt .. ',"worker":' .. json_string(worker)
+  if f[4] then
+    record = record .. ',"started_at":' .. f[4]
+  end
+  record = record .. ',"finished_at":' .. now .. ',"outcome":"completed"}'
+  local history = f[5]
+  if not history or history == '[]' then
+    history = '[' .. record .. ']'
+  else
+    history = string.sub(history, 1, -2) .. ',' .. record .. ']'
+  end
+  -- lease_until stays in the record: it means nothing once the task is not running and
+  -- readers ignore it then (one HDEL less per task).
+  redis.call('HSET', tk, 'state', 'completed', 'result', result, 'finished_at', now,
+    'attempts', history)
+  if f[7] then
+    redis.call('HDEL', tk, 'error')
+  end
+  if tonumber(ttl) > 0 then
+    redis.call('PEXPIRE', tk, ttl)
+    if f[6] then
+      redis.call('PEXPIRE', unique_key(f[6]), ttl)
+    end
+  end
+  succeeded[#succeeded + 1] = id
+  finished[#finished + 1] = now
+  finished[#finished + 1] = id
+  return 'completed'
+end
+
+-- A failure or a release: returns the new state, or 'stale'.
+local function fail_or_release(id, attempt, worker, outcome, text, retry_at)
+  local task = load_task(id)
+  if not task or task.state ~= 'running' or task.attempt ~= attempt or task.worker ~= worker then
+    return 'stale'
+  end
+  local tk = task_key(id)
+  redis.call('ZREM', key('running'), id)
+  redis.call('HDEL', tk, 'lease_until')
+  if outcome == 'failed' then
+    local record = attempt_record(task, now, 'failed')
+    record.error = text
+    redis.call('HSET', tk, 'error', text, 'finished_at', now)
+    if retry_at ~= '' and tonumber(task.attempt) < tonumber(task.max_attempts) then
+      record.retry_at = tonumber(retry_at)
+      push_attempt(id, record)
+      local run_at = retry_at
+      if tonumber(run_at) < tonumber(now) then
+        run_at = now
+      end
+      redis.call('HSET', tk, 'state', 'retryable', 'run_at', run_at)
+      add_waiting(id, task, run_at, now)
+      return 'retryable'
+    end
+    push_attempt(id, record)
+    redis.call('HSET', tk, 'state', 'dead')
+    redis.call('ZADD', key('dead'), id, id)
+    finish(id, task, now, ttl)
+    return 'dead'
+  end
+  -- Released: handed back unfinished, so the attempt does not count.
+  local record = attempt_record(task, now, 'released')
+  record.error = text
+  push_attempt(id, record)
+  redis.call('HINCRBY', tk, 'attempt', -1)
+  redis.call('HSET', tk, 'state', 'available', 'run_at', now)
+  task.run_at = now
+  add_waiting(id, task, now, now)
+  released = true
+  return 'available'
+end
 
 for i = 3, #ARGV, 6 do
   local id, attempt, worker, outcome, text, retry_at = unpack(ARGV, i, i + 5)
-  local task = load_task(id)
-  if not task or task.state ~= 'running' or task.attempt ~= attempt or task.worker ~= worker then
-    statuses[#statuses + 1] = 'stale'
+  local state
+  if outcome == 'succeeded' then
+    state = succeed(id, attempt, worker, text)
   else
-    local tk = task_key(id)
-    local state
-    redis.call('ZREM', key('running'), id)
-    redis.call('HDEL', tk, 'lease_until')
-    if outcome == 'succeeded' then
-      push_attempt(id, attempt_record(task, now, 'completed'))
-      redis.call('HSET', tk, 'state', 'completed', 'result', text, 'finished_at', now)
-      redis.call('HDEL', tk, 'error')
-      finish(id, task, now, ttl)
-      state = 'completed'
-    elseif outcome == 'failed' then
-      local record = attempt_record(task, now, 'failed')
-      record.error = text
-      redis.call('HSET', tk, 'error', text, 'finished_at', now)
-      if retry_at ~= '' and tonumber(task.attempt) < tonumber(task.max_attempts) then
-        record.retry_at = tonumber(retry_at)
-        push_attempt(id, record)
-        local run_at = retry_at
-        if tonumber(run_at) < tonumber(now) then
-          run_at = now
-        end
-        redis.call('HSET', tk, 'state', 'retryable', 'run_at', run_at)
-        add_waiting(id, task, run_at, now)
-        state = 'retryable'
-      else
-        push_attempt(id, record)
-        redis.call('HSET', tk, 'state', 'dead')
-        redis.call('ZADD', key('dead'), id, id)
-        finish(id, task, now, ttl)
-        state = 'dead'
-      end
-    else
-      -- Released: handed back unfinished, so the attempt does not count.
-      local record = attempt_record(task, now, 'released')
-      record.error = text
-      push_attempt(id, record)
-      redis.call('HINCRBY', tk, 'attempt', -1)
-      redis.call('HSET', tk, 'state', 'available', 'run_at', now)
-      task.run_at = now
-      add_waiting(id, task, now, now)
-      released = true
-      state = 'available'
-    end
-    applied = true
-    statuses[#statuses + 1] = state
+    state = fail_or_release(id, attempt, worker, outcome, text, retry_at)
   end
+  if state ~= 'stale' then
+    applied = true
+  end
+  statuses[#statuses + 1] = state
+end
+
+if #succeeded > 0 then
+  zrem_many(key('running'), succeeded)
+  zadd_many(key('finished'), finished)
+  sweep_expired(math.min(4 * #succeeded, 1000))
 end
 
 if applied then

@@ -3,10 +3,17 @@
 -- run_at, max_attempts, timeout ('' for none), unique key and job ('-' for none, else
 -- '+' and the value).
 -- Returns per task: its id, and 1 if its unique key named an existing task (0 if new).
+--
+-- Cost: one HSET per new task; ids, the task index and the ready sets are written once
+-- per batch (the script is atomic, so reading the last id and writing it back is safe).
 
 local now = ARGV[1]
 local results = {}
-local inserted = false
+local last_id = tonumber(redis.call('GET', key('ids')) or '0')
+local first_id = last_id
+local all = {}       -- (id, id) pairs for the task index
+local ready = {}     -- queue -> (score, member) pairs for its ready set
+local queues = {}    -- queues that got a waiting task
 
 for i = 2, #ARGV, 10 do
   local queue, kind, payload, priority, state, run_at, max_attempts, timeout, unique, job =
@@ -25,29 +32,60 @@ for i = 2, #ARGV, 10 do
   if existing then
     results[#results + 1] = {existing, 1}
   else
-    local id = fmt_int(redis.call('INCR', key('ids')))
+    last_id = last_id + 1
+    local id = fmt_int(last_id)
     local tk = task_key(id)
-    redis.call('HSET', tk, 'id', id, 'queue', queue, 'kind', kind, 'payload', payload,
-      'priority', priority, 'state', state, 'run_at', run_at, 'attempt', '0',
-      'max_attempts', max_attempts, 'created_at', now, 'attempts', '[]')
-    if timeout ~= '' then
-      redis.call('HSET', tk, 'timeout', timeout)
+    if timeout == '' and not unique and job == '-' then
+      redis.call('HSET', tk, 'id', id, 'queue', queue, 'kind', kind, 'payload', payload,
+        'priority', priority, 'state', state, 'run_at', run_at, 'attempt', '0',
+        'max_attempts', max_attempts, 'created_at', now, 'attempts', '[]')
+    else
+      local fields = {'id', id, 'queue', queue, 'kind', kind, 'payload', payload,
+        'priority', priority, 'state', state, 'run_at', run_at, 'attempt', '0',
+        'max_attempts', max_attempts, 'created_at', now, 'attempts', '[]'}
+      if timeout ~= '' then
+        fields[#fields + 1] = 'timeout'
+        fields[#fields + 1] = timeout
+      end
+      if unique then
+        fields[#fields + 1] = 'unique_key'
+        fields[#fields + 1] = unique
+        -- Set now, so that a repeat of the key later in this batch finds it.
+        redis.call('SET', unique_key(unique), id)
+      end
+      if job ~= '-' then
+        fields[#fields + 1] = 'job'
+        fields[#fields + 1] = string.sub(job, 2)
+      end
+      redis.call('HSET', tk, unpack(fields))
     end
-    if unique then
-      redis.call('HSET', tk, 'unique_key', unique)
-      redis.call('SET', unique_key(unique), id)
+    all[#all + 1] = id
+    all[#all + 1] = id
+    if tonumber(run_at) <= tonumber(now) then
+      local pairs_of_queue = ready[queue]
+      if not pairs_of_queue then
+        pairs_of_queue = {}
+        ready[queue] = pairs_of_queue
+      end
+      pairs_of_queue[#pairs_of_queue + 1] = -tonumber(priority)
+      pairs_of_queue[#pairs_of_queue + 1] = ready_member(run_at, id)
+    else
+      redis.call('ZADD', scheduled_key(queue), run_at, id)
     end
-    if job ~= '-' then
-      redis.call('HSET', tk, 'job', string.sub(job, 2))
-    end
-    redis.call('ZADD', key('tasks'), id, id)
-    add_waiting(id, {queue = queue, priority = priority}, run_at, now)
+    queues[queue] = true
     results[#results + 1] = {id, 0}
-    inserted = true
   end
 end
 
-if inserted then
+if last_id > first_id then
+  redis.call('SET', key('ids'), fmt_int(last_id))
+  zadd_many(key('tasks'), all)
+  for queue, flat in pairs(ready) do
+    zadd_many(ready_key(queue), flat)
+  end
+  for queue in pairs(queues) do
+    redis.call('SADD', key('queues'), queue)
+  end
   publish('tasks')
 end
 return results
