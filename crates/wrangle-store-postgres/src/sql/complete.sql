@@ -11,9 +11,19 @@ WITH input AS (
         error text, retry_at bigint)
 ),
 chosen AS (
+    -- One primary-key probe per completion. The planner would rather scan every running
+    -- task (tasks_lease, or tasks_state on 'running') and join, but those index ranges
+    -- hold a dead entry for every task that ran since the last vacuum, so that plan got
+    -- slower with every task completed. OFFSET 0 keeps the subquery from being pulled up
+    -- into a join, and `coalesce(state, '')` matches no index, which leaves the key.
     SELECT DISTINCT ON (c.id) c.*
-    FROM input AS c JOIN {schema}.tasks AS t ON t.id = c.id
-    WHERE t.state = 'running' AND t.attempt = c.attempt AND t.worker = c.worker
+    FROM input AS c
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM {schema}.tasks AS t
+        WHERE t.id = c.id AND coalesce(t.state, '') = 'running' AND t.attempt = c.attempt
+          AND t.worker = c.worker
+        OFFSET 0
+    ) AS running
     ORDER BY c.id, c.ord
 )
 UPDATE {schema}.tasks AS t SET
@@ -44,5 +54,6 @@ UPDATE {schema}.tasks AS t SET
         'retry_at', CASE WHEN c.outcome = 'fail' AND t.attempt < t.max_attempts
                          THEN c.retry_at END))
 FROM chosen AS c
-WHERE t.id = c.id AND t.state = 'running' AND t.attempt = c.attempt AND t.worker = c.worker
+WHERE t.id = c.id AND coalesce(t.state, '') = 'running' AND t.attempt = c.attempt
+  AND t.worker = c.worker
 RETURNING c.ord, t.state
