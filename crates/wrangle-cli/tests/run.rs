@@ -588,3 +588,52 @@ fn items_reach_the_command_without_a_shell() {
     assert_eq!(lines(&out), [nasty]);
     assert!(!repo_root().join("pwned").exists());
 }
+
+#[test]
+fn a_second_ctrl_c_stops_running_items_at_once() {
+    let live = LiveRun::start(wrangle(&[
+        "run",
+        "--line-buffer",
+        "-n",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        "echo started; exec sleep 60",
+        "_",
+        ":::",
+        "a",
+        "b",
+    ]));
+    live.wait_for_lines(2, Duration::from_secs(30));
+    let started = Instant::now();
+    live.interrupt();
+    std::thread::sleep(Duration::from_millis(300));
+    live.interrupt();
+    let (code, _, stderr) = live.finish();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "running items were killed, not awaited"
+    );
+}
+
+#[test]
+fn a_terminal_gets_a_progress_bar_with_rate_and_eta() {
+    // `script` gives wrangle a pseudo-terminal, as a user's shell would.
+    let command = format!(
+        "{} run -n 2 --range 0..20 -- sh -c 'sleep 0.1' _ {{}}",
+        env!("CARGO_BIN_EXE_wrangle")
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let screen = text(&out.stdout);
+    assert!(screen.contains("/20 items"), "{screen}");
+    assert!(screen.contains("ETA"), "{screen}");
+    assert!(screen.contains("20 done, 0 failed"), "{screen}");
+}
