@@ -339,8 +339,9 @@ async fn feed(
             let existing = store.get_task(task.id).await.map_err(FeedError::Store)?;
             match existing.map(|t| t.state) {
                 Some(TaskState::Completed) => {
-                    tracker.skip();
-                    printer.skip(first_seq + offset as u64);
+                    if tracker.found_completed(task.id) {
+                        printer.skip(first_seq + offset as u64);
+                    }
                 }
                 Some(TaskState::Dead | TaskState::Cancelled) => {
                     store

@@ -82,13 +82,20 @@ impl Tracker {
         }
     }
 
-    /// An item needs no run (done earlier): its window place is free again.
-    pub(crate) fn skip(&self) {
-        self.skipped.fetch_add(1, Ordering::Relaxed);
+    /// Task `id` was found completed when the feeder enqueued its item again (a rerun
+    /// with a journal). Returns true when an earlier run did it (the item is skipped),
+    /// false when this run's worker already claimed and finished it before the feeder
+    /// got there (it was counted and printed as done). Either way its window place is free.
+    pub(crate) fn found_completed(&self, id: TaskId) -> bool {
+        let ran_now = self.lock().ended_early.remove(&id);
         self.window.add_permits(1);
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
+        if !ran_now {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            if let Some(bar) = &self.bar {
+                bar.inc(1);
+            }
         }
+        !ran_now
     }
 
     /// Task `id` is running item `seq` (remembered for a failure message).
