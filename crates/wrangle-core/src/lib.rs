@@ -8,6 +8,7 @@
 //! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
 //!   (SQLite, in-memory, PostgreSQL, Redis, MySQL), with its request/response types.
 //! - [`notify`]: in-process wake-ups every store builds its listeners on.
+//! - [`stored`]: epoch-millisecond times and attempt records as the SQL stores keep them.
 //! - [`worker`]: what a worker tells the store about itself, and the control commands sent
 //!   to it through the store.
 //!
@@ -18,6 +19,7 @@ pub mod notify;
 pub mod parse;
 pub mod retry;
 pub mod store;
+pub mod stored;
 pub mod task;
 pub mod worker;
 

@@ -248,6 +248,20 @@ pub struct QueueStats {
     pub failed_last_minute: u64,
 }
 
+impl QueueStats {
+    /// A queue with nothing counted yet.
+    pub fn empty(queue: &str, paused: bool) -> Self {
+        QueueStats {
+            queue: queue.to_string(),
+            paused,
+            counts: BTreeMap::new(),
+            oldest_due_at: None,
+            completed_last_minute: 0,
+            failed_last_minute: 0,
+        }
+    }
+}
+
 /// Notification topics for [`Store::listen`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {

@@ -515,21 +515,13 @@ impl Store for MemoryStore {
         let state = self.lock();
         let minute_ago = now - chrono::Duration::seconds(60);
         let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
-        let empty = |queue: &str, paused: bool| QueueStats {
-            queue: queue.to_string(),
-            paused,
-            counts: BTreeMap::new(),
-            oldest_due_at: None,
-            completed_last_minute: 0,
-            failed_last_minute: 0,
-        };
         for queue in &state.paused {
-            stats.insert(queue.clone(), empty(queue, true));
+            stats.insert(queue.clone(), QueueStats::empty(queue, true));
         }
         for task in state.tasks.values() {
             let entry = stats
                 .entry(task.queue.clone())
-                .or_insert_with(|| empty(&task.queue, false));
+                .or_insert_with(|| QueueStats::empty(&task.queue, false));
             *entry.counts.entry(task.state).or_default() += 1;
             if task.state.is_waiting() && task.run_at <= now {
                 entry.oldest_due_at = Some(

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::mysql::MySqlRow;
 use wrangle_core::store::{QueueStats, StoreError};
+use wrangle_core::stored::StoredAttempt;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
 
@@ -21,10 +21,7 @@ pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
-/// A stored time back as a `DateTime`.
-pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
+pub(crate) use wrangle_core::stored::from_ms;
 
 /// A JSON value as the text stored in a LONGTEXT column.
 pub(crate) fn json_text(value: &impl serde::Serialize) -> String {
@@ -44,18 +41,6 @@ fn json_column(text: Option<String>) -> Option<Value> {
 /// A state column.
 pub(crate) fn state(text: &str) -> Result<TaskState, StoreError> {
     text.parse::<TaskState>().map_err(|e| corrupt("state", e))
-}
-
-/// An attempt record as the SQL writes it (times in ms).
-#[derive(Deserialize)]
-struct StoredAttempt {
-    attempt: u32,
-    worker: Option<String>,
-    started_at: Option<i64>,
-    finished_at: i64,
-    outcome: String,
-    error: Option<String>,
-    retry_at: Option<i64>,
 }
 
 pub(crate) fn task_from_row(row: &MySqlRow) -> Result<Task, Failure> {
@@ -84,18 +69,7 @@ pub(crate) fn task_from_row(row: &MySqlRow) -> Result<Task, Failure> {
         created_at: from_ms(row.try_get("created_at")?),
         started_at: row.try_get::<Option<i64>, _>("started_at")?.map(from_ms),
         finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(from_ms),
-        attempts: attempts
-            .into_iter()
-            .map(|a| AttemptRecord {
-                attempt: a.attempt,
-                worker: a.worker,
-                started_at: a.started_at.map(from_ms),
-                finished_at: from_ms(a.finished_at),
-                outcome: a.outcome,
-                error: a.error,
-                retry_at: a.retry_at.map(from_ms),
-            })
-            .collect(),
+        attempts: attempts.into_iter().map(AttemptRecord::from).collect(),
     })
 }
 
@@ -120,14 +94,7 @@ pub(crate) async fn queue_stats(
     fn entry<'a>(stats: &'a mut BTreeMap<String, QueueStats>, queue: &str) -> &'a mut QueueStats {
         stats
             .entry(queue.to_string())
-            .or_insert_with(|| QueueStats {
-                queue: queue.to_string(),
-                paused: false,
-                counts: BTreeMap::new(),
-                oldest_due_at: None,
-                completed_last_minute: 0,
-                failed_last_minute: 0,
-            })
+            .or_insert_with(|| QueueStats::empty(queue, false))
     }
     let paused: Vec<String> = sqlx::query_scalar("SELECT queue FROM wrangle_paused_queues")
         .fetch_all(&mut *conn)

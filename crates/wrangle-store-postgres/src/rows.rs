@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
 use wrangle_core::store::{QueueStats, StoreError};
+use wrangle_core::stored::StoredAttempt;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
 
@@ -18,10 +18,7 @@ pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
-/// A stored time back as a `DateTime`.
-pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
+pub(crate) use wrangle_core::stored::from_ms;
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("unreadable {what} in the database: {err}"))
@@ -50,18 +47,6 @@ pub(crate) fn timeout(ms: Option<i64>) -> Option<Duration> {
     ms.map(|t| Duration::from_millis(t.max(0) as u64))
 }
 
-/// An attempt record as the SQL writes it (times in ms).
-#[derive(Deserialize)]
-struct StoredAttempt {
-    attempt: u32,
-    worker: Option<String>,
-    started_at: Option<i64>,
-    finished_at: i64,
-    outcome: String,
-    error: Option<String>,
-    retry_at: Option<i64>,
-}
-
 pub(crate) fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {
     let attempts: Vec<StoredAttempt> = serde_json::from_value(column(row, "attempts")?)
         .map_err(|e| corrupt("attempt history", e))?;
@@ -85,18 +70,7 @@ pub(crate) fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {
         created_at: from_ms(column(row, "created_at")?),
         started_at: column::<Option<i64>>(row, "started_at")?.map(from_ms),
         finished_at: column::<Option<i64>>(row, "finished_at")?.map(from_ms),
-        attempts: attempts
-            .into_iter()
-            .map(|a| AttemptRecord {
-                attempt: a.attempt,
-                worker: a.worker,
-                started_at: a.started_at.map(from_ms),
-                finished_at: from_ms(a.finished_at),
-                outcome: a.outcome,
-                error: a.error,
-                retry_at: a.retry_at.map(from_ms),
-            })
-            .collect(),
+        attempts: attempts.into_iter().map(AttemptRecord::from).collect(),
     })
 }
 
@@ -117,14 +91,9 @@ pub(crate) fn queue_stats(rows: &[PgRow]) -> Result<Vec<QueueStats>, StoreError>
     let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
     for row in rows {
         let queue: String = column(row, "queue")?;
-        let entry = stats.entry(queue.clone()).or_insert_with(|| QueueStats {
-            queue,
-            paused: false,
-            counts: BTreeMap::new(),
-            oldest_due_at: None,
-            completed_last_minute: 0,
-            failed_last_minute: 0,
-        });
+        let entry = stats
+            .entry(queue.clone())
+            .or_insert_with(|| QueueStats::empty(&queue, false));
         let n = column::<i64>(row, "n")?.max(0) as u64;
         match column::<&str>(row, "kind")? {
             "paused" => entry.paused = true,

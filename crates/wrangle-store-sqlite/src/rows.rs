@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use wrangle_core::store::{QueueStats, StoreError};
+use wrangle_core::stored::StoredAttempt;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
 
@@ -20,10 +20,7 @@ pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
-/// A stored time back as a `DateTime`.
-pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
+pub(crate) use wrangle_core::stored::from_ms;
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("unreadable {what} in the database: {err}"))
@@ -31,18 +28,6 @@ fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
 
 fn json_column(text: Option<String>) -> Option<Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
-}
-
-/// An attempt record as the SQL writes it (times in ms).
-#[derive(Deserialize)]
-struct StoredAttempt {
-    attempt: u32,
-    worker: Option<String>,
-    started_at: Option<i64>,
-    finished_at: i64,
-    outcome: String,
-    error: Option<String>,
-    retry_at: Option<i64>,
 }
 
 pub(crate) fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
@@ -74,18 +59,7 @@ pub(crate) fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
         created_at: from_ms(row.get("created_at")),
         started_at: row.get::<Option<i64>, _>("started_at").map(from_ms),
         finished_at: row.get::<Option<i64>, _>("finished_at").map(from_ms),
-        attempts: attempts
-            .into_iter()
-            .map(|a| AttemptRecord {
-                attempt: a.attempt,
-                worker: a.worker,
-                started_at: a.started_at.map(from_ms),
-                finished_at: from_ms(a.finished_at),
-                outcome: a.outcome,
-                error: a.error,
-                retry_at: a.retry_at.map(from_ms),
-            })
-            .collect(),
+        attempts: attempts.into_iter().map(AttemptRecord::from).collect(),
     })
 }
 
@@ -110,14 +84,7 @@ pub(crate) async fn queue_stats(
     fn entry<'a>(stats: &'a mut BTreeMap<String, QueueStats>, queue: &str) -> &'a mut QueueStats {
         stats
             .entry(queue.to_string())
-            .or_insert_with(|| QueueStats {
-                queue: queue.to_string(),
-                paused: false,
-                counts: BTreeMap::new(),
-                oldest_due_at: None,
-                completed_last_minute: 0,
-                failed_last_minute: 0,
-            })
+            .or_insert_with(|| QueueStats::empty(queue, false))
     }
     let paused: Vec<String> = sqlx::query_scalar("SELECT queue FROM paused_queues")
         .fetch_all(pool)
