@@ -193,6 +193,46 @@ pub struct Enqueued {
     pub duplicate: bool,
 }
 
+/// Matches the rows one enqueue statement inserted back to the request, for stores whose
+/// insert skips conflicting unique keys and returns `(id, unique_key)` per inserted row.
+///
+/// Inserted ids increase in request order, so the new tasks take them in turn. A task is
+/// a duplicate when its key was not inserted by the statement, or was inserted for an
+/// earlier task of the same batch; duplicates come back with `id: 0` for the caller to
+/// fill in from the key's holder.
+pub fn match_inserted(
+    tasks: &[NewTask],
+    mut inserted: Vec<(TaskId, Option<String>)>,
+) -> Result<Vec<Enqueued>, StoreError> {
+    inserted.sort_unstable_by_key(|(id, _)| *id);
+    let inserted_keys: std::collections::HashSet<&str> =
+        inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
+    let mut first_of_key = std::collections::HashSet::new();
+    let mut next_inserted = inserted.iter();
+    tasks
+        .iter()
+        .map(|task| {
+            let is_new = match task.unique_key.as_deref() {
+                None => true,
+                Some(key) => inserted_keys.contains(key) && first_of_key.insert(key),
+            };
+            if !is_new {
+                return Ok(Enqueued {
+                    id: 0,
+                    duplicate: true,
+                });
+            }
+            let (id, _) = next_inserted
+                .next()
+                .ok_or_else(|| StoreError::Backend("enqueue lost track of ids".into()))?;
+            Ok(Enqueued {
+                id: *id,
+                duplicate: false,
+            })
+        })
+        .collect()
+}
+
 /// A worker's heartbeat: refreshes its registration and extends its tasks' leases.
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
@@ -568,5 +608,25 @@ mod tests {
             action: "cancel",
         };
         assert_eq!(e.to_string(), "task 7 is completed: cannot cancel it");
+    }
+
+    #[test]
+    fn inserted_rows_are_matched_back_to_the_request() {
+        let keyed = |key: &str| NewTask::new("k", Value::Null).unique_key(key);
+        let tasks = [
+            keyed("a"),
+            NewTask::new("k", Value::Null),
+            keyed("a"),    // repeats a key inserted earlier in the batch
+            keyed("held"), // its key already belonged to another task
+        ];
+        // Rows may come back in any order; ids increase in request order.
+        let inserted = vec![(8, None), (7, Some("a".to_string()))];
+        let results = match_inserted(&tasks, inserted).unwrap();
+        let got: Vec<(TaskId, bool)> = results.iter().map(|e| (e.id, e.duplicate)).collect();
+        assert_eq!(got, [(7, false), (8, false), (0, true), (0, true)]);
+        assert!(
+            match_inserted(&tasks, vec![(7, Some("a".into()))]).is_err(),
+            "an id is missing"
+        );
     }
 }

@@ -34,6 +34,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+    match_inserted,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
@@ -168,41 +169,20 @@ impl PostgresStore {
                 holders.insert(key, id);
             }
         }
-        inserted.sort_unstable_by_key(|(id, _)| *id);
         for (id, key) in &inserted {
             if let Some(key) = key {
                 holders.insert(key.clone(), *id);
             }
         }
-        let inserted_keys: HashSet<&str> =
-            inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
-        let mut first_of_key = HashSet::new();
-        let mut next_inserted = inserted.iter();
-        let mut results = Vec::with_capacity(tasks.len());
+        let mut results = match_inserted(&tasks, inserted)?;
         let mut unresolved = Vec::new();
-        for task in &tasks {
-            let is_new = match task.unique_key.as_deref() {
-                None => true,
-                Some(key) => inserted_keys.contains(key) && first_of_key.insert(key),
-            };
-            if is_new {
-                let (id, _) = next_inserted
-                    .next()
-                    .ok_or_else(|| StoreError::Backend("enqueue lost track of ids".into()))?;
-                results.push(Enqueued {
-                    id: *id,
-                    duplicate: false,
-                });
-            } else {
+        for (task, result) in tasks.iter().zip(&mut results) {
+            if result.duplicate {
                 let key = task.unique_key.as_deref().unwrap_or_default();
-                let id = holders.get(key).copied().unwrap_or_else(|| {
-                    unresolved.push(key.to_string());
-                    0
-                });
-                results.push(Enqueued {
-                    id,
-                    duplicate: true,
-                });
+                match holders.get(key) {
+                    Some(id) => result.id = *id,
+                    None => unresolved.push(key.to_string()),
+                }
             }
         }
         if !unresolved.is_empty() {

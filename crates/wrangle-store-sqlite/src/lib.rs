@@ -36,6 +36,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+    match_inserted,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
@@ -308,39 +309,15 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
-        // Inserted rows got increasing ids in input order; match them back to the input.
-        let mut inserted: Vec<(TaskId, Option<String>)> = inserted
+        let inserted: Vec<(TaskId, Option<String>)> = inserted
             .iter()
             .map(|r| (r.get::<i64, _>(0), r.get::<Option<String>, _>(1)))
             .collect();
-        inserted.sort_unstable_by_key(|(id, _)| *id);
-        let inserted_keys: std::collections::HashSet<&str> =
-            inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
-        let mut seen_keys = std::collections::HashSet::new();
-        let mut next_inserted = inserted.iter();
-        let mut results = Vec::with_capacity(tasks.len());
-        let mut duplicates = Vec::new();
-        for (index, task) in tasks.iter().enumerate() {
-            let is_new = match task.unique_key.as_deref() {
-                None => true,
-                Some(key) => inserted_keys.contains(key) && seen_keys.insert(key),
-            };
-            if is_new {
-                let (id, _) = next_inserted
-                    .next()
-                    .ok_or_else(|| StoreError::Backend("enqueue lost track of ids".into()))?;
-                results.push(Enqueued {
-                    id: *id,
-                    duplicate: false,
-                });
-            } else {
-                duplicates.push(index);
-                results.push(Enqueued {
-                    id: 0,
-                    duplicate: true,
-                });
-            }
-        }
+        let inserted_any = !inserted.is_empty();
+        let mut results = match_inserted(&tasks, inserted)?;
+        let duplicates: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].duplicate)
+            .collect();
         if !duplicates.is_empty() {
             let keys: Vec<&str> = duplicates
                 .iter()
@@ -362,11 +339,7 @@ impl Store for SqliteStore {
                     .ok_or_else(|| StoreError::Backend(format!("unique key {key} vanished")))?;
             }
         }
-        let topics: &[Topic] = if inserted.is_empty() {
-            &[]
-        } else {
-            &[Topic::Tasks]
-        };
+        let topics: &[Topic] = if inserted_any { &[Topic::Tasks] } else { &[] };
         self.commit_notify(tx, topics).await?;
         Ok(results)
     }
