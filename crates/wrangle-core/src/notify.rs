@@ -3,9 +3,12 @@
 //! looked. "Moved since last seen" is exactly a `tokio::sync::watch` channel, so no
 //! notification between a listener's creation and its `wait` is lost.
 //!
-//! Stores whose writers live in other processes add their own bridge on top (the SQLite
-//! store's `data_version` poller, PostgreSQL's LISTEN) and call [`TopicSignals::notify`].
+//! Stores whose writers live in other processes add their own bridge on top and call
+//! [`TopicSignals::notify`]: PostgreSQL's LISTEN, Redis pub/sub, or, for stores with no
+//! notification channel at all (SQLite, MySQL), [`PolledTopics`], which reads per-topic
+//! version counters the writers bump, on a dedicated connection, while anyone listens.
 
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +24,101 @@ fn index(topic: Topic) -> usize {
         Topic::Tasks => 0,
         Topic::Outcomes => 1,
         Topic::Commands => 2,
+    }
+}
+
+/// Versions of [`TOPICS`], in that order.
+pub type TopicVersions = [i64; 3];
+
+/// Where [`PolledTopics`] reads the topic versions other processes' writes bump: a
+/// store's own connection, owned by the poller.
+#[async_trait]
+pub trait VersionSource: Send + 'static {
+    /// The versions now. An error is retried on the next poll.
+    async fn read(&mut self) -> Result<TopicVersions, StoreError>;
+}
+
+/// In-process signals plus a cross-process poller for a store without notifications,
+/// started with the first listener: while anyone listens, it reads the versions every
+/// `interval` and wakes the listeners of the topics that moved. That interval is the
+/// floor of the cross-process wake-up latency.
+#[derive(Debug)]
+pub struct PolledTopics {
+    signals: TopicSignals,
+    interval: Duration,
+    poller_started: Mutex<bool>,
+}
+
+impl PolledTopics {
+    /// Topics polled every `interval` once someone listens.
+    pub fn new(interval: Duration) -> Self {
+        PolledTopics {
+            signals: TopicSignals::default(),
+            interval,
+            poller_started: Mutex::new(false),
+        }
+    }
+
+    /// Wakes this process's listeners of `topic` (after a commit that changed it).
+    pub fn notify(&self, topic: Topic) {
+        self.signals.notify(topic);
+    }
+
+    fn poller_started(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.poller_started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A listener for `topic`; the first call opens the poller's source with `open`.
+    pub async fn listen<S, F>(
+        self: &Arc<Self>,
+        topic: Topic,
+        open: impl FnOnce() -> F,
+    ) -> Result<Box<dyn Listener>, StoreError>
+    where
+        S: VersionSource,
+        F: Future<Output = Result<S, StoreError>>,
+    {
+        // Subscribed before the poller reads its first versions, so that a write committed
+        // in between is either in that baseline or notified.
+        let listener = self.signals.listener(topic);
+        if *self.poller_started() {
+            return Ok(listener);
+        }
+        let mut source = open().await?;
+        let mut versions = source.read().await?;
+        {
+            let mut started = self.poller_started();
+            if *started {
+                return Ok(listener);
+            }
+            *started = true;
+        }
+        let topics: Weak<PolledTopics> = Arc::downgrade(self);
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::spawn(async move {
+            loop {
+                tick.tick().await;
+                let Some(topics) = topics.upgrade() else {
+                    return;
+                };
+                if !topics.signals.has_listeners() {
+                    continue;
+                }
+                let Ok(now) = source.read().await else {
+                    continue;
+                };
+                for (i, topic) in TOPICS.into_iter().enumerate() {
+                    if now[i] != versions[i] {
+                        topics.notify(topic);
+                    }
+                }
+                versions = now;
+            }
+        });
+        Ok(listener)
     }
 }
 
