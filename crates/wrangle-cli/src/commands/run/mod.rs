@@ -446,13 +446,23 @@ struct RunExecutor {
 #[async_trait]
 impl Executor for RunExecutor {
     async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
-        let mut item = task.clone();
-        if let Some(seq) = task.payload.get("seq").and_then(Value::as_u64) {
-            item.id = seq as i64;
-            item.payload = item_of(&task.payload).clone();
-            self.tracker
-                .started(task.id, seq, placeholder_text(&item.payload));
-        }
+        let Some(seq) = task.payload.get("seq").and_then(Value::as_u64) else {
+            return self.inner.execute(task, cancel).await;
+        };
+        // Built field by field: cloning the task would copy the payload only to replace it.
+        let item = ClaimedTask {
+            id: seq as i64,
+            queue: task.queue.clone(),
+            kind: task.kind.clone(),
+            payload: item_of(&task.payload).clone(),
+            attempt: task.attempt,
+            max_attempts: task.max_attempts,
+            timeout: task.timeout,
+            job: task.job.clone(),
+            lease_until: task.lease_until,
+        };
+        self.tracker
+            .started(task.id, seq, placeholder_text(&item.payload));
         self.inner.execute(&item, cancel).await
     }
 }
