@@ -257,7 +257,7 @@ fn stderr_suffix(bytes: &[u8]) -> String {
 }
 
 /// Signals the whole process group led by `pid`.
-fn signal_group(pid: Option<u32>, signal: Signal) {
+pub(crate) fn signal_group(pid: Option<u32>, signal: Signal) {
     if let Some(pid) = pid {
         let _ = killpg(Pid::from_raw(pid as i32), signal);
     }
@@ -400,7 +400,8 @@ impl CommandExecutor {
     }
 }
 
-fn describe_status(status: std::process::ExitStatus) -> String {
+/// How a process ended, for messages: `exit code 3`, `killed by signal 9`.
+pub(crate) fn describe_status(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),

@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout, Command};
@@ -33,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use wrangle_core::TaskId;
 use wrangle_core::store::ClaimedTask;
 
-use crate::command::format_duration;
+use crate::command::{describe_status, format_duration, signal_group};
 use crate::{ExecResult, Executor, Failure, OutputSink, OutputStream};
 
 /// How to start and feed runner processes.
@@ -263,12 +262,6 @@ impl RunningRunner {
     }
 }
 
-fn signal_group(pid: Option<u32>, signal: Signal) {
-    if let Some(pid) = pid {
-        let _ = killpg(Pid::from_raw(pid as i32), signal);
-    }
-}
-
 impl RunnerSlot {
     /// The slot's live process, started (again) if needed.
     async fn process(
@@ -356,7 +349,7 @@ impl RunnerSlot {
                 // Replies already written are still delivered before the rest fail.
                 let _ = reader.await;
                 let how = match status {
-                    Ok(status) => describe_exit(status),
+                    Ok(status) => describe_status(status),
                     Err(err) => err.to_string(),
                 };
                 let orphans: Vec<_> = pending.lock().expect("pending lock").drain().collect();
@@ -377,15 +370,6 @@ impl RunnerSlot {
             pending,
             exited,
         })
-    }
-}
-
-fn describe_exit(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        _ => "ended abnormally".to_string(),
     }
 }
 
