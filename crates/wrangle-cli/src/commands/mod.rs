@@ -58,6 +58,17 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
     }
 }
 
+/// Splits a command given as one string (`--exec`, `--runner`, `--dispatch`) into argv
+/// with shell quoting rules; nothing is ever run through a shell.
+pub(crate) fn split_command(option: &str, text: &str) -> CliResult<Vec<String>> {
+    let argv = shell_words::split(text)
+        .map_err(|e| CliError::input(format!("invalid {option} '{text}': {e}")))?;
+    if argv.is_empty() {
+        return Err(CliError::input(format!("{option} needs a command")));
+    }
+    Ok(argv)
+}
+
 fn init_logging(worker: bool) {
     let default = if worker { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WRANGLE_LOG")

@@ -22,15 +22,6 @@ pub(crate) struct WorkerSetup {
     config: WorkerConfig,
 }
 
-fn split_command(text: &str) -> CliResult<Vec<String>> {
-    let argv = shell_words::split(text)
-        .map_err(|e| CliError::input(format!("invalid --exec '{text}': {e}")))?;
-    if argv.is_empty() {
-        return Err(CliError::input("--exec needs a command"));
-    }
-    Ok(argv)
-}
-
 pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup> {
     let mut worker = WorkerConfig::new();
     if let Some(runners) = args.runners {
@@ -58,7 +49,7 @@ pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup>
         }
     }
     if let Some(text) = &args.exec {
-        registry.fallback(spec(split_command(text)?, None));
+        registry.fallback(spec(super::split_command("--exec", text)?, None));
     }
     if registry.is_empty() {
         return Err(CliError::input(

@@ -78,15 +78,6 @@ pub(crate) struct RunPlan {
     progress: bool,
 }
 
-fn split_command(option: &str, text: &str) -> CliResult<Vec<String>> {
-    let argv = shell_words::split(text)
-        .map_err(|e| CliError::input(format!("invalid {option} '{text}': {e}")))?;
-    if argv.is_empty() {
-        return Err(CliError::input(format!("{option} needs a command")));
-    }
-    Ok(argv)
-}
-
 /// Checks the command line; nothing runs yet.
 pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
     let (mut command, listed) = match args.command.iter().position(|a| a == ":::") {
@@ -119,7 +110,7 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
             ItemSource::Range { start, end, block }
         }
         (None, None, None, Some(dispatch)) => {
-            ItemSource::Dispatch(split_command("--dispatch", dispatch)?)
+            ItemSource::Dispatch(super::split_command("--dispatch", dispatch)?)
         }
         (None, None, None, None) => ItemSource::Stdin,
     };
@@ -134,7 +125,7 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
                 return Err(CliError::input("--runner-in-flight must be at least 1"));
             }
             Runs::Runner {
-                argv: split_command("--runner", runner)?,
+                argv: super::split_command("--runner", runner)?,
                 in_flight: args.runner_in_flight,
             }
         }
