@@ -7,6 +7,7 @@
 //!   the same way.
 //! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
 //!   (SQLite, in-memory, PostgreSQL, Redis, MySQL), with its request/response types.
+//! - [`job`]: range and list jobs: lazy blocks and progress.
 //! - [`notify`]: in-process wake-ups every store builds its listeners on.
 //! - [`stored`]: epoch-millisecond times and attempt records as the SQL stores keep them.
 //! - [`worker`]: what a worker tells the store about itself, and the control commands sent
@@ -15,6 +16,7 @@
 //! Time is always passed in (`now` fields), never read here, so that stores and the
 //! conformance suite can be driven by a fake clock.
 
+pub mod job;
 pub mod notify;
 pub mod parse;
 pub mod retry;
@@ -23,6 +25,7 @@ pub mod stored;
 pub mod task;
 pub mod worker;
 
+pub use job::{BlockTally, Job, JobKind, JobProgress, JobStatus, NewJob};
 pub use parse::InputError;
 pub use retry::RetryPolicy;
 pub use store::{

@@ -20,6 +20,11 @@
 //! - `rescue_expired` returns `running` tasks whose lease ended to `available` (or `dead`
 //!   on their last attempt). Leases, not PIDs, decide whether a worker is alive.
 //! - Wake-ups go through [`Store::listen`], so a store with notifications never polls.
+//! - A claim that finds fewer due tasks than its limit makes the rest from range jobs (see
+//!   [`crate::job`]): it takes the highest-priority (then oldest, then first by name) job
+//!   that is not cancelled, has blocks left and whose queue passes the filter and is not
+//!   paused, advances its cursor atomically and returns the new blocks already running
+//!   (attempt 1), after the due tasks. It may go on to further jobs while the limit allows.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -32,6 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::job::{BlockTally, Job, NewJob};
 use crate::task::{NewTask, Task, TaskId, TaskState};
 use crate::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
 
@@ -41,6 +47,12 @@ pub enum StoreError {
     /// No task with this id.
     #[error("task {0} not found")]
     TaskNotFound(TaskId),
+    /// No job with this name.
+    #[error("job '{0}' not found")]
+    JobNotFound(String),
+    /// A job with this name exists already.
+    #[error("job '{0}' exists already")]
+    JobExists(String),
     /// No command with this id.
     #[error("command {0} not found")]
     CommandNotFound(CommandId),
@@ -397,6 +409,30 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// `before`; returns how many.
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError>;
 
+    // --- jobs ----------------------------------------------------------------------------
+
+    /// Creates a job record (after [`NewJob::validate`]); a list job's tasks must exist
+    /// already. Fails with [`StoreError::JobExists`] when the name is taken.
+    async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError>;
+
+    /// One job's record.
+    async fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError>;
+
+    /// Every job, sorted by name.
+    async fn list_jobs(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// Marks a job cancelled so that claims create no more of its blocks, and returns it.
+    /// Its existing tasks are left alone (the caller cancels them as tasks).
+    async fn cancel_job(&self, name: &str) -> Result<Job, StoreError>;
+
+    /// The job's tasks aggregated per (state, worker), in any order; empty groups absent.
+    /// Fails with [`StoreError::JobNotFound`] for an unknown job.
+    async fn job_tallies(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BlockTally>, StoreError>;
+
     // --- queues --------------------------------------------------------------------------
 
     /// Pauses (claims skip it) or resumes a queue.
@@ -530,6 +566,25 @@ impl Store for CountingStore {
     }
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
         self.count().prune_finished(before, limit).await
+    }
+    async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        self.count().create_job(job, now).await
+    }
+    async fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError> {
+        self.count().get_job(name).await
+    }
+    async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.count().list_jobs().await
+    }
+    async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
+        self.count().cancel_job(name).await
+    }
+    async fn job_tallies(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BlockTally>, StoreError> {
+        self.count().job_tallies(name, now).await
     }
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
         self.count().set_queue_paused(queue, paused).await

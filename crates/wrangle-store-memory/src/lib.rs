@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use wrangle_core::job::{BlockTally, Job, NewJob, block_payload, ids_of_payload};
 use wrangle_core::notify::TopicSignals;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
@@ -38,6 +39,7 @@ struct State {
     workers: BTreeMap<String, WorkerRecord>,
     next_command: CommandId,
     commands: BTreeMap<CommandId, CommandEnvelope>,
+    jobs: BTreeMap<String, Job>,
 }
 
 impl State {
@@ -66,6 +68,86 @@ impl State {
 
     fn task_mut(&mut self, id: TaskId) -> Result<&mut Task, StoreError> {
         self.tasks.get_mut(&id).ok_or(StoreError::TaskNotFound(id))
+    }
+
+    /// The range job a claim makes blocks from: not cancelled, blocks left, its queue
+    /// passing the filter and not paused; highest priority, then oldest, then by name.
+    fn job_to_advance(&self, request: &ClaimRequest) -> Option<String> {
+        self.jobs
+            .values()
+            .filter(|job| {
+                let queue = &job.definition.queue;
+                job.has_blocks_to_create()
+                    && request.queues.matches(queue)
+                    && !self.paused.contains(queue)
+            })
+            .min_by_key(|job| {
+                (
+                    Reverse(job.definition.priority),
+                    job.created_at,
+                    job.name().to_string(),
+                )
+            })
+            .map(|job| job.name().to_string())
+    }
+
+    /// Advances `job`'s cursor by up to `count` blocks and adds them as tasks already
+    /// running under the claim's worker.
+    fn create_blocks(
+        &mut self,
+        job: &str,
+        count: usize,
+        request: &ClaimRequest,
+        lease_until: DateTime<Utc>,
+        claimed: &mut Vec<ClaimedTask>,
+    ) {
+        let job = self.jobs.get_mut(job).expect("chosen from the jobs");
+        let (blocks, cursor) = job.next_blocks(count);
+        job.cursor = cursor;
+        let definition = job.definition.clone();
+        for (start, end) in blocks {
+            let id = self.next_id;
+            self.next_id += 1;
+            let task = Task {
+                id,
+                queue: definition.queue.clone(),
+                kind: definition.task_kind.clone(),
+                payload: block_payload(start, end),
+                priority: definition.priority,
+                state: TaskState::Running,
+                run_at: request.now,
+                attempt: 1,
+                max_attempts: definition.max_attempts,
+                timeout: definition.timeout,
+                unique_key: None,
+                job: Some(definition.name.clone()),
+                result: None,
+                error: None,
+                worker: Some(request.worker.clone()),
+                lease_until: Some(lease_until),
+                created_at: request.now,
+                started_at: Some(request.now),
+                finished_at: None,
+                attempts: Vec::new(),
+            };
+            claimed.push(claimed_task(&task, lease_until));
+            self.running.insert(id);
+            self.tasks.insert(id, task);
+        }
+    }
+}
+
+fn claimed_task(task: &Task, lease_until: DateTime<Utc>) -> ClaimedTask {
+    ClaimedTask {
+        id: task.id,
+        queue: task.queue.clone(),
+        kind: task.kind.clone(),
+        payload: task.payload.clone(),
+        attempt: task.attempt,
+        max_attempts: task.max_attempts,
+        timeout: task.timeout,
+        job: task.job.clone(),
+        lease_until,
     }
 }
 
@@ -225,17 +307,13 @@ impl Store for MemoryStore {
             task.worker = Some(request.worker.clone());
             task.lease_until = Some(lease_until);
             task.started_at = Some(request.now);
-            claimed.push(ClaimedTask {
-                id,
-                queue: task.queue.clone(),
-                kind: task.kind.clone(),
-                payload: task.payload.clone(),
-                attempt: task.attempt,
-                max_attempts: task.max_attempts,
-                timeout: task.timeout,
-                job: task.job.clone(),
-                lease_until,
-            });
+            claimed.push(claimed_task(task, lease_until));
+        }
+        while claimed.len() < request.limit
+            && let Some(job) = state.job_to_advance(&request)
+        {
+            let count = request.limit - claimed.len();
+            state.create_blocks(&job, count, &request, lease_until, &mut claimed);
         }
         Ok(claimed)
     }
@@ -495,6 +573,73 @@ impl Store for MemoryStore {
             }
         }
         Ok(doomed.len() as u64)
+    }
+
+    async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        job.validate()?;
+        let mut state = self.lock();
+        if state.jobs.contains_key(&job.name) {
+            return Err(StoreError::JobExists(job.name));
+        }
+        let job = job.into_job(now);
+        state.jobs.insert(job.name().to_string(), job.clone());
+        drop(state);
+        if job.has_blocks_to_create() {
+            self.topics.notify(Topic::Tasks);
+        }
+        Ok(job)
+    }
+
+    async fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError> {
+        Ok(self.lock().jobs.get(name).cloned())
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        Ok(self.lock().jobs.values().cloned().collect())
+    }
+
+    async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(name)
+            .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+        job.cancelled = true;
+        Ok(job.clone())
+    }
+
+    async fn job_tallies(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BlockTally>, StoreError> {
+        let state = self.lock();
+        if !state.jobs.contains_key(name) {
+            return Err(StoreError::JobNotFound(name.to_string()));
+        }
+        let minute_ago = now - chrono::Duration::seconds(60);
+        let mut tallies: BTreeMap<(TaskState, Option<String>), BlockTally> = BTreeMap::new();
+        for task in state.tasks.values() {
+            if task.job.as_deref() != Some(name) {
+                continue;
+            }
+            let tally = tallies
+                .entry((task.state, task.worker.clone()))
+                .or_insert_with(|| BlockTally {
+                    state: task.state,
+                    worker: task.worker.clone(),
+                    blocks: 0,
+                    ids: 0,
+                    ids_last_minute: 0,
+                });
+            let ids = ids_of_payload(&task.payload);
+            tally.blocks += 1;
+            tally.ids += ids;
+            if task.finished_at.is_some_and(|f| f > minute_ago && f <= now) {
+                tally.ids_last_minute += ids;
+            }
+        }
+        Ok(tallies.into_values().collect())
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

@@ -26,6 +26,7 @@ mod claim;
 mod command;
 mod complete;
 mod enqueue;
+mod job;
 mod lease;
 mod listen;
 mod model;
@@ -46,6 +47,7 @@ pub(crate) fn all() -> Vec<Case> {
         queue::cases(),
         worker::cases(),
         command::cases(),
+        job::cases(),
         listen::cases(),
         model::cases(),
     ]

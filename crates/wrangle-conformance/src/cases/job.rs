@@ -1,0 +1,413 @@
+//! Jobs: range jobs cost one record to create and hand out their blocks lazily through
+//! claims (due tasks first, cursor advanced atomically, never a block twice); list jobs
+//! make no blocks; cancelled jobs and paused queues make none; tallies count blocks and ids
+//! per state and worker.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use serde_json::json;
+use wrangle_core::job::{BlockTally, NewJob, block_payload};
+use wrangle_core::{ClaimedTask, NewTask, QueueFilter, StoreError, TaskFilter, TaskState, Topic};
+
+use crate::Handle;
+use crate::ensure_eq;
+use crate::support::{
+    at, claim, claim_from, complete_as, completion, enqueue, enqueue_one, ensure_nothing_claimable,
+    failed, list_ids, succeeded, task,
+};
+
+cases![
+    creating_a_huge_range_job_stores_no_blocks,
+    claims_make_blocks_in_order_from_the_cursor,
+    due_tasks_and_retries_come_before_new_blocks,
+    concurrent_claimers_partition_the_range_exactly,
+    paused_or_filtered_queues_make_no_blocks,
+    cancelled_jobs_make_no_blocks,
+    jobs_are_ordered_by_priority_then_age,
+    list_jobs_make_no_blocks,
+    bad_or_duplicate_jobs_are_rejected,
+    tallies_count_blocks_and_ids_per_state_and_worker,
+    creating_a_range_job_wakes_idle_workers,
+];
+
+/// The `(start, end)` of claimed blocks, in order.
+fn spans(claimed: &[ClaimedTask]) -> Result<Vec<(i64, i64)>> {
+    claimed
+        .iter()
+        .map(|c| {
+            let start = c.payload.get("start").and_then(|v| v.as_i64());
+            let end = c.payload.get("end").and_then(|v| v.as_i64());
+            start
+                .zip(end)
+                .with_context(|| format!("task {} is not a block: {}", c.id, c.payload))
+        })
+        .collect()
+}
+
+/// Creates `job` at `now`, failing the case on an error.
+async fn create(store: &Handle, job: NewJob, now: i64) -> Result<()> {
+    store
+        .create_job(job, at(now))
+        .await
+        .context("create_job")
+        .map(drop)
+}
+
+/// Tasks of job `name`, any state.
+async fn job_task_ids(store: &Handle, name: &str) -> Result<Vec<i64>> {
+    list_ids(
+        store,
+        TaskFilter {
+            job: Some(name.to_string()),
+            limit: 10_000,
+            ..TaskFilter::default()
+        },
+    )
+    .await
+}
+
+/// Creating a job over 10^12 ids stores its record and no task; the record reads back
+/// with its definition and the cursor at the start.
+async fn creating_a_huge_range_job_stores_no_blocks(a: Handle, b: Handle) -> Result<()> {
+    let job = NewJob::range("huge", "scan", 0, 1_000_000_000_000, 1000)
+        .queue("q")
+        .retries(2)
+        .timeout(Duration::from_secs(9))
+        .priority(3);
+    let created = a.create_job(job.clone(), at(0)).await?;
+    ensure_eq!(created.definition, job, "the created job's definition");
+    ensure_eq!(created.cursor, 0, "a new job's cursor");
+    ensure!(!created.cancelled, "a new job is not cancelled");
+    let read = b.get_job("huge").await?.context("get_job after create")?;
+    ensure_eq!(read, created, "the job read back on the other handle");
+    ensure_eq!(read.total_blocks(), 1_000_000_000, "blocks in the job");
+    ensure!(
+        job_task_ids(&b, "huge").await?.is_empty(),
+        "creating a range job must not create its blocks"
+    );
+    ensure_eq!(b.get_job("nope").await?, None, "an unknown job");
+    Ok(())
+}
+
+/// A claim with nothing due makes up to `limit` blocks from the cursor: running under the
+/// claimer at attempt 1, with the job's queue, kind, attempts and timeout, the block as
+/// payload, and the last block cut at the end of the range.
+async fn claims_make_blocks_in_order_from_the_cursor(a: Handle, b: Handle) -> Result<()> {
+    let job = NewJob::range("j", "scan", 100, 350, 100)
+        .queue("q")
+        .retries(4)
+        .timeout(Duration::from_secs(7));
+    create(&a, job, 0).await?;
+    let first = claim(&a, "w1", 2, at(1)).await?;
+    ensure_eq!(
+        spans(&first)?,
+        [(100, 200), (200, 300)],
+        "the first claim's blocks"
+    );
+    for block in &first {
+        ensure_eq!(block.attempt, 1, "a new block's attempt");
+        ensure_eq!(block.max_attempts, 5, "a block's attempts");
+        ensure_eq!(
+            block.timeout,
+            Some(Duration::from_secs(7)),
+            "a block's timeout"
+        );
+        ensure_eq!(
+            (
+                block.queue.as_str(),
+                block.kind.as_str(),
+                block.job.as_deref()
+            ),
+            ("q", "scan", Some("j")),
+            "a block's queue, kind and job"
+        );
+        ensure_eq!(block.lease_until, at(31), "a block's lease");
+    }
+    ensure_eq!(b.get_job("j").await?.context("job")?.cursor, 300, "cursor");
+    let rest = claim(&b, "w2", 10, at(2)).await?;
+    ensure_eq!(spans(&rest)?, [(300, 350)], "the last, short block");
+    ensure_eq!(
+        b.get_job("j").await?.context("job")?.cursor,
+        350,
+        "cursor at end"
+    );
+    ensure_nothing_claimable(&a, at(3)).await?;
+
+    let stored = b
+        .get_task(first[0].id)
+        .await?
+        .context("the block as a task")?;
+    ensure_eq!(stored.state, TaskState::Running, "a claimed block's state");
+    ensure_eq!(
+        stored.worker.as_deref(),
+        Some("w1"),
+        "a claimed block's worker"
+    );
+    ensure_eq!(stored.payload, block_payload(100, 200), "a block's payload");
+    complete_as(
+        &a,
+        completion(&first[0], "w1", succeeded(json!(1))),
+        at(4),
+        TaskState::Completed,
+    )
+    .await?;
+    ensure_nothing_claimable(&a, at(5)).await
+}
+
+/// Due tasks, a failed block's retry among them, are claimed before new blocks are made.
+async fn due_tasks_and_retries_come_before_new_blocks(a: Handle, b: Handle) -> Result<()> {
+    let plain = enqueue_one(&a, task("plain"), at(0)).await?;
+    create(&a, NewJob::range("j", "scan", 0, 10, 1).queue("default"), 0).await?;
+    let claimed = claim(&b, "w1", 2, at(1)).await?;
+    ensure_eq!(claimed[0].id, plain, "the due task comes first");
+    ensure_eq!(spans(&claimed[1..])?, [(0, 1)], "then one new block");
+    complete_as(
+        &b,
+        completion(&claimed[1], "w1", failed("boom", Some(at(2)))),
+        at(1),
+        TaskState::Retryable,
+    )
+    .await?;
+    let next = claim(&a, "w2", 2, at(2)).await?;
+    ensure_eq!(
+        next[0].id,
+        claimed[1].id,
+        "the failed block is retried first"
+    );
+    ensure_eq!(next[0].attempt, 2, "as its second attempt");
+    ensure_eq!(spans(&next[1..])?, [(1, 2)], "then the next new block");
+    Ok(())
+}
+
+/// Two handles claiming at once from one job get every block exactly once, the last one
+/// short, and then nothing.
+async fn concurrent_claimers_partition_the_range_exactly(a: Handle, b: Handle) -> Result<()> {
+    create(&a, NewJob::range("j", "scan", -50, 1_000, 30), 0).await?;
+    let claimer = |store: Handle, worker: &'static str| async move {
+        let mut got = Vec::new();
+        loop {
+            let claimed = claim(&store, worker, 3, at(1)).await?;
+            if claimed.is_empty() {
+                return anyhow::Ok(got);
+            }
+            got.extend(spans(&claimed)?);
+        }
+    };
+    let (left, right) = tokio::join!(
+        tokio::spawn(claimer(a.clone(), "w1")),
+        tokio::spawn(claimer(b.clone(), "w2"))
+    );
+    let mut all: Vec<(i64, i64)> = left??;
+    all.extend(right??);
+    all.sort_unstable();
+    ensure_eq!(all.len(), 35, "blocks of 30 over 1050 ids");
+    let mut expected = -50;
+    for (start, end) in &all {
+        ensure_eq!(
+            *start,
+            expected,
+            "blocks must tile the range without gaps or overlaps"
+        );
+        expected = *end;
+    }
+    ensure_eq!(
+        expected,
+        1_000,
+        "the last block ends at the end of the range"
+    );
+    ensure_eq!(job_task_ids(&a, "j").await?.len(), 35, "one task per block");
+    Ok(())
+}
+
+/// A job's queue that the claim does not ask for, or that is paused, makes no block;
+/// resuming it does.
+async fn paused_or_filtered_queues_make_no_blocks(a: Handle, b: Handle) -> Result<()> {
+    create(&a, NewJob::range("j", "scan", 0, 10, 5).queue("q"), 0).await?;
+    let other = QueueFilter::Only(vec!["other".into()]);
+    ensure!(
+        claim_from(&b, "w1", other, 5, at(1)).await?.is_empty(),
+        "a claim from another queue must not make blocks"
+    );
+    b.set_queue_paused("q", true).await?;
+    ensure_nothing_claimable(&b, at(1)).await?;
+    b.set_queue_paused("q", false).await?;
+    let only_q = QueueFilter::Only(vec!["q".into()]);
+    let claimed = claim_from(&a, "w1", only_q, 5, at(2)).await?;
+    ensure_eq!(spans(&claimed)?, [(0, 5), (5, 10)], "blocks once resumed");
+    Ok(())
+}
+
+/// A cancelled job makes no more blocks; its record says so; cancelling an unknown job
+/// fails with JobNotFound.
+async fn cancelled_jobs_make_no_blocks(a: Handle, b: Handle) -> Result<()> {
+    create(&a, NewJob::range("j", "scan", 0, 100, 10), 0).await?;
+    claim(&a, "w1", 1, at(1)).await?;
+    let cancelled = b.cancel_job("j").await?;
+    ensure!(cancelled.cancelled, "cancel_job returns the cancelled job");
+    ensure_eq!(cancelled.cursor, 10, "the cursor where it stopped");
+    ensure_nothing_claimable(&a, at(2)).await?;
+    ensure!(
+        a.get_job("j").await?.context("job")?.cancelled,
+        "the job reads back cancelled"
+    );
+    match b.cancel_job("nope").await {
+        Err(StoreError::JobNotFound(name)) => ensure_eq!(name, "nope", "the missing job"),
+        other => anyhow::bail!("cancel of an unknown job gave {other:?}"),
+    }
+    Ok(())
+}
+
+/// Blocks come from the highest-priority job first, then the oldest; `list_jobs` is
+/// sorted by name.
+async fn jobs_are_ordered_by_priority_then_age(a: Handle, b: Handle) -> Result<()> {
+    create(&a, NewJob::range("c-old", "k", 0, 1, 1), 0).await?;
+    create(&a, NewJob::range("b-new", "k", 10, 11, 1), 5).await?;
+    create(&a, NewJob::range("a-urgent", "k", 20, 21, 1).priority(9), 6).await?;
+    let mut order = Vec::new();
+    for second in 10..13 {
+        let claimed = claim(&b, "w", 1, at(second)).await?;
+        order.extend(claimed.iter().map(|c| c.job.clone().unwrap_or_default()));
+    }
+    ensure_eq!(order, ["a-urgent", "c-old", "b-new"], "jobs in claim order");
+    let names: Vec<String> = a
+        .list_jobs()
+        .await?
+        .iter()
+        .map(|j| j.name().to_string())
+        .collect();
+    ensure_eq!(names, ["a-urgent", "b-new", "c-old"], "list_jobs by name");
+    Ok(())
+}
+
+/// A list job's tasks are enqueued first; its record starts with the cursor at the end,
+/// so claims return its tasks and make no blocks.
+async fn list_jobs_make_no_blocks(a: Handle, b: Handle) -> Result<()> {
+    let items = ["x", "y", "z"]
+        .into_iter()
+        .map(|item| NewTask::new("each", json!(item)).job("l").queue("q"))
+        .collect::<Vec<_>>();
+    let ids = enqueue(&a, items, at(0)).await?;
+    let job = b
+        .create_job(NewJob::list("l", "each", 3).queue("q"), at(0))
+        .await?;
+    ensure_eq!(
+        (job.cursor, job.total_blocks()),
+        (3, 3),
+        "a list job's cursor and size"
+    );
+    let claimed = claim(&a, "w", 10, at(1)).await?;
+    let claimed_ids: BTreeSet<i64> = claimed.iter().map(|c| c.id).collect();
+    ensure_eq!(
+        claimed_ids,
+        ids.into_iter().collect(),
+        "only the list's own tasks"
+    );
+    Ok(())
+}
+
+/// A duplicate name fails with JobExists, a bad definition with InvalidRequest, tallies
+/// of an unknown job with JobNotFound; nothing is created by the failures.
+async fn bad_or_duplicate_jobs_are_rejected(a: Handle, b: Handle) -> Result<()> {
+    create(&a, NewJob::range("j", "k", 0, 10, 1), 0).await?;
+    match b.create_job(NewJob::range("j", "k", 0, 99, 1), at(1)).await {
+        Err(StoreError::JobExists(name)) => ensure_eq!(name, "j", "the existing job"),
+        other => anyhow::bail!("a duplicate job name gave {other:?}"),
+    }
+    ensure_eq!(
+        b.get_job("j").await?.context("job")?.definition.end,
+        10,
+        "first kept"
+    );
+    for bad in [
+        NewJob::range("zero", "k", 0, 10, 0),
+        NewJob::range("backwards", "k", 10, 0, 1),
+        NewJob::range(" ", "k", 0, 10, 1),
+    ] {
+        let name = bad.name.clone();
+        match b.create_job(bad, at(1)).await {
+            Err(StoreError::InvalidRequest(_)) => {}
+            other => anyhow::bail!("bad job {name:?} gave {other:?}"),
+        }
+        ensure_eq!(
+            b.get_job(&name).await?,
+            None,
+            "a rejected job is not stored"
+        );
+    }
+    match a.job_tallies("nope", at(1)).await {
+        Err(StoreError::JobNotFound(_)) => Ok(()),
+        other => anyhow::bail!("tallies of an unknown job gave {other:?}"),
+    }
+}
+
+/// Tallies group the job's tasks by state and worker with their block and id counts, and
+/// the ids that finished in the last minute.
+async fn tallies_count_blocks_and_ids_per_state_and_worker(a: Handle, b: Handle) -> Result<()> {
+    // Blocks of 100, 100 and 50 ids; one attempt each.
+    create(&a, NewJob::range("j", "k", 0, 250, 100).retries(0), 0).await?;
+    let by_a = claim(&a, "wa", 2, at(1)).await?;
+    let by_b = claim(&b, "wb", 5, at(1)).await?;
+    ensure_eq!(spans(&by_b)?, [(200, 250)], "the short block");
+    complete_as(
+        &a,
+        completion(&by_a[0], "wa", succeeded(json!(0))),
+        at(10),
+        TaskState::Completed,
+    )
+    .await?;
+    complete_as(
+        &a,
+        completion(&by_a[1], "wa", failed("no", None)),
+        at(100),
+        TaskState::Dead,
+    )
+    .await?;
+    let mut tallies = b.job_tallies("j", at(100)).await?;
+    tallies.sort_by(|x, y| (x.state, &x.worker).cmp(&(y.state, &y.worker)));
+    let tally = |state, worker: &str, blocks, ids, recent| BlockTally {
+        state,
+        worker: Some(worker.to_string()),
+        blocks,
+        ids,
+        ids_last_minute: recent,
+    };
+    ensure_eq!(
+        tallies,
+        [
+            tally(TaskState::Running, "wb", 1, 50, 0),
+            tally(TaskState::Completed, "wa", 1, 100, 0),
+            tally(TaskState::Dead, "wa", 1, 100, 100),
+        ],
+        "tallies at 100 s (the completion at 10 s is older than a minute)"
+    );
+    let recent = b.job_tallies("j", at(20)).await?;
+    let completed = recent
+        .iter()
+        .find(|t| t.state == TaskState::Completed)
+        .context("a completed tally")?;
+    ensure_eq!(
+        completed.ids_last_minute,
+        100,
+        "ids completed within the minute"
+    );
+    Ok(())
+}
+
+/// A worker idle on the `Tasks` topic wakes when a range job is created on the other
+/// handle: its blocks are claimable although no task was enqueued.
+async fn creating_a_range_job_wakes_idle_workers(a: Handle, b: Handle) -> Result<()> {
+    let mut listener = a.listen(Topic::Tasks).await?;
+    let creator = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b.create_job(NewJob::range("j", "k", 0, 10, 1), at(0)).await
+    });
+    let woke = listener.wait(Duration::from_secs(1)).await?;
+    creator.await??;
+    ensure!(
+        woke,
+        "creating a range job did not wake a Tasks listener within 1 s"
+    );
+    Ok(())
+}
