@@ -73,6 +73,9 @@ is involved unless you run one. SIGTERM/SIGINT stop claiming and let running tas
 finish (within --shutdown-timeout), then hand unfinished ones back; a second SIGINT
 stops at once.")]
     Worker(WorkerArgs),
+    /// Named jobs over id ranges or item lists, run by every worker that serves their queue
+    #[command(subcommand)]
+    Job(JobCommand),
     /// Queues (depth by state, oldest waiting task, throughput) and workers
     #[command(after_help = "\
 Examples:
@@ -288,4 +291,90 @@ pub(crate) enum QueuesCommand {
         /// Queue name
         queue: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobCommand {
+    /// Create a job over ids START..END in blocks, or over the lines of a file
+    #[command(after_help = "\
+Examples:
+  wrangle job create backfill --range 0..11000000 --block 1000 --kind scan
+  wrangle job create thumbs --items images.txt --kind thumbnail -q media --retries 5
+  find . -name '*.log' | wrangle job create logs --items - --kind gzip
+
+A range job costs one record however large its range: workers create its blocks as they
+claim them. A block's handler sees {start} {end} in argv, $WRANGLE_START $WRANGLE_END and
+$WRANGLE_JOB in its environment, and {\"start\":S,\"end\":E} as payload. A list job has one
+task per line; creating it again after an interruption adds only the missing items.")]
+    Create(JobCreateArgs),
+    /// Progress of a job: blocks and ids done, failed, running, waiting; rate and ETA
+    #[command(after_help = "\
+Examples:
+  wrangle job status backfill
+  wrangle job status backfill --follow             # live bar until the job ends
+  wrangle job status backfill --json | jq .done
+
+With --follow the exit code is 0 only if every block completed (1 if some failed for
+good or the job was cancelled); with --json --follow one JSON object per refresh.")]
+    Status {
+        /// Job name
+        name: String,
+        /// Redraw until the job ends
+        #[arg(long)]
+        follow: bool,
+        /// Time between refreshes with --follow
+        #[arg(long, default_value = "1s", value_name = "DUR")]
+        interval: String,
+        /// Show a progress bar with --follow (default: when stderr is a terminal)
+        #[arg(long, overrides_with = "no_progress")]
+        progress: bool,
+        /// Never show a progress bar
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// List jobs with their progress
+    #[command(after_help = "Examples:\n  wrangle job list\n  wrangle job list --json")]
+    List,
+    /// Cancel a job: no new blocks, unfinished blocks cancelled (running ones stopped)
+    #[command(after_help = "Example:\n  wrangle job cancel backfill")]
+    Cancel {
+        /// Job name
+        name: String,
+    },
+    /// Run a job's dead blocks again (only those)
+    #[command(after_help = "Example:\n  wrangle job retry backfill")]
+    Retry {
+        /// Job name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobCreateArgs {
+    /// Job name, unique in the store
+    pub(crate) name: String,
+    /// Ids START..END (end exclusive)
+    #[arg(long, value_name = "START..END", required_unless_present = "items")]
+    pub(crate) range: Option<String>,
+    /// Ids per block
+    #[arg(long, value_name = "SIZE", default_value_t = 1, requires = "range")]
+    pub(crate) block: i64,
+    /// One task per line of FILE (- for stdin)
+    #[arg(long, value_name = "FILE", conflicts_with = "range")]
+    pub(crate) items: Option<PathBuf>,
+    /// Task kind of its blocks (which handler runs them)
+    #[arg(long)]
+    pub(crate) kind: String,
+    /// Queue
+    #[arg(short = 'q', long, default_value = "default")]
+    pub(crate) queue: String,
+    /// Retries of a failed block (default: the kind's in wrangle.toml, else 3)
+    #[arg(long)]
+    pub(crate) retries: Option<u32>,
+    /// Time limit for one attempt of a block (e.g. 5m)
+    #[arg(long, value_name = "DUR")]
+    pub(crate) timeout: Option<String>,
+    /// Priority of its blocks; higher runs first
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub(crate) priority: i32,
 }

@@ -52,6 +52,8 @@ impl From<StoreError> for CliError {
             StoreError::InvalidRequest(_)
             | StoreError::TaskNotFound(_)
             | StoreError::CommandNotFound(_)
+            | StoreError::JobNotFound(_)
+            | StoreError::JobExists(_)
             | StoreError::InvalidTransition { .. } => CliError::Input(err.to_string()),
             _ => CliError::Runtime(err.to_string()),
         }

@@ -303,16 +303,83 @@ impl CommandExecutor {
         &self,
         task: &ClaimedTask,
     ) -> (Option<tokio::fs::File>, Option<tokio::fs::File>) {
-        let Some(dir) = &self.spec.output_dir else {
+        let Some(dir) = self.task_output_dir(task) else {
             return (None, None);
         };
-        if tokio::fs::create_dir_all(dir).await.is_err() {
+        if tokio::fs::create_dir_all(&dir).await.is_err() {
             return (None, None);
         }
-        let open =
-            |suffix: &str| tokio::fs::File::create(dir.join(format!("{}.{suffix}", task.id)));
+        let stem = output_stem(task);
+        let open = |suffix: &str| tokio::fs::File::create(dir.join(format!("{stem}.{suffix}")));
         (open("stdout").await.ok(), open("stderr").await.ok())
     }
+
+    /// Where a task's output files go: `DIR/`, or `DIR/JOB/` for a job's task (DScript's
+    /// per-job output directory).
+    fn task_output_dir(&self, task: &ClaimedTask) -> Option<PathBuf> {
+        let dir = self.spec.output_dir.as_ref()?;
+        Some(match &task.job {
+            Some(job) => dir.join(safe_file_name(job)),
+            None => dir.clone(),
+        })
+    }
+
+    /// Appends one line per attempt of a job's task to `DIR/JOB/blocks.log`: when, which
+    /// block, which task and attempt, and how it ended.
+    async fn log_block_outcome(&self, task: &ClaimedTask, result: &ExecResult) {
+        let (Some(dir), Some(_)) = (self.task_output_dir(task), &task.job) else {
+            return;
+        };
+        let outcome = match result {
+            Ok(_) => "ok".to_string(),
+            Err(Failure(error)) => format!("failed: {}", error.lines().next().unwrap_or("")),
+        };
+        let line = format!(
+            "{} {} task={} attempt={} {outcome}\n",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            output_stem(task),
+            task.id,
+            task.attempt,
+        );
+        let append = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            let mut log = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("blocks.log"))
+                .await?;
+            log.write_all(line.as_bytes()).await
+        };
+        if let Err(err) = append.await {
+            tracing::warn!("cannot append to {}/blocks.log: {err}", dir.display());
+        }
+    }
+}
+
+/// A task's output file name without extension: `START-END` for a range block, else its id.
+fn output_stem(task: &ClaimedTask) -> String {
+    match (
+        task.payload.get("start").and_then(Value::as_i64),
+        task.payload.get("end").and_then(Value::as_i64),
+    ) {
+        (Some(start), Some(end)) if task.job.is_some() => format!("{start}-{end}"),
+        _ => task.id.to_string(),
+    }
+}
+
+/// A job name made safe as one path component.
+fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_string()
 }
 
 #[async_trait]
@@ -322,6 +389,7 @@ impl Executor for CommandExecutor {
         if let Some(sink) = &self.spec.output {
             sink.attempt_ended(task, &result);
         }
+        self.log_block_outcome(task, &result).await;
         result
     }
 }

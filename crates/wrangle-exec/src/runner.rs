@@ -127,12 +127,22 @@ impl RunnerExecutor {
             .lock()
             .expect("pending lock")
             .insert(task.id, reply_tx);
-        let request = json!({
+        let mut request = json!({
             "id": task.id,
             "kind": task.kind,
             "payload": task.payload,
             "attempt": task.attempt,
         });
+        // A job's block also carries its job and bounds at the top level, as DScript's
+        // `run(start_id, end_id, output)` had them.
+        if let Some(job) = &task.job {
+            request["job"] = json!(job);
+            for bound in ["start", "end"] {
+                if let Some(value) = task.payload.get(bound) {
+                    request[bound] = value.clone();
+                }
+            }
+        }
         if process.requests.send(format!("{request}\n")).is_err() {
             process
                 .pending

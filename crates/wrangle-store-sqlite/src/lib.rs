@@ -33,6 +33,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
+use wrangle_core::job::{BlockTally, Job, NewJob, block_payload};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
@@ -43,7 +44,7 @@ use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInf
 
 pub use listen::CROSS_PROCESS_POLL;
 use listen::Topics;
-use rows::{from_ms, ms, task_from_row};
+use rows::{from_ms, job_from_row, ms, task_from_row};
 
 /// How long a writer waits for another process's write transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -231,6 +232,72 @@ async fn guard_transition(
     }
 }
 
+/// Makes up to `count` new blocks for a claim from the range jobs it may take (see
+/// `wrangle_core::job`), inside the claim's transaction: the cursor moves and the blocks are
+/// inserted already running, so no other claimer can get them.
+async fn create_blocks(
+    tx: &mut Transaction<'static, Sqlite>,
+    request: &ClaimRequest,
+    mut count: usize,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<ClaimedTask>, StoreError> {
+    let queues = match &request.queues {
+        QueueFilter::All => None,
+        QueueFilter::Only(queues) => Some(json_text(&json!(queues))),
+    };
+    let mut claimed = Vec::new();
+    while count > 0 {
+        let Some(row) = sqlx::query(include_str!("sql/job_to_advance.sql"))
+            .bind(&queues)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?
+        else {
+            break;
+        };
+        let job = job_from_row(&row)?;
+        let (blocks, cursor) = job.next_blocks(count);
+        sqlx::query("UPDATE jobs SET cursor = ?1 WHERE name = ?2")
+            .bind(cursor)
+            .bind(job.name())
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        let spans: Vec<[i64; 2]> = blocks.iter().map(|&(start, end)| [start, end]).collect();
+        let mut ids: Vec<TaskId> =
+            sqlx::query_scalar::<_, i64>(include_str!("sql/insert_blocks.sql"))
+                .bind(json_text(&json!(spans)))
+                .bind(&request.worker)
+                .bind(ms(lease_until))
+                .bind(ms(request.now))
+                .bind(job.name())
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(backend)?;
+        // Rows were inserted in block order, so ids increase with the blocks.
+        ids.sort_unstable();
+        if ids.len() != blocks.len() {
+            return Err(StoreError::Backend("block insert lost track of ids".into()));
+        }
+        let definition = &job.definition;
+        for (id, (start, end)) in ids.into_iter().zip(blocks) {
+            claimed.push(ClaimedTask {
+                id,
+                queue: definition.queue.clone(),
+                kind: definition.task_kind.clone(),
+                payload: block_payload(start, end),
+                attempt: 1,
+                max_attempts: definition.max_attempts,
+                timeout: definition.timeout,
+                job: Some(definition.name.clone()),
+                lease_until,
+            });
+            count -= 1;
+        }
+    }
+    Ok(claimed)
+}
+
 /// Registers a worker or refreshes its row.
 async fn upsert_worker(
     tx: &mut Transaction<'static, Sqlite>,
@@ -365,6 +432,11 @@ impl Store for SqliteStore {
         }
         let mut tx = self.write_tx().await?;
         let rows = query.fetch_all(&mut *tx).await.map_err(backend)?;
+        let blocks = if rows.len() < request.limit {
+            create_blocks(&mut tx, &request, request.limit - rows.len(), lease_until).await?
+        } else {
+            Vec::new()
+        };
         tx.commit().await.map_err(backend)?;
         let mut claimed: Vec<(i32, i64, ClaimedTask)> = rows
             .iter()
@@ -388,7 +460,11 @@ impl Store for SqliteStore {
             .collect();
         claimed
             .sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.id.cmp(&b.2.id)));
-        Ok(claimed.into_iter().map(|(_, _, task)| task).collect())
+        Ok(claimed
+            .into_iter()
+            .map(|(_, _, task)| task)
+            .chain(blocks)
+            .collect())
     }
 
     async fn complete_batch(
@@ -611,6 +687,110 @@ impl Store for SqliteStore {
         .rows_affected();
         tx.commit().await.map_err(backend)?;
         Ok(deleted)
+    }
+
+    async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        job.validate()?;
+        let job = job.into_job(now);
+        let definition = &job.definition;
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (name, kind, queue, task_kind, priority, max_attempts, timeout_ms,
+                               start_id, end_id, block, cursor, cancelled, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&definition.name)
+        .bind(definition.kind.as_str())
+        .bind(&definition.queue)
+        .bind(&definition.task_kind)
+        .bind(definition.priority)
+        .bind(definition.max_attempts as i64)
+        .bind(definition.timeout.map(|d| d.as_millis() as i64))
+        .bind(definition.start)
+        .bind(definition.end)
+        .bind(definition.block)
+        .bind(job.cursor)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::JobExists(definition.name.clone()));
+        }
+        let topics: &[Topic] = if job.has_blocks_to_create() {
+            &[Topic::Tasks]
+        } else {
+            &[]
+        };
+        self.commit_notify(tx, topics).await?;
+        Ok(job)
+    }
+
+    async fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError> {
+        sqlx::query("SELECT * FROM jobs WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        sqlx::query("SELECT * FROM jobs ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(job_from_row)
+            .collect()
+    }
+
+    async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("UPDATE jobs SET cancelled = 1 WHERE name = ?1 RETURNING *")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+        let job = job_from_row(&row)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(job)
+    }
+
+    async fn job_tallies(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BlockTally>, StoreError> {
+        if self.get_job(name).await?.is_none() {
+            return Err(StoreError::JobNotFound(name.to_string()));
+        }
+        let minute_ago = now - chrono::Duration::seconds(60);
+        sqlx::query(include_str!("sql/job_tallies.sql"))
+            .bind(name)
+            .bind(ms(minute_ago))
+            .bind(ms(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| {
+                let state: String = row.get("state");
+                Ok(BlockTally {
+                    state: state
+                        .parse()
+                        .map_err(|e| StoreError::Backend(format!("{e}")))?,
+                    worker: row.get("worker"),
+                    blocks: row.get::<i64, _>("blocks") as u64,
+                    ids: row.get::<i64, _>("ids") as u64,
+                    ids_last_minute: row.get::<i64, _>("recent") as u64,
+                })
+            })
+            .collect()
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
+use wrangle_core::job::{Job, JobKind, NewJob};
 use wrangle_core::store::{QueueStats, StoreError};
 use wrangle_core::stored::StoredAttempt;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
@@ -60,6 +61,28 @@ pub(crate) fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
         started_at: row.get::<Option<i64>, _>("started_at").map(from_ms),
         finished_at: row.get::<Option<i64>, _>("finished_at").map(from_ms),
         attempts: attempts.into_iter().map(AttemptRecord::from).collect(),
+    })
+}
+
+pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
+    Ok(Job {
+        definition: NewJob {
+            name: row.get("name"),
+            kind: JobKind::parse(row.get("kind"))?,
+            queue: row.get("queue"),
+            task_kind: row.get("task_kind"),
+            priority: row.get("priority"),
+            max_attempts: row.get::<i64, _>("max_attempts") as u32,
+            timeout: row
+                .get::<Option<i64>, _>("timeout_ms")
+                .map(|t| Duration::from_millis(t as u64)),
+            start: row.get("start_id"),
+            end: row.get("end_id"),
+            block: row.get("block"),
+        },
+        cursor: row.get("cursor"),
+        cancelled: row.get::<i64, _>("cancelled") != 0,
+        created_at: from_ms(row.get("created_at")),
     })
 }
 

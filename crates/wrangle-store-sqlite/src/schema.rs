@@ -10,7 +10,10 @@ use wrangle_core::store::StoreError;
 use crate::backend;
 
 /// Schema steps; index 0 brings an empty file to version 1.
-const MIGRATIONS: &[&str] = &[include_str!("sql/schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/schema_v1.sql"),
+    include_str!("sql/schema_v2.sql"),
+];
 
 /// Brings the database at `pool` to the newest schema version.
 pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {

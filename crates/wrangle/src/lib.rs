@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod jobs;
 pub mod parallel;
 
 use std::sync::Arc;

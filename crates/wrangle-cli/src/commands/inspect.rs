@@ -10,7 +10,7 @@ use super::Context;
 use crate::cli::{QueuesCommand, TasksCommand};
 use crate::fail::CliResult;
 
-fn print_json(value: &impl serde::Serialize) {
+pub(crate) fn print_json(value: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("serializable")
@@ -37,8 +37,9 @@ pub(crate) async fn status(context: &Context) -> CliResult {
     let now = Utc::now();
     let queues = context.store.queue_stats(now).await?;
     let workers = context.store.list_workers().await?;
+    let jobs = super::job::all_progress(context).await?;
     if context.json {
-        print_json(&json!({"queues": queues, "workers": workers}));
+        print_json(&json!({"queues": queues, "workers": workers, "jobs": jobs}));
         return Ok(0);
     }
     println!(
@@ -103,6 +104,10 @@ pub(crate) async fn status(context: &Context) -> CliResult {
     }
     if workers.is_empty() {
         println!("(no workers registered)");
+    }
+    if !jobs.is_empty() {
+        println!();
+        super::job::print_jobs_table(&jobs);
     }
     Ok(0)
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; [`dispatch`] loads the config, opens the store and runs it.
 
 mod inspect;
+mod job;
 mod run;
 mod submit;
 mod worker;
@@ -46,6 +47,13 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Worker(args) => {
             let setup = worker::plan(&args, &config)?;
             worker::run(Context::open(&cli.global, &config).await?, setup).await
+        }
+        Command::Job(command) => {
+            let create = match &command {
+                crate::cli::JobCommand::Create(args) => Some(job::plan_create(args, &config)?),
+                _ => None,
+            };
+            job::run(&Context::open(&cli.global, &config).await?, command, create).await
         }
         Command::Status => inspect::status(&Context::open(&cli.global, &config).await?).await,
         Command::Tasks(command) => {

@@ -20,7 +20,8 @@ pub(crate) struct SubmitPlan {
     wait: Option<Option<Duration>>,
 }
 
-fn read_input(source: &str) -> CliResult<String> {
+/// The text of FILE, or of stdin for `-`; an unreadable file is bad input.
+pub(crate) fn read_input(source: &str) -> CliResult<String> {
     let mut text = String::new();
     let result = if source == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())

@@ -1,0 +1,705 @@
+//! End-to-end tests of `wrangle job` (DScript's range runs) through the real binary, with
+//! real `wrangle worker --exec` processes, on the embedded SQLite store and on throwaway
+//! PostgreSQL, Redis and MariaDB servers (`wrangle-testkit`):
+//!
+//! - a job over 0..1,000,000 in blocks of 1000 run by 3 worker processes, one killed with
+//!   kill -9 midway: every id is processed (side effects counted), the job ends 100% with
+//!   no failed block, and `job status` agrees;
+//! - creating a job over 10^12 ids is one record (no task) and takes well under 100 ms;
+//! - a block that always fails ends dead, the job reports it, `job retry` runs only it;
+//! - `job status --follow` draws a live bar with rate and ETA on a terminal; `--json`
+//!   gives the same numbers as the human report; list jobs; bad input exits 2.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wrangle_testkit::{MariaDbServer, PostgresServer, RedisServer, or_skip};
+
+/// A temp dir and a store URL, with helpers to run `wrangle` against them.
+struct Sandbox {
+    dir: tempfile::TempDir,
+    store: String,
+    workers: Vec<Child>,
+}
+
+impl Sandbox {
+    /// The embedded default store in a new temp dir.
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("w.db").display());
+        Sandbox {
+            dir,
+            store,
+            workers: Vec::new(),
+        }
+    }
+
+    /// A server's store.
+    fn on(url: &str) -> Self {
+        let mut sandbox = Sandbox::sqlite();
+        sandbox.store = url.to_string();
+        sandbox
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wrangle"));
+        command
+            .current_dir(self.dir.path())
+            .env_remove("WRANGLE_STORE")
+            .env("WRANGLE_LOG", "info")
+            .args(["--store", &self.store])
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "wrangle {args:?} failed: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Starts `wrangle worker --name NAME ARGS…`, logging to NAME.log.
+    fn spawn_worker(&mut self, name: &str, args: &[&str]) {
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
+        let child = self
+            .command(&["worker", "--name", name])
+            .args(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.workers.push(child);
+    }
+
+    fn worker_logs(&self) -> String {
+        let mut logs = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                logs += &format!("--- {}\n", path.display());
+                logs += &std::fs::read_to_string(&path).unwrap_or_default();
+            }
+        }
+        logs
+    }
+
+    /// `job status NAME --follow` until it exits (or `limit` passes); its exit code.
+    fn follow(&self, name: &str, limit: Duration) -> i32 {
+        let mut child = self
+            .command(&["job", "status", name, "--follow", "--interval", "100ms"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                panic!(
+                    "job {name} did not end within {limit:?}: {}\n{}",
+                    self.json(&["job", "status", name]),
+                    self.worker_logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop_workers(&mut self) {
+        for child in &mut self.workers {
+            signal(child, nix::sys::signal::Signal::SIGTERM);
+        }
+        for child in &mut self.workers {
+            let _ = child.wait();
+        }
+        self.workers.clear();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for child in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The `(start, end)` blocks a handler recorded, one `START END` line each.
+fn recorded_blocks(sandbox: &Sandbox, file: &str) -> Vec<(i64, i64)> {
+    std::fs::read_to_string(sandbox.path(file))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let (start, end) = line.split_once(' ').expect("START END");
+            (start.parse().unwrap(), end.parse().unwrap())
+        })
+        .collect()
+}
+
+/// A handler appending `START END` to FILE after `sleep` seconds (one short write, so
+/// lines from several processes never mix), failing while the file `fail-START` exists.
+fn recording_handler(file: &str, sleep: &str) -> String {
+    format!(
+        "sh -c 'sleep {sleep}; [ ! -e fail-$WRANGLE_START ] || exit 3; echo $WRANGLE_START $WRANGLE_END >> {file}'"
+    )
+}
+
+// --- 1,000,000 ids, 3 workers, one killed -------------------------------------------------
+
+/// The issue's scenario on one store: see the module documentation.
+fn three_workers_one_killed_process_every_id(url: &str) {
+    let mut sandbox = Sandbox::on(url);
+    sandbox.ok(&[
+        "job",
+        "create",
+        "backfill",
+        "--range",
+        "0..1000000",
+        "--block",
+        "1000",
+        "--kind",
+        "scan",
+        "--retries",
+        "3",
+    ]);
+    let handler = recording_handler("effects", "0.01");
+    for name in ["w1", "w2", "w3"] {
+        sandbox.spawn_worker(
+            name,
+            &[
+                "--exec",
+                &handler,
+                "-n",
+                "2",
+                "--lease",
+                "2s",
+                "--backoff",
+                "100ms",
+            ],
+        );
+    }
+    // Kill w1 midway, while it holds blocks.
+    let started = Instant::now();
+    loop {
+        let progress = sandbox.json(&["job", "status", "backfill"]);
+        let done = progress["done"]["blocks"].as_u64().unwrap();
+        let holding = progress["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker"] == "w1" && w["running"].as_u64().unwrap() > 0);
+        if done >= 250 && holding {
+            assert!(
+                done < 900,
+                "the job nearly finished before the kill: {progress}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "w1 never held blocks midway: {progress}\n{}",
+            sandbox.worker_logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&sandbox.workers[0], nix::sys::signal::Signal::SIGKILL);
+    let _ = sandbox.workers[0].wait();
+
+    assert_eq!(sandbox.follow("backfill", Duration::from_secs(300)), 0);
+    sandbox.stop_workers();
+
+    // Every id was processed: the recorded blocks tile 0..1,000,000 (a block the killed
+    // worker was running may have been recorded twice).
+    let mut blocks = recorded_blocks(&sandbox, "effects");
+    blocks.sort_unstable();
+    blocks.dedup();
+    assert_eq!(blocks.len(), 1000, "distinct blocks processed");
+    let mut next = 0;
+    for (start, end) in &blocks {
+        assert_eq!(*start, next, "a gap or overlap before block {start}");
+        next = *end;
+    }
+    assert_eq!(next, 1_000_000);
+
+    let progress = sandbox.json(&["job", "status", "backfill"]);
+    assert_eq!(progress["status"], "completed", "{progress}");
+    assert_eq!(progress["done"]["ids"], 1_000_000, "{progress}");
+    assert_eq!(progress["done"]["blocks"], 1000, "{progress}");
+    assert_eq!(progress["failed"]["blocks"], 0, "{progress}");
+    assert!((progress["job"]["cursor"].as_i64().unwrap()) == 1_000_000);
+    // The killed worker's blocks were rescued after its lease expired and rerun elsewhere.
+    let tasks = sandbox.json(&["tasks", "list", "--job", "backfill", "--limit", "2000"]);
+    let rescued = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["attempts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["outcome"] == "lease expired")
+        })
+        .count();
+    assert!(rescued >= 1, "no block of the killed worker was rescued");
+    let shares: Vec<&str> = progress["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["worker"].as_str().unwrap())
+        .collect();
+    assert!(
+        shares.contains(&"w2") && shares.contains(&"w3"),
+        "{progress}"
+    );
+    eprintln!(
+        "{url}: 1000 blocks, {rescued} rescued, {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn sqlite_range_job_survives_a_worker_killed_with_kill_9() {
+    let sandbox = Sandbox::sqlite();
+    three_workers_one_killed_process_every_id(&sandbox.store);
+}
+
+#[test]
+fn postgres_range_job_survives_a_worker_killed_with_kill_9() {
+    let Some(server) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    three_workers_one_killed_process_every_id(&server.url());
+}
+
+#[test]
+fn redis_range_job_survives_a_worker_killed_with_kill_9() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    three_workers_one_killed_process_every_id(&server.url());
+}
+
+#[test]
+fn mariadb_range_job_survives_a_worker_killed_with_kill_9() {
+    let Some(server) = or_skip(MariaDbServer::start()) else {
+        return;
+    };
+    three_workers_one_killed_process_every_id(&server.url());
+}
+
+// --- creating a huge job is O(1) ------------------------------------------------------------
+
+/// `create_job` over 10^12 ids in blocks of 1000 stores one job and no task, and takes
+/// well under 100 ms; the CLI's `job create` says so too.
+fn creating_a_huge_job_is_one_record(url: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = wrangle::connect(url).await.unwrap();
+        let job = wrangle::jobs::NewJob::range("huge", "scan", 0, 1_000_000_000_000, 1000);
+        let started = Instant::now();
+        wrangle::jobs::create(&store, job).await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(100),
+            "create_job took {took:?}"
+        );
+        let tasks = store
+            .list_tasks(wrangle::TaskFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(tasks.is_empty(), "a new job created tasks: {tasks:?}");
+        assert!(
+            store
+                .queue_stats(chrono::Utc::now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.list_jobs().await.unwrap().len(), 1);
+        eprintln!("{url}: create_job over 10^12 ids took {took:?}");
+    });
+    let sandbox = Sandbox::on(url);
+    let started = Instant::now();
+    let out = sandbox.ok(&[
+        "job",
+        "create",
+        "huge2",
+        "--range",
+        "0..1000000000000",
+        "--block",
+        "1000",
+        "--kind",
+        "scan",
+    ]);
+    eprintln!(
+        "{url}: `wrangle job create` process took {:?}",
+        started.elapsed()
+    );
+    assert!(out.contains("1000000000 blocks"), "{out}");
+    let progress = sandbox.json(&["job", "status", "huge2"]);
+    assert_eq!(
+        progress["waiting"]["blocks"], 1_000_000_000u64,
+        "{progress}"
+    );
+    assert_eq!(progress["total"]["ids"], 1_000_000_000_000u64, "{progress}");
+}
+
+#[test]
+fn sqlite_creating_a_job_over_10_to_the_12_ids_is_one_record() {
+    let sandbox = Sandbox::sqlite();
+    creating_a_huge_job_is_one_record(&sandbox.store);
+}
+
+#[test]
+fn postgres_creating_a_job_over_10_to_the_12_ids_is_one_record() {
+    let Some(server) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    creating_a_huge_job_is_one_record(&server.url());
+}
+
+#[test]
+fn redis_creating_a_job_over_10_to_the_12_ids_adds_a_constant_number_of_keys() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let dbsize = || {
+        let out = Command::new("redis-cli")
+            .args(["-p", &server.port().to_string(), "dbsize"])
+            .output()
+            .expect("redis-cli");
+        text(&out.stdout).trim().parse::<u64>().expect("dbsize")
+    };
+    // The store's own keys (script cache, counters) exist once it is opened.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(wrangle::connect(&server.url())).unwrap();
+    let before = dbsize();
+    creating_a_huge_job_is_one_record(&server.url());
+    let added = dbsize() - before;
+    assert!(added <= 6, "two huge jobs added {added} keys");
+}
+
+#[test]
+fn mariadb_creating_a_job_over_10_to_the_12_ids_is_one_record() {
+    let Some(server) = or_skip(MariaDbServer::start()) else {
+        return;
+    };
+    creating_a_huge_job_is_one_record(&server.url());
+}
+
+// --- failures, retry, status, list jobs, bad input (SQLite) ------------------------------
+
+#[test]
+fn a_block_that_always_fails_ends_dead_and_job_retry_runs_only_it() {
+    let mut sandbox = Sandbox::sqlite();
+    std::fs::write(sandbox.path("fail-7"), "").unwrap();
+    sandbox.ok(&[
+        "job",
+        "create",
+        "j",
+        "--range",
+        "0..10",
+        "--kind",
+        "scan",
+        "--retries",
+        "2",
+    ]);
+    let handler = recording_handler("effects", "0");
+    sandbox.spawn_worker("w", &["--exec", &handler, "-n", "2", "--backoff", "10ms"]);
+    assert_eq!(
+        sandbox.follow("j", Duration::from_secs(60)),
+        1,
+        "a block failed for good"
+    );
+    let progress = sandbox.json(&["job", "status", "j"]);
+    assert_eq!(progress["status"], "failed", "{progress}");
+    assert_eq!(progress["failed"]["blocks"], 1, "{progress}");
+    assert_eq!(progress["done"]["blocks"], 9, "{progress}");
+    let dead = sandbox.json(&["tasks", "list", "--job", "j", "--state", "dead"]);
+    let dead = dead.as_array().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["payload"]["start"], 7);
+    assert_eq!(
+        dead[0]["attempts"].as_array().unwrap().len(),
+        3,
+        "1 + 2 retries"
+    );
+    let human = sandbox.ok(&["job", "status", "j"]);
+    assert!(human.contains("job j: failed"), "{human}");
+
+    std::fs::remove_file(sandbox.path("fail-7")).unwrap();
+    let out = sandbox.ok(&["job", "retry", "j"]);
+    assert!(out.contains("1 dead blocks"), "{out}");
+    assert_eq!(sandbox.follow("j", Duration::from_secs(60)), 0);
+    sandbox.stop_workers();
+    let mut runs: Vec<i64> = recorded_blocks(&sandbox, "effects")
+        .into_iter()
+        .map(|(start, _)| start)
+        .collect();
+    runs.sort_unstable();
+    assert_eq!(
+        runs,
+        (0..10).collect::<Vec<_>>(),
+        "each block ran to the end once"
+    );
+    let progress = sandbox.json(&["job", "status", "j"]);
+    assert_eq!(progress["status"], "completed", "{progress}");
+    assert_eq!(progress["done"]["ids"], 10, "{progress}");
+    // The retried block's history: three failures, then the success after the retry.
+    let done = sandbox.json(&["tasks", "list", "--job", "j"]);
+    let block7 = done
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["payload"]["start"] == 7)
+        .unwrap();
+    assert_eq!(block7["attempts"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn job_status_follow_draws_a_live_bar_with_rate_and_eta_and_json_agrees() {
+    let mut sandbox = Sandbox::sqlite();
+    sandbox.ok(&[
+        "job", "create", "slow", "--range", "0..3000", "--block", "100", "--kind", "k",
+    ]);
+    sandbox.spawn_worker(
+        "w",
+        &["--exec", "sh -c 'sleep 0.2'", "-n", "2", "--output", "out"],
+    );
+    // `script` gives `job status --follow` a pseudo-terminal, as a user's shell would.
+    let command = format!(
+        "{} --store {} job status slow --follow --interval 200ms",
+        env!("CARGO_BIN_EXE_wrangle"),
+        sandbox.store
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(sandbox.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let screen = text(&out.stdout);
+    assert!(screen.contains("ETA"), "{screen}");
+    assert!(screen.contains("ids/s"), "{screen}");
+    assert!(
+        screen.contains("/3,000 ids") || screen.contains("/3000 ids"),
+        "{screen}"
+    );
+    let redraws = screen.matches("ids/s").count();
+    assert!(redraws >= 3, "the bar was drawn {redraws} times:\n{screen}");
+    assert!(screen.contains("job slow: completed"), "{screen}");
+
+    // The human report and --json give the same numbers.
+    let json = sandbox.json(&["job", "status", "slow"]);
+    let human = sandbox.ok(&["job", "status", "slow"]);
+    let done_line = human
+        .lines()
+        .find(|l| l.trim_start().starts_with("done"))
+        .unwrap();
+    let numbers: Vec<&str> = done_line.split_whitespace().collect();
+    assert_eq!(
+        numbers[1],
+        json["done"]["blocks"].to_string(),
+        "{human}\n{json}"
+    );
+    assert_eq!(
+        numbers[3],
+        json["done"]["ids"].to_string(),
+        "{human}\n{json}"
+    );
+    let list = sandbox.json(&["job", "list"]);
+    assert_eq!(list[0]["done"], json["done"]);
+    let status = sandbox.json(&["status"]);
+    assert_eq!(status["jobs"][0]["job"]["name"], "slow");
+
+    // DScript's output directory: per-block files under out/JOB/ and a log of outcomes.
+    sandbox.stop_workers();
+    let log = std::fs::read_to_string(sandbox.path("out/slow/blocks.log")).unwrap();
+    assert_eq!(log.lines().count(), 30, "{log}");
+    assert!(log.contains(" 2900-3000 task="), "{log}");
+    assert!(sandbox.path("out/slow/0-100.stdout").exists());
+}
+
+#[test]
+fn list_jobs_run_each_item_once_and_creating_again_adds_nothing() {
+    let mut sandbox = Sandbox::sqlite();
+    std::fs::write(sandbox.path("items.txt"), "a\nb b\n\nc\n").unwrap();
+    let created = sandbox.ok(&["job", "create", "l", "--items", "items.txt", "--kind", "k"]);
+    assert!(created.contains("3 blocks"), "{created}");
+    // Creating it again (an interrupted create, rerun) adds nothing.
+    sandbox.ok(&["job", "create", "l", "--items", "items.txt", "--kind", "k"]);
+    sandbox.spawn_worker(
+        "w",
+        &["--exec", "sh -c 'echo \"$1\" >> seen' _ {}", "-n", "2"],
+    );
+    assert_eq!(sandbox.follow("l", Duration::from_secs(60)), 0);
+    sandbox.stop_workers();
+    let mut seen: Vec<String> = std::fs::read_to_string(sandbox.path("seen"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["a", "b b", "c"]);
+    let out = sandbox.run(&["job", "create", "l", "--items", "-", "--kind", "other"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a different job of the same name"
+    );
+}
+
+#[test]
+fn cancel_stops_a_job_and_bad_input_exits_2() {
+    let mut sandbox = Sandbox::sqlite();
+    sandbox.ok(&["job", "create", "c", "--range", "0..1000000", "--kind", "k"]);
+    sandbox.spawn_worker("w", &["--exec", "sh -c 'sleep 0.05'", "-n", "2"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = sandbox.ok(&["job", "cancel", "c"]);
+    assert!(out.contains("cancelled job c"), "{out}");
+    assert_eq!(
+        sandbox.follow("c", Duration::from_secs(30)),
+        1,
+        "a cancelled job"
+    );
+    let progress = sandbox.json(&["job", "status", "c"]);
+    assert_eq!(progress["status"], "cancelled", "{progress}");
+    assert!(
+        progress["done"]["blocks"].as_u64().unwrap() < 1000,
+        "{progress}"
+    );
+    sandbox.stop_workers();
+
+    for args in [
+        vec!["job", "create", "x", "--range", "5..1", "--kind", "k"],
+        vec![
+            "job", "create", "x", "--range", "0..9", "--block", "0", "--kind", "k",
+        ],
+        vec!["job", "create", "x", "--range", "zero..9", "--kind", "k"],
+        vec!["job", "create", "x", "--kind", "k"],
+        vec![
+            "job",
+            "create",
+            "x",
+            "--items",
+            "missing.txt",
+            "--kind",
+            "k",
+        ],
+        vec!["job", "create", "c", "--range", "0..9", "--kind", "k"],
+        vec!["job", "status", "nope"],
+        vec!["job", "retry", "nope"],
+        vec!["job", "cancel", "nope"],
+        vec!["job", "status", "c", "--follow", "--interval", "soon"],
+    ] {
+        let out = sandbox.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    for args in [
+        vec!["job", "--help"],
+        vec!["job", "create", "--help"],
+        vec!["job", "status", "--help"],
+        vec!["job", "list", "--help"],
+        vec!["job", "cancel", "--help"],
+        vec!["job", "retry", "--help"],
+    ] {
+        let help = sandbox.ok(&args);
+        assert!(
+            help.contains("Example") || args.len() == 2,
+            "{args:?}:\n{help}"
+        );
+    }
+}
+
+/// A runner-protocol handler, loaded once per runner process, gets each block's job, start
+/// and end as request fields; two processes serve every block of the job.
+#[test]
+fn runner_protocol_handlers_get_the_block_and_load_once() {
+    let mut sandbox = Sandbox::sqlite();
+    std::fs::write(
+        sandbox.path("runner.py"),
+        r#"import json, os, sys
+for line in sys.stdin:
+    request = json.loads(line)
+    with open("effects", "a") as out:
+        out.write(f"{request['start']} {request['end']} {os.getpid()} {request['job']}\n")
+    print(json.dumps({"id": request["id"], "ok": True, "result": request["end"] - request["start"]}), flush=True)
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox.path("wrangle.toml"),
+        "[kinds.scan]\nrunner = [\"python3\", \"runner.py\"]\n",
+    )
+    .unwrap();
+    sandbox.ok(&[
+        "job", "create", "r", "--range", "0..5000", "--block", "50", "--kind", "scan",
+    ]);
+    sandbox.spawn_worker("w", &["-n", "2"]);
+    assert_eq!(sandbox.follow("r", Duration::from_secs(60)), 0);
+    sandbox.stop_workers();
+    let lines = std::fs::read_to_string(sandbox.path("effects")).unwrap();
+    let mut starts = Vec::new();
+    let mut pids = std::collections::BTreeSet::new();
+    for line in lines.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (start, end): (i64, i64) = (fields[0].parse().unwrap(), fields[1].parse().unwrap());
+        assert_eq!(end - start, 50, "{line}");
+        assert_eq!(fields[3], "r", "{line}");
+        starts.push(start);
+        pids.insert(fields[2].to_string());
+    }
+    starts.sort_unstable();
+    assert_eq!(starts, (0..100).map(|b| b * 50).collect::<Vec<_>>());
+    assert!(pids.len() <= 2, "runner processes: {pids:?}");
+}

@@ -1,0 +1,161 @@
+//! Jobs from the library: create range and list jobs, read their progress, cancel them,
+//! retry their dead blocks. The CLI's `wrangle job` is a thin layer over these.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use wrangle::jobs::{self, NewJob};
+//! let store = wrangle::connect("sqlite://.wrangle/wrangle.db").await?;
+//! // One record, however large the range: blocks are created as workers claim them.
+//! jobs::create(&store, NewJob::range("backfill", "scan", 0, 11_000_000, 1000)).await?;
+//! let progress = jobs::progress(&store, "backfill").await?;
+//! println!("{:.1}% done", progress.fraction_finished() * 100.0);
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+
+pub use wrangle_core::job::{
+    BlockTally, Count, Job, JobKind, JobProgress, JobStatus, NewJob, WorkerShare,
+};
+use wrangle_core::{NewTask, Store, StoreError, TaskFilter, TaskState};
+
+/// Tasks enqueued per store call when a list job is created.
+const LIST_CHUNK: usize = 1000;
+/// Tasks read per store call when a job's tasks are walked.
+const PAGE: usize = 1000;
+
+/// Creates a range job (one record; its blocks are made by claims).
+pub async fn create(store: &Arc<dyn Store>, job: NewJob) -> Result<Job, StoreError> {
+    store.create_job(job, Utc::now()).await
+}
+
+/// Creates a list job: one task per item (its payload), then the job record.
+///
+/// Each item's task has the unique key `job:NAME:INDEX`, so creating the same job again
+/// after an interruption (same definition, same items) enqueues only what is missing and
+/// then creates the record; a different job of that name is [`StoreError::JobExists`].
+pub async fn create_list(
+    store: &Arc<dyn Store>,
+    job: NewJob,
+    items: Vec<Value>,
+) -> Result<Job, StoreError> {
+    let job = NewJob {
+        kind: JobKind::List,
+        start: 0,
+        end: items.len() as i64,
+        block: 1,
+        ..job
+    };
+    job.validate()?;
+    if let Some(existing) = store.get_job(&job.name).await? {
+        if existing.definition == job {
+            return Ok(existing);
+        }
+        return Err(StoreError::JobExists(job.name));
+    }
+    let mut index = 0usize;
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk: Vec<NewTask> = items
+            .by_ref()
+            .take(LIST_CHUNK)
+            .map(|item| {
+                let task = item_task(&job, index, item);
+                index += 1;
+                task
+            })
+            .collect();
+        store.enqueue_batch(chunk, Utc::now()).await?;
+    }
+    store.create_job(job, Utc::now()).await
+}
+
+fn item_task(job: &NewJob, index: usize, item: Value) -> NewTask {
+    let mut task = NewTask::new(&job.task_kind, item)
+        .queue(&job.queue)
+        .priority(job.priority)
+        .job(&job.name)
+        .unique_key(format!("job:{}:{index}", job.name));
+    task.max_attempts = job.max_attempts;
+    task.timeout = job.timeout;
+    task
+}
+
+/// A job's progress now.
+pub async fn progress(store: &Arc<dyn Store>, name: &str) -> Result<JobProgress, StoreError> {
+    let now = Utc::now();
+    let job = store
+        .get_job(name)
+        .await?
+        .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+    let tallies = store.job_tallies(name, now).await?;
+    Ok(JobProgress::compute(job, &tallies, now))
+}
+
+/// Cancels a job: no more blocks are made, and its unfinished tasks are cancelled (running
+/// ones are stopped by their workers at their next heartbeat). Returns how many tasks
+/// were cancelled.
+pub async fn cancel(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreError> {
+    store.cancel_job(name).await?;
+    let mut cancelled = 0;
+    for task in job_tasks(store, name, None).await? {
+        if task.state.can_cancel() {
+            match store.cancel_task(task.id, Utc::now()).await {
+                Ok(_) => cancelled += 1,
+                // It finished in the meantime.
+                Err(StoreError::InvalidTransition { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    Ok(cancelled)
+}
+
+/// Runs a job's dead blocks again (and only those); returns how many.
+pub async fn retry(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreError> {
+    if store.get_job(name).await?.is_none() {
+        return Err(StoreError::JobNotFound(name.to_string()));
+    }
+    let mut retried = 0;
+    for task in job_tasks(store, name, Some(TaskState::Dead)).await? {
+        match store.retry_task(task.id, Utc::now()).await {
+            Ok(_) => retried += 1,
+            Err(StoreError::InvalidTransition { .. } | StoreError::TaskNotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(retried)
+}
+
+/// Every task of job `name` (in `state`, if given), newest first.
+async fn job_tasks(
+    store: &Arc<dyn Store>,
+    name: &str,
+    state: Option<TaskState>,
+) -> Result<Vec<wrangle_core::Task>, StoreError> {
+    let mut tasks = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = store
+            .list_tasks(TaskFilter {
+                state,
+                job: Some(name.to_string()),
+                before_id,
+                limit: PAGE,
+                ..TaskFilter::default()
+            })
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(tasks);
+        };
+        before_id = Some(last.id);
+        let full = page.len() == PAGE;
+        tasks.extend(page);
+        if !full {
+            return Ok(tasks);
+        }
+    }
+}
