@@ -22,6 +22,11 @@
 //! | `B:finished` | zset | final tasks (score = `finished_at`), for pruning |
 //! | `B:dead` | zset | dead tasks, for `retry_dead` |
 //! | `B:unique:KEY` | string | the id of the task holding unique key KEY |
+//! | `B:job:NAME` | hash | one job's definition, cursor, cancelled flag and created_at |
+//! | `B:jobs` | zset | every job name (score 0, so in name order), for listing |
+//! | `B:queue:Q:open-jobs` | zset | range jobs of queue Q that may still make blocks, in the order claims take them |
+//! | `B:job-queues` | set | queues with open jobs (claims that come up short visit these) |
+//! | `B:job-tasks:NAME` | set | ids of job NAME's tasks, for its tallies |
 //! | `B:workers`, `B:workers:seen` | hash, zset | worker infos, last heartbeat |
 //! | `B:command-ids`, `B:command:ID`, `B:mailbox:W` | string, hash, zset | commands |
 //!
@@ -43,6 +48,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, FromRedisValue, ScriptInvocation, Value};
 use serde::Deserialize;
 use serde_json::Value as Json;
+use wrangle_core::job::{BlockTally, Job, NewJob, ids_of_payload};
 use wrangle_core::parse::parse_duration;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
@@ -53,8 +59,8 @@ use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInf
 
 use listen::Wakeups;
 use rows::{
-    Fields, command_from_fields, from_ms, json_text, ms, optional_arg, redis_error,
-    task_from_fields,
+    Fields, command_from_fields, from_ms, job_from_fields, json_text, ms, optional_arg,
+    redis_error, task_from_fields,
 };
 use scripts::Scripts;
 
@@ -326,7 +332,12 @@ impl Store for RedisStore {
                         .map_or(String::new(), |t| t.as_millis().to_string()),
                 )
                 .arg(optional_arg(task.unique_key.as_deref()))
-                .arg(optional_arg(task.job.as_deref()));
+                .arg(optional_arg(task.job.as_deref()))
+                .arg(
+                    task.job
+                        .as_ref()
+                        .map_or(String::new(), |_| ids_of_payload(&task.payload).to_string()),
+                );
         }
         let rows: Vec<(TaskId, u8)> = self.run(&invocation).await?;
         Ok(rows
@@ -528,6 +539,94 @@ impl Store for RedisStore {
         let mut invocation = self.inner.scripts.prune_finished.key(&self.inner.base);
         invocation.arg(ms(before)).arg(limit);
         self.run(&invocation).await
+    }
+
+    async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        job.validate()?;
+        let job = job.into_job(now);
+        let definition = &job.definition;
+        let mut invocation = self.inner.scripts.create_job.key(&self.inner.base);
+        invocation
+            .arg(&definition.name)
+            .arg(definition.kind.as_str())
+            .arg(&definition.queue)
+            .arg(&definition.task_kind)
+            .arg(definition.priority)
+            .arg(definition.max_attempts)
+            .arg(
+                definition
+                    .timeout
+                    .map_or(String::new(), |t| t.as_millis().to_string()),
+            )
+            .arg(definition.start)
+            .arg(definition.end)
+            .arg(definition.block)
+            .arg(job.cursor)
+            .arg(ms(job.created_at))
+            .arg(if job.has_blocks_to_create() { "1" } else { "0" });
+        let status: String = self.run(&invocation).await?;
+        match status.as_str() {
+            "ok" => Ok(job),
+            "exists" => Err(StoreError::JobExists(job.definition.name)),
+            other => Err(StoreError::Backend(format!(
+                "unexpected reply '{other}' to create_job from redis"
+            ))),
+        }
+    }
+
+    async fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError> {
+        self.hash(self.key(&format!("job:{name}")))
+            .await?
+            .map(|fields| job_from_fields(&fields))
+            .transpose()
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let invocation = self.inner.scripts.list_jobs.key(&self.inner.base);
+        let rows: Vec<Fields> = self.run(&invocation).await?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_fields)
+            .collect::<Result<Vec<_>, _>>()?;
+        // The script lists them in name order already (Redis orders equal scores
+        // bytewise, as `str` does); sorting again costs nothing and states the contract.
+        jobs.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(jobs)
+    }
+
+    async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
+        let mut invocation = self.inner.scripts.cancel_job.key(&self.inner.base);
+        invocation.arg(name);
+        let fields: Option<Fields> = self.run(&invocation).await?;
+        match fields {
+            Some(fields) => job_from_fields(&fields),
+            None => Err(StoreError::JobNotFound(name.to_string())),
+        }
+    }
+
+    async fn job_tallies(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BlockTally>, StoreError> {
+        let mut invocation = self.inner.scripts.job_tallies.key(&self.inner.base);
+        invocation.arg(name).arg(ms(now));
+        type Row = (String, Option<String>, u64, String, String);
+        let rows: Option<Vec<Row>> = self.run(&invocation).await?;
+        let rows = rows.ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+        let malformed =
+            |what: &str| StoreError::Backend(format!("malformed {what} in job tallies from redis"));
+        rows.into_iter()
+            .map(|(state, worker, blocks, ids, recent)| {
+                Ok(BlockTally {
+                    state: state.parse().map_err(|_| malformed("state"))?,
+                    worker,
+                    blocks,
+                    ids: ids.parse().map_err(|_| malformed("ids"))?,
+                    ids_last_minute: recent.parse().map_err(|_| malformed("ids"))?,
+                })
+            })
+            .collect()
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
+use wrangle_core::job::{Job, JobKind, NewJob};
 use wrangle_core::store::StoreError;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
@@ -173,6 +174,27 @@ pub(crate) fn command_from_fields(fields: &Fields) -> Result<CommandEnvelope, St
         sent_at: time(fields, "sent_at")?,
         acked_at: optional_time(fields, "acked_at")?,
         reply: optional_json(fields, "reply")?,
+    })
+}
+
+/// A job from its hash (see `create_job.lua`).
+pub(crate) fn job_from_fields(fields: &Fields) -> Result<Job, StoreError> {
+    Ok(Job {
+        definition: NewJob {
+            name: required(fields, "name")?.to_string(),
+            kind: JobKind::parse(required(fields, "kind")?)?,
+            queue: required(fields, "queue")?.to_string(),
+            task_kind: required(fields, "task_kind")?.to_string(),
+            priority: number(fields, "priority")?,
+            max_attempts: number(fields, "max_attempts")?,
+            timeout: optional_number(fields, "timeout")?.map(Duration::from_millis),
+            start: number(fields, "start")?,
+            end: number(fields, "end")?,
+            block: number(fields, "block")?,
+        },
+        cursor: number(fields, "cursor")?,
+        cancelled: required(fields, "cancelled")? == "1",
+        created_at: time(fields, "created_at")?,
     })
 }
 

@@ -1,16 +1,18 @@
 //! The Lua scripts behind every operation that must be atomic: each is
-//! `lua/common.lua` (key names and shared task moves) followed by the operation's own
-//! file, loaded once into a [`redis::Script`], which calls it by hash (EVALSHA) and loads
-//! it again when the server forgot it (NOSCRIPT after a restart).
+//! `lua/common.lua` (key names and shared task moves), then any other shared files it
+//! needs (`lua/int64.lua`: exact 64-bit arithmetic), then the operation's own file,
+//! loaded once into a [`redis::Script`], which calls it by hash (EVALSHA) and loads it
+//! again when the server forgot it (NOSCRIPT after a restart).
 
 use redis::Script;
 
-/// Builds the script for `lua/$file` with the shared helpers in front.
+/// Builds the script for the last file with `lua/common.lua` and the files before it in
+/// front.
 macro_rules! script {
-    ($file:literal) => {
+    ($($file:literal),+) => {
         Script::new(concat!(
             include_str!("lua/common.lua"),
-            include_str!(concat!("lua/", $file))
+            $(include_str!(concat!("lua/", $file))),+
         ))
     };
 }
@@ -27,6 +29,10 @@ pub(crate) struct Scripts {
     pub(crate) cancel: Script,
     pub(crate) prune_finished: Script,
     pub(crate) list_tasks: Script,
+    pub(crate) create_job: Script,
+    pub(crate) list_jobs: Script,
+    pub(crate) cancel_job: Script,
+    pub(crate) job_tallies: Script,
     pub(crate) queue_stats: Script,
     pub(crate) send_command: Script,
     pub(crate) pending_commands: Script,
@@ -38,7 +44,7 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
             enqueue: script!("enqueue.lua"),
-            claim: script!("claim.lua"),
+            claim: script!("int64.lua", "claim.lua"),
             complete: script!("complete.lua"),
             heartbeat: script!("heartbeat.lua"),
             rescue: script!("rescue.lua"),
@@ -47,6 +53,10 @@ impl Scripts {
             cancel: script!("cancel.lua"),
             prune_finished: script!("prune_finished.lua"),
             list_tasks: script!("list_tasks.lua"),
+            create_job: script!("create_job.lua"),
+            list_jobs: script!("list_jobs.lua"),
+            cancel_job: script!("cancel_job.lua"),
+            job_tallies: script!("int64.lua", "job_tallies.lua"),
             queue_stats: script!("queue_stats.lua"),
             send_command: script!("send_command.lua"),
             pending_commands: script!("pending_commands.lua"),

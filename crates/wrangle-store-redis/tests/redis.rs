@@ -1,6 +1,7 @@
 //! Redis-specific behaviour the conformance suite cannot see: surviving a server restart,
 //! wake-ups after the subscription reconnects, the key layout's hash slot, the result
-//! TTL, and wake-up latency. Each test starts its own throwaway server.
+//! TTL, wake-up latency, and range jobs' exact arithmetic and task index. Each test starts
+//! its own throwaway server.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,10 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use redis::AsyncCommands as _;
 use serde_json::json;
 use tokio::runtime::Runtime;
+use wrangle_core::job::{NewJob, block_payload};
 use wrangle_core::{
-    ClaimRequest, Completion, NewTask, Outcome, QueueFilter, Store, StoreError, TaskFilter, Topic,
+    ClaimRequest, Completion, NewTask, Outcome, QueueFilter, Store, StoreError, TaskFilter,
+    TaskState, Topic,
 };
 use wrangle_store_redis::{RedisOptions, RedisStore};
 use wrangle_testkit::{RedisServer, or_skip};
@@ -205,6 +208,12 @@ fn keys_of_a_store_share_one_hash_slot() {
             version: "0".into(),
         };
         store.register_worker(info, t0()).await.unwrap();
+        let job = NewJob::range("scan", "k", 0, 1_000, 10).queue("scans");
+        store.create_job(job, t0()).await.unwrap();
+        let mut request = claim_request(Some("scans"));
+        request.limit = 2;
+        let blocks = store.claim_batch(request).await.unwrap();
+        assert_eq!(blocks.len(), 2, "two blocks of the job");
         store
             .send_command("w1", wrangle_core::ControlCommand::Stop, t0())
             .await
@@ -218,6 +227,11 @@ fn keys_of_a_store_share_one_hash_slot() {
             ":queue:emails:scheduled",
             ":dead",
             ":unique:u1",
+            ":job:scan",
+            ":jobs",
+            ":job-tasks:scan",
+            ":job-queues",
+            ":queue:scans:open-jobs",
         ] {
             assert!(
                 keys.iter().any(|k| k.ends_with(expected)),
@@ -369,5 +383,140 @@ fn blocked_listener_wakes_within_milliseconds() {
             median < Duration::from_millis(5),
             "median wake-up {median:?}"
         );
+    });
+}
+
+/// Claims everything `store` hands out at `t0` for worker w1, 10 at a time.
+async fn claim_all(store: &RedisStore) -> Vec<wrangle_core::ClaimedTask> {
+    let mut all = Vec::new();
+    loop {
+        let claimed = store.claim_batch(claim_request(None)).await.unwrap();
+        if claimed.is_empty() {
+            return all;
+        }
+        all.extend(claimed);
+    }
+}
+
+/// Lua numbers are doubles, exact only up to 2^53: range jobs near the ends of i64 still
+/// get exact blocks (the last one cut at the end, with no overflow), an exact cursor, and
+/// exact id sums in their tallies.
+#[test]
+fn range_jobs_stay_exact_beyond_2_pow_53() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let store = RedisStore::connect_with_prefix(&server.url(), "exact")
+            .await
+            .unwrap();
+        let cases = [
+            ("top", i64::MAX - 10, i64::MAX, 4),
+            ("bottom", i64::MIN, i64::MIN + 7, 3),
+            ("across-zero", -(1 << 53) - 3, (1 << 53) + 3, 1 << 53),
+            ("whole", 0, i64::MAX, i64::MAX / 2 + 1),
+        ];
+        for (name, start, end, block) in cases {
+            let job = NewJob::range(name, "k", start, end, block);
+            store.create_job(job.clone(), t0()).await.unwrap();
+            let claimed = claim_all(&store).await;
+            let mut expected = start;
+            for task in &claimed {
+                let block_end = expected.saturating_add(block).min(end);
+                assert_eq!(task.payload, block_payload(expected, block_end), "{name}");
+                expected = block_end;
+            }
+            assert_eq!(expected, end, "{name}: the blocks reach the end");
+            let read = store.get_job(name).await.unwrap().unwrap();
+            assert_eq!(read.cursor, end, "{name}: the cursor");
+            assert_eq!(claimed.len() as u64, read.total_blocks(), "{name}");
+            let done: Vec<Completion> = claimed
+                .iter()
+                .map(|task| Completion {
+                    id: task.id,
+                    attempt: 1,
+                    worker: "w1".into(),
+                    outcome: Outcome::Succeeded {
+                        result: json!(null),
+                    },
+                })
+                .collect();
+            store.complete_batch(&done, t0()).await.unwrap();
+            let tallies = store.job_tallies(name, t0()).await.unwrap();
+            assert_eq!(tallies.len(), 1, "{name}: {tallies:?}");
+            assert_eq!(tallies[0].state, TaskState::Completed);
+            assert_eq!(tallies[0].ids, read.total_ids(), "{name}: ids");
+            assert_eq!(tallies[0].ids_last_minute, read.total_ids(), "{name}");
+        }
+    });
+}
+
+/// Each job's tasks are indexed for its tallies: pruning a finished task takes it out of
+/// the index, and tasks whose records expired are dropped from it by the next tally.
+#[test]
+fn pruned_and_expired_tasks_leave_the_job_index() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let options = RedisOptions {
+            prefix: "job-index".into(),
+            result_ttl: Some(Duration::from_millis(300)),
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::connect_with(&server.url(), options)
+            .await
+            .unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let index = "{job-index}:job-tasks:j";
+
+        let items: Vec<NewTask> = (0..3)
+            .map(|i| NewTask::new("k", json!({"start": 0, "end": 5 + i})).job("j"))
+            .collect();
+        store.enqueue_batch(items, t0()).await.unwrap();
+        store
+            .create_job(NewJob::range("j", "k", 100, 130, 10), t0())
+            .await
+            .unwrap();
+        let claimed = claim_all(&store).await;
+        assert_eq!(claimed.len(), 6, "3 items, then 3 blocks");
+        assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 6);
+        let tallies = store.job_tallies("j", t0()).await.unwrap();
+        assert_eq!(tallies.len(), 1);
+        assert_eq!(
+            tallies[0].ids,
+            5 + 6 + 7 + 30,
+            "item payloads count as blocks"
+        );
+
+        // Two complete (and get the short TTL); one is pruned at once.
+        let done: Vec<Completion> = claimed[..2]
+            .iter()
+            .map(|task| Completion {
+                id: task.id,
+                attempt: 1,
+                worker: "w1".into(),
+                outcome: Outcome::Succeeded {
+                    result: json!(null),
+                },
+            })
+            .collect();
+        store.complete_batch(&done, t0()).await.unwrap();
+        let later = t0() + chrono::Duration::seconds(1);
+        assert_eq!(store.prune_finished(later, 1).await.unwrap(), 1);
+        assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 5, "pruned");
+
+        // The other expires; the next tally drops it.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let tallies = store.job_tallies("j", later).await.unwrap();
+        assert_eq!(tallies.len(), 1, "{tallies:?}");
+        assert_eq!(
+            (tallies[0].state, tallies[0].blocks),
+            (TaskState::Running, 4)
+        );
+        assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 4, "expired");
     });
 }

@@ -30,6 +30,35 @@ local function unique_key(name)
   return base .. ':unique:' .. name
 end
 
+-- A job's record (hash), and the ids of its tasks (set), for job tallies.
+local function job_key(name)
+  return base .. ':job:' .. name
+end
+
+local function job_tasks_key(name)
+  return base .. ':job-tasks:' .. name
+end
+
+-- Range jobs of `queue` that may still make blocks: scored by -priority, members are the
+-- zero-padded created_at then the name, so ZRANGE gives the order claims take jobs in
+-- (priority desc, created_at asc, name asc), as the ready sets do for tasks.
+local function open_jobs_key(queue)
+  return base .. ':queue:' .. queue .. ':open-jobs'
+end
+
+local function open_member(created_at, name)
+  return string.format('%015d:', math.max(tonumber(created_at), 0)) .. name
+end
+
+-- Takes a job out of its queue's open jobs (cancelled, or its cursor reached its end),
+-- and the queue out of `job-queues` once it has no open job left.
+local function close_job(queue, member)
+  redis.call('ZREM', open_jobs_key(queue), member)
+  if redis.call('ZCARD', open_jobs_key(queue)) == 0 then
+    redis.call('SREM', key('job-queues'), queue)
+  end
+end
+
 local function fmt_int(n)
   return string.format('%d', n)
 end
@@ -112,6 +141,13 @@ end
 local function zadd_many(zset, flat)
   for i = 1, #flat, 1000 do
     redis.call('ZADD', zset, unpack(flat, i, math.min(i + 999, #flat)))
+  end
+end
+
+-- SADD of many members, chunked like zadd_many.
+local function sadd_many(set, members)
+  for i = 1, #members, 1000 do
+    redis.call('SADD', set, unpack(members, i, math.min(i + 999, #members)))
   end
 end
 

@@ -1,11 +1,13 @@
 -- Inserts a batch of tasks, all or nothing, in order.
--- ARGV: now, then 10 values per task: queue, kind, payload (JSON), priority, state,
+-- ARGV: now, then 11 values per task: queue, kind, payload (JSON), priority, state,
 -- run_at, max_attempts, timeout ('' for none), unique key and job ('-' for none, else
--- '+' and the value).
+-- '+' and the value), and the ids the task stands for in its job's tallies ('' without
+-- a job).
 -- Returns per task: its id, and 1 if its unique key named an existing task (0 if new).
 --
--- Cost: one HSET per new task; ids, the task index and the ready sets are written once
--- per batch (the script is atomic, so reading the last id and writing it back is safe).
+-- Cost: one HSET per new task; ids, the task index, the ready sets and the job task
+-- indexes are written once per batch (the script is atomic, so reading the last id and
+-- writing it back is safe).
 
 local now = ARGV[1]
 local results = {}
@@ -14,10 +16,11 @@ local first_id = last_id
 local all = {}       -- (id, id) pairs for the task index
 local ready = {}     -- queue -> (score, member) pairs for its ready set
 local queues = {}    -- queues that got a waiting task
+local jobs = {}      -- job -> ids of its new tasks
 
-for i = 2, #ARGV, 10 do
-  local queue, kind, payload, priority, state, run_at, max_attempts, timeout, unique, job =
-    unpack(ARGV, i, i + 9)
+for i = 2, #ARGV, 11 do
+  local queue, kind, payload, priority, state, run_at, max_attempts, timeout, unique, job,
+    ids = unpack(ARGV, i, i + 10)
   local existing = false
   if unique ~= '-' then
     unique = string.sub(unique, 2)
@@ -54,8 +57,17 @@ for i = 2, #ARGV, 10 do
         redis.call('SET', unique_key(unique), id)
       end
       if job ~= '-' then
+        job = string.sub(job, 2)
         fields[#fields + 1] = 'job'
-        fields[#fields + 1] = string.sub(job, 2)
+        fields[#fields + 1] = job
+        fields[#fields + 1] = 'ids'
+        fields[#fields + 1] = ids
+        local of_job = jobs[job]
+        if not of_job then
+          of_job = {}
+          jobs[job] = of_job
+        end
+        of_job[#of_job + 1] = id
       end
       redis.call('HSET', tk, unpack(fields))
     end
@@ -85,6 +97,9 @@ if last_id > first_id then
   end
   for queue in pairs(queues) do
     redis.call('SADD', key('queues'), queue)
+  end
+  for job, ids_of_job in pairs(jobs) do
+    sadd_many(job_tasks_key(job), ids_of_job)
   end
   publish('tasks')
 end

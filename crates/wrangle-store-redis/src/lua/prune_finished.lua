@@ -1,5 +1,5 @@
 -- Deletes up to `limit` completed, dead or cancelled tasks that finished before `before`,
--- with their unique keys.
+-- with their unique keys and their entries in their job's task index.
 -- ARGV: before, limit. Returns how many were deleted (already expired ones not counted).
 
 local before, limit = ARGV[1], tonumber(ARGV[2])
@@ -13,9 +13,13 @@ while pruned < limit do
   for _, id in ipairs(ids) do
     local tk = task_key(id)
     if redis.call('EXISTS', tk) == 1 then
-      local unique = redis.call('HGET', tk, 'unique_key')
+      local f = redis.call('HMGET', tk, 'unique_key', 'job')
+      local unique = f[1]
       if unique and redis.call('GET', unique_key(unique)) == id then
         redis.call('DEL', unique_key(unique))
+      end
+      if f[2] then
+        redis.call('SREM', job_tasks_key(f[2]), id)
       end
       redis.call('DEL', tk)
       pruned = pruned + 1
