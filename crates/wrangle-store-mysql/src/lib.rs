@@ -8,6 +8,11 @@
 //! (in request order), and writes the batch back in one statement. Batches travel as one
 //! JSON parameter that `JSON_TABLE` turns into rows, so the SQL in `sql/*.sql` is static.
 //!
+//! A range job is one `wrangle_jobs` row; its blocks become tasks when a claim that found
+//! too few due tasks locks the job's row (by name, in the claim's transaction), advances
+//! its cursor and inserts the blocks already running. The job to use is named by the same
+//! read that fetches the paused queues, so claims with no open job pay nothing more.
+//!
 //! Every connection runs at READ COMMITTED: locking reads then take no gap locks (an
 //! enqueue never waits for a claim), and a locked scan releases the rows its WHERE rejects.
 //! A transaction the server rolls back over a lock conflict (deadlock, lock wait timeout,
@@ -34,6 +39,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 use sqlx::{MySql, Row, Transaction};
+use wrangle_core::job::{BlockTally, Job, NewJob, block_payload};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
@@ -43,7 +49,7 @@ use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInf
 
 pub use listen::CROSS_PROCESS_POLL;
 use listen::Topics;
-use rows::{from_ms, json_text, ms, task_from_row};
+use rows::{from_ms, job_from_row, json_text, ms, task_from_row};
 
 /// Most connections one store opens (besides the listener's own).
 const MAX_CONNECTIONS: u32 = 10;
@@ -383,58 +389,199 @@ impl MySqlStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedTask>, Failure> {
         let mut tx = self.begin().await?;
-        // Read apart from the locking claim: a subquery's locks differ between MySQL (none)
-        // and MariaDB, and a pause only has to be seen by claims that start after it.
-        let paused: Vec<String> = sqlx::query_scalar("SELECT queue FROM wrangle_paused_queues")
-            .fetch_all(&mut *tx)
-            .await?;
         let (all_queues, wanted) = match &request.queues {
-            QueueFilter::All => (true, Vec::new()),
-            QueueFilter::Only(queues) => (false, queues.clone()),
+            QueueFilter::All => (true, String::from("[]")),
+            QueueFilter::Only(queues) => (false, json_text(queues)),
         };
+        // Read apart from the locking claim: a subquery's locks differ between MySQL (none)
+        // and MariaDB, and a pause only has to be seen by claims that start after it. The
+        // same read names the job to make blocks from, if any (see `sql/claim_start.sql`).
+        let (paused, mut next_job) = claim_start(&mut tx, all_queues, &wanted).await?;
         let picked = sqlx::query(include_str!("sql/claim_pick.sql"))
             .bind(ms(request.now))
             .bind(json_text(&paused))
             .bind(all_queues)
-            .bind(json_text(&wanted))
+            .bind(&wanted)
             .bind(sql_limit(request.limit))
             .fetch_all(&mut *tx)
             .await?;
-        if picked.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
+        let mut claimed = Vec::with_capacity(picked.len());
+        if !picked.is_empty() {
+            let ids: Vec<TaskId> = picked
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            sqlx::query(include_str!("sql/claim_mark.sql"))
+                .bind(json_text(&ids))
+                .bind(&request.worker)
+                .bind(ms(lease_until))
+                .bind(ms(request.now))
+                .execute(&mut *tx)
+                .await?;
+            for row in &picked {
+                claimed.push(claimed_from_row(row, lease_until)?);
+            }
         }
-        let ids: Vec<TaskId> = picked
-            .iter()
-            .map(|row| row.try_get("id"))
-            .collect::<Result<_, _>>()?;
-        sqlx::query(include_str!("sql/claim_mark.sql"))
-            .bind(json_text(&ids))
-            .bind(&request.worker)
-            .bind(ms(lease_until))
-            .bind(ms(request.now))
-            .execute(&mut *tx)
-            .await?;
+        // Fewer due tasks than asked for: make the rest from range jobs, in this same
+        // transaction, while the limit allows. With no open job `next_job` is None and
+        // this costs nothing more.
+        let mut used: Vec<String> = Vec::new();
+        while claimed.len() < request.limit
+            && let Some(name) = next_job.take()
+        {
+            if used.contains(&name) {
+                // Cannot happen (a job used here has no blocks left or filled the claim);
+                // a guard against looping on it all the same.
+                break;
+            }
+            self.make_blocks(&mut tx, &name, request, lease_until, &mut claimed)
+                .await?;
+            used.push(name);
+            if claimed.len() < request.limit {
+                next_job = claim_start(&mut tx, all_queues, &wanted).await?.1;
+            }
+        }
+        // New blocks need no wake-up: they are running already, under this claimer.
         tx.commit().await?;
-        picked
-            .iter()
-            .map(|row| {
-                let payload: String = row.try_get("payload")?;
-                Ok(ClaimedTask {
-                    id: row.try_get("id")?,
-                    queue: row.try_get("queue")?,
-                    kind: row.try_get("kind")?,
-                    payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
-                    attempt: row.try_get::<i64, _>("attempt")? as u32 + 1,
-                    max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
-                    timeout: row
-                        .try_get::<Option<i64>, _>("timeout_ms")?
-                        .map(|t| Duration::from_millis(t as u64)),
-                    job: row.try_get("job")?,
+        Ok(claimed)
+    }
+
+    /// Locks job `name`, advances its cursor by up to the blocks the claim still lacks, and
+    /// inserts those blocks as tasks already running under the claimer, adding them to
+    /// `claimed` in block order. The row lock, held to the commit, is what makes claimers
+    /// in any process take disjoint blocks: a second claimer waits for it and then reads
+    /// the cursor the first one left (or finds the job exhausted and makes nothing).
+    async fn make_blocks(
+        &self,
+        tx: &mut Transaction<'static, MySql>,
+        name: &str,
+        request: &ClaimRequest,
+        lease_until: DateTime<Utc>,
+        claimed: &mut Vec<ClaimedTask>,
+    ) -> Result<(), Failure> {
+        let Some(row) = sqlx::query("SELECT * FROM wrangle_jobs WHERE name = ? FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
+            return Ok(());
+        };
+        let job = job_from_row(&row)?;
+        // Empty for a job another claimer exhausted or an operator cancelled meanwhile.
+        let (blocks, cursor) = job.next_blocks(request.limit - claimed.len());
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE wrangle_jobs SET next_start = ? WHERE name = ?")
+            .bind(cursor)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        let definition = &job.definition;
+        let timeout_ms = definition.timeout.map(|d| d.as_millis() as i64);
+        let now = ms(request.now);
+        for chunk in blocks.chunks(ENQUEUE_CHUNK) {
+            let mut sql = String::from(include_str!("sql/job_blocks.sql").trim_end());
+            sql.push(' ');
+            sql.push_str(&vec![JOB_BLOCK_ROW; chunk.len()].join(", "));
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let payloads: Vec<Value> = chunk
+                .iter()
+                .map(|&(start, end)| block_payload(start, end))
+                .collect();
+            for payload in &payloads {
+                insert = insert
+                    .bind(&definition.queue)
+                    .bind(&definition.task_kind)
+                    .bind(json_text(payload))
+                    .bind(definition.priority)
+                    .bind(now)
+                    .bind(i64::from(definition.max_attempts))
+                    .bind(timeout_ms)
+                    .bind(name)
+                    .bind(&request.worker)
+                    .bind(ms(lease_until))
+                    .bind(now)
+                    .bind(now);
+            }
+            // One multi-row INSERT gets its ids in one block, in row order.
+            let first = insert.execute(&mut **tx).await?.last_insert_id() as i64;
+            for (n, payload) in payloads.into_iter().enumerate() {
+                claimed.push(ClaimedTask {
+                    id: first + n as i64 * self.id_step,
+                    queue: definition.queue.clone(),
+                    kind: definition.task_kind.clone(),
+                    payload,
+                    attempt: 1,
+                    max_attempts: definition.max_attempts,
+                    timeout: definition.timeout,
+                    job: Some(definition.name.clone()),
                     lease_until,
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_job_once(&self, job: &Job) -> Result<(), Failure> {
+        let definition = &job.definition;
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO wrangle_jobs (name, kind, queue, task_kind, priority, max_attempts,
+                                       timeout_ms, start_id, end_id, block_size, next_start,
+                                       cancelled, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&definition.name)
+        .bind(definition.kind.as_str())
+        .bind(&definition.queue)
+        .bind(&definition.task_kind)
+        .bind(definition.priority)
+        .bind(i64::from(definition.max_attempts))
+        .bind(definition.timeout.map(|d| d.as_millis() as i64))
+        .bind(definition.start)
+        .bind(definition.end)
+        .bind(definition.block)
+        .bind(job.cursor)
+        .bind(i8::from(job.cancelled))
+        .bind(ms(job.created_at))
+        .execute(&mut *tx)
+        .await;
+        if let Err(err) = inserted {
+            let failure = Failure::from(err);
+            // Reported, not run again as a lock conflict: the name is taken.
+            if error_number(&failure) == Some(code::DUP_ENTRY) {
+                return Err(StoreError::JobExists(definition.name.clone()).into());
+            }
+            return Err(failure);
+        }
+        // Idle workers (in any process) wake up to claim its blocks.
+        let topics: &[Topic] = if job.has_blocks_to_create() {
+            &[Topic::Tasks]
+        } else {
+            &[]
+        };
+        self.commit_notify(tx, topics).await
+    }
+
+    async fn cancel_job_once(&self, name: &str) -> Result<Job, Failure> {
+        let mut tx = self.begin().await?;
+        // Counts matched rows (CLIENT_FOUND_ROWS): cancelling twice is not "not found".
+        let matched = sqlx::query("UPDATE wrangle_jobs SET cancelled = 1 WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if matched == 0 {
+            return Err(StoreError::JobNotFound(name.to_string()).into());
+        }
+        let row = sqlx::query("SELECT * FROM wrangle_jobs WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        let job = job_from_row(&row)?;
+        tx.commit().await?;
+        Ok(job)
     }
 
     async fn complete_once(
@@ -710,6 +857,55 @@ const REVIVE_DEAD: &str =
     "UPDATE wrangle_tasks SET state = 'available', run_at = ?, lease_until = NULL,
          max_attempts = GREATEST(max_attempts, attempt + 1)
      WHERE state = 'dead' AND (? IS NULL OR queue = ?)";
+
+/// One block's placeholders in the INSERT of `sql/job_blocks.sql`.
+const JOB_BLOCK_ROW: &str = "(?, ?, ?, ?, 'running', ?, 1, ?, ?, ?, ?, ?, ?, ?, '[]')";
+
+/// Runs `sql/claim_start.sql`: the paused queues, and the range job a claim would make
+/// blocks from (if any).
+async fn claim_start(
+    tx: &mut Transaction<'static, MySql>,
+    all_queues: bool,
+    wanted: &str,
+) -> Result<(Vec<String>, Option<String>), Failure> {
+    let rows: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as(include_str!("sql/claim_start.sql"))
+            .bind(all_queues)
+            .bind(wanted)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut paused = Vec::with_capacity(rows.len());
+    let mut job = None;
+    for (queue, name) in rows {
+        match (queue, name) {
+            (Some(queue), _) => paused.push(queue),
+            (None, Some(name)) => job = Some(name),
+            (None, None) => {}
+        }
+    }
+    Ok((paused, job))
+}
+
+/// A due task as `sql/claim_pick.sql` read it, handed out by the claim.
+fn claimed_from_row(
+    row: &sqlx::mysql::MySqlRow,
+    lease_until: DateTime<Utc>,
+) -> Result<ClaimedTask, Failure> {
+    let payload: String = row.try_get("payload")?;
+    Ok(ClaimedTask {
+        id: row.try_get("id")?,
+        queue: row.try_get("queue")?,
+        kind: row.try_get("kind")?,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+        attempt: row.try_get::<i64, _>("attempt")? as u32 + 1,
+        max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
+        timeout: row
+            .try_get::<Option<i64>, _>("timeout_ms")?
+            .map(|t| Duration::from_millis(t as u64)),
+        job: row.try_get("job")?,
+        lease_until,
+    })
+}
 
 /// A running attempt as locked for ending it: what deciding its end needs.
 #[derive(Debug, Clone)]
@@ -1055,6 +1251,77 @@ impl Store for MySqlStore {
                 .bind(sql_limit(limit))
             )
         )
+    }
+
+    async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        job.validate()?;
+        // The record as it is stored (times and timeouts in whole milliseconds), so that
+        // what is returned here is what `get_job` reads back.
+        let mut job = job.into_job(from_ms(ms(now)));
+        job.definition.timeout = job
+            .definition
+            .timeout
+            .map(|d| Duration::from_millis(d.as_millis() as u64));
+        retrying!(self.create_job_once(&job))?;
+        Ok(job)
+    }
+
+    async fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT * FROM wrangle_jobs WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| Failure::from(e).into_store_error())?;
+        row.map(|row| job_from_row(&row))
+            .transpose()
+            .map_err(Failure::into_store_error)
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM wrangle_jobs ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| Failure::from(e).into_store_error())?;
+        rows.iter()
+            .map(job_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(Failure::into_store_error)
+    }
+
+    async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
+        retrying!(self.cancel_job_once(name))
+    }
+
+    async fn job_tallies(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BlockTally>, StoreError> {
+        let rows: Vec<(Option<String>, Option<String>, i64, u64, u64)> =
+            sqlx::query_as(include_str!("sql/job_tallies.sql"))
+                .bind(ms(now) - 60_000)
+                .bind(ms(now))
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| Failure::from(e).into_store_error())?;
+        if rows.is_empty() {
+            return Err(StoreError::JobNotFound(name.to_string()));
+        }
+        rows.into_iter()
+            // A job without tasks comes back as one row with no state.
+            .filter_map(|(state, worker, blocks, ids, recent)| {
+                state.map(|state| {
+                    Ok(BlockTally {
+                        state: rows::state(&state)?,
+                        worker,
+                        blocks: blocks as u64,
+                        ids,
+                        ids_last_minute: recent,
+                    })
+                })
+            })
+            .collect()
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

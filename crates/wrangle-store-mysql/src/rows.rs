@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::mysql::MySqlRow;
+use wrangle_core::job::{Job, JobKind, NewJob};
 use wrangle_core::store::{QueueStats, StoreError};
 use wrangle_core::stored::StoredAttempt;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
@@ -70,6 +71,28 @@ pub(crate) fn task_from_row(row: &MySqlRow) -> Result<Task, Failure> {
         started_at: row.try_get::<Option<i64>, _>("started_at")?.map(from_ms),
         finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(from_ms),
         attempts: attempts.into_iter().map(AttemptRecord::from).collect(),
+    })
+}
+
+pub(crate) fn job_from_row(row: &MySqlRow) -> Result<Job, Failure> {
+    Ok(Job {
+        definition: NewJob {
+            name: row.try_get("name")?,
+            kind: JobKind::parse(row.try_get("kind")?)?,
+            queue: row.try_get("queue")?,
+            task_kind: row.try_get("task_kind")?,
+            priority: row.try_get("priority")?,
+            max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
+            timeout: row
+                .try_get::<Option<i64>, _>("timeout_ms")?
+                .map(|t| Duration::from_millis(t as u64)),
+            start: row.try_get("start_id")?,
+            end: row.try_get("end_id")?,
+            block: row.try_get("block_size")?,
+        },
+        cursor: row.try_get("next_start")?,
+        cancelled: row.try_get::<i8, _>("cancelled")? != 0,
+        created_at: from_ms(row.try_get("created_at")?),
     })
 }
 

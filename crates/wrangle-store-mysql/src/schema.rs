@@ -12,9 +12,13 @@ use wrangle_core::store::StoreError;
 
 use crate::Failure;
 
-/// Schema steps; index 0 brings an empty database to version 1. Statements within a step
-/// are separated by a line holding only `;`.
-const MIGRATIONS: &[&str] = &[include_str!("sql/schema_v1.sql")];
+/// Schema steps; index 0 brings an empty database to version 1, index 1 a version 1 database
+/// to version 2 (jobs), and so on. A released step is never edited: changes go in a new
+/// one. Statements within a step are separated by a line holding only `;`.
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/schema_v1.sql"),
+    include_str!("sql/schema_v2.sql"),
+];
 
 /// How long a process waits for another one's migration before giving up.
 const MIGRATION_LOCK_WAIT_SECS: i64 = 120;

@@ -1,7 +1,9 @@
 //! MySQL-specific behaviour the conformance suite does not cover, each test on its own
 //! throwaway MariaDB server: surviving a server restart, many concurrent claimers and
-//! completers with no lock conflict surfacing as an error, claim cost that does not grow
-//! with finished tasks, and many processes migrating a new database at once.
+//! completers with no lock conflict surfacing as an error (with plain tasks and with the
+//! blocks of range jobs), claim cost that does not grow with finished tasks or finished
+//! jobs, many processes migrating a new database at once, and a version 1 database
+//! migrating to version 2.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::json;
 use sqlx::{Connection, MySqlConnection, Row};
+use wrangle_core::job::NewJob;
 use wrangle_core::store::{
     ClaimRequest, Completion, Outcome, QueueFilter, Store, StoreError, TaskFilter,
 };
@@ -293,5 +296,259 @@ fn concurrent_first_connects_migrate_once() {
             .expect("enqueue");
         let seen = stores[5].get_task(enqueued[1].id).await.expect("get_task");
         assert!(seen.is_some(), "a task enqueued through another store");
+    });
+}
+
+/// Claimers on four stores (as four processes) take the blocks of two range jobs, after a
+/// few plain tasks, and complete them: every block is handed out exactly once, the blocks
+/// tile each range, and no lock conflict surfaces as an error.
+#[test]
+fn many_claimers_partition_range_jobs_exactly() {
+    const STORES: usize = 4;
+    const CLAIMERS_PER_STORE: usize = 4;
+    let Some(db) = or_skip(MariaDbServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let mut stores = Vec::new();
+        for _ in 0..STORES {
+            stores.push(Arc::new(
+                MySqlStore::connect(&db.url()).await.expect("connect"),
+            ));
+        }
+        stores[0]
+            .enqueue_batch(tasks(50), at(0))
+            .await
+            .expect("enqueue");
+        stores[1]
+            .create_job(NewJob::range("big", "scan", -1_000, 9_000, 7), at(0))
+            .await
+            .expect("create big");
+        stores[2]
+            .create_job(
+                NewJob::range("near-max", "scan", i64::MAX - 500, i64::MAX, 11).priority(1),
+                at(0),
+            )
+            .await
+            .expect("create near-max");
+        let mut claimers = tokio::task::JoinSet::new();
+        for (s, store) in stores.iter().enumerate() {
+            for k in 0..CLAIMERS_PER_STORE {
+                let store = Arc::clone(store);
+                let worker = format!("w{s}-{k}");
+                claimers.spawn(async move {
+                    let mut blocks = Vec::new();
+                    loop {
+                        let claimed = store
+                            .claim_batch(claim(&worker, 1 + k * 4, at(1)))
+                            .await
+                            .unwrap_or_else(|e| panic!("{worker} claiming: {e}"));
+                        if claimed.is_empty() {
+                            return blocks;
+                        }
+                        let done: Vec<Completion> = claimed
+                            .iter()
+                            .map(|c| Completion {
+                                id: c.id,
+                                attempt: c.attempt,
+                                worker: worker.clone(),
+                                outcome: Outcome::Succeeded { result: json!(0) },
+                            })
+                            .collect();
+                        let statuses = store
+                            .complete_batch(&done, at(2))
+                            .await
+                            .unwrap_or_else(|e| panic!("{worker} completing: {e}"));
+                        assert!(
+                            statuses.iter().all(|s| *s
+                                == wrangle_core::store::CompletionStatus::Applied(
+                                    TaskState::Completed
+                                )),
+                            "{worker}'s completions: {statuses:?}"
+                        );
+                        for c in claimed.iter().filter(|c| c.job.is_some()) {
+                            let start = c.payload["start"].as_i64().expect("start");
+                            let end = c.payload["end"].as_i64().expect("end");
+                            blocks.push((c.job.clone().unwrap_or_default(), start, end, c.id));
+                        }
+                    }
+                });
+            }
+        }
+        let mut all = Vec::new();
+        while let Some(joined) = claimers.join_next().await {
+            all.extend(joined.expect("a claimer panicked"));
+        }
+        all.sort_unstable();
+        let ids: std::collections::BTreeSet<TaskId> = all.iter().map(|b| b.3).collect();
+        assert_eq!(ids.len(), all.len(), "every block is its own task");
+        for (job, start, end, block) in [
+            ("big", -1_000, 9_000, 7),
+            ("near-max", i64::MAX - 500, i64::MAX, 11),
+        ] {
+            let spans: Vec<(i64, i64)> = all
+                .iter()
+                .filter(|b| b.0 == job)
+                .map(|b| (b.1, b.2))
+                .collect();
+            let mut expected = start;
+            for (s, e) in &spans {
+                assert_eq!(*s, expected, "{job}: blocks tile the range");
+                assert!(e > s && e - s <= block, "{job}: block {s}..{e}");
+                expected = *e;
+            }
+            assert_eq!(expected, end, "{job}: the last block ends the range");
+            let record = stores[3].get_job(job).await.expect("get_job").expect("job");
+            assert_eq!(record.cursor, end, "{job}: cursor at the end");
+            let tallies = stores[3].job_tallies(job, at(2)).await.expect("tallies");
+            let done: u64 = tallies
+                .iter()
+                .filter(|t| t.state == TaskState::Completed)
+                .map(|t| t.ids)
+                .sum();
+            assert_eq!(done, (end - start) as u64, "{job}: ids completed");
+        }
+    });
+}
+
+/// Handler reads (index entries read) of one statement on `conn`.
+async fn handler_reads(
+    conn: &mut MySqlConnection,
+    run: impl AsyncFnOnce(&mut MySqlConnection),
+) -> i64 {
+    async fn total(conn: &mut MySqlConnection) -> i64 {
+        let rows = sqlx::query("SHOW SESSION STATUS LIKE 'Handler_read%'")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("status");
+        rows.iter()
+            .map(|r| r.get::<String, _>(1).parse::<i64>().unwrap_or(0))
+            .sum()
+    }
+    let before = total(conn).await;
+    run(conn).await;
+    total(conn).await - before
+}
+
+/// The read that starts every claim (paused queues, and the job to make blocks from)
+/// costs a handful of index reads with no job, and still with hundreds of exhausted and
+/// cancelled jobs; a job's tallies read its own tasks, not the whole table.
+#[test]
+fn claim_start_and_tallies_do_not_grow_with_other_rows() {
+    const JOBS: usize = 300;
+    let Some(db) = or_skip(MariaDbServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let store = MySqlStore::connect(&db.url()).await.expect("connect");
+        let mut conn = MySqlConnection::connect(&db.url()).await.expect("connect");
+        let claim_start = async |conn: &mut MySqlConnection| {
+            let rows: Vec<(Option<String>, Option<String>)> =
+                sqlx::query_as(include_str!("../src/sql/claim_start.sql"))
+                    .bind(true)
+                    .bind("[]")
+                    .fetch_all(&mut *conn)
+                    .await
+                    .expect("claim_start");
+            rows
+        };
+        // Once before measuring: opening the tables reads their statistics.
+        let mut rows = claim_start(&mut conn).await;
+        let no_jobs = handler_reads(&mut conn, async |c| rows = claim_start(c).await).await;
+        assert!(rows.is_empty(), "nothing paused, no job: {rows:?}");
+
+        for n in 0..JOBS {
+            store
+                .create_job(NewJob::range(format!("j{n:03}"), "k", 0, 1, 1), at(0))
+                .await
+                .expect("create");
+        }
+        store
+            .create_job(NewJob::range("cancelled", "k", 0, 10, 1), at(0))
+            .await
+            .expect("create");
+        store.cancel_job("cancelled").await.expect("cancel");
+        let claimed = store
+            .claim_batch(claim("w", 10_000, at(1)))
+            .await
+            .expect("claim every block");
+        assert_eq!(claimed.len(), JOBS, "one block per job");
+        store
+            .enqueue_batch(tasks(2_000), at(1))
+            .await
+            .expect("unrelated tasks");
+        let finished_jobs = handler_reads(&mut conn, async |c| rows = claim_start(c).await).await;
+        assert!(rows.is_empty(), "no open job: {rows:?}");
+
+        store
+            .create_job(NewJob::range("open", "k", 0, 100, 10), at(2))
+            .await
+            .expect("create");
+        let one_open = handler_reads(&mut conn, async |c| rows = claim_start(c).await).await;
+        assert_eq!(rows, [(None, Some("open".to_string()))], "the open job");
+        eprintln!(
+            "claim start: {no_jobs} handler reads with no job, {finished_jobs} with {JOBS} \
+             finished jobs, {one_open} with one open job"
+        );
+        assert!(
+            no_jobs < 10 && finished_jobs < 10 && one_open < 10,
+            "claim start read {no_jobs} / {finished_jobs} / {one_open} index entries"
+        );
+
+        let tallies = handler_reads(&mut conn, async |c| {
+            let rows = sqlx::query(include_str!("../src/sql/job_tallies.sql"))
+                .bind(0_i64)
+                .bind(i64::MAX)
+                .bind("j007")
+                .fetch_all(&mut *c)
+                .await
+                .expect("tallies");
+            assert_eq!(rows.len(), 1, "one group");
+        })
+        .await;
+        eprintln!("tallies of a one-task job among 2,300 tasks: {tallies} handler reads");
+        assert!(tallies < 20, "tallies read {tallies} index entries");
+    });
+}
+
+/// A database at schema version 1 (before jobs) gains the jobs table when a newer store
+/// connects, keeping its tasks.
+#[test]
+fn a_version_1_database_migrates_to_version_2() {
+    let Some(db) = or_skip(MariaDbServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let store = MySqlStore::connect(&db.url()).await.expect("connect");
+        let ids = store.enqueue_batch(tasks(1), at(0)).await.expect("enqueue");
+        drop(store);
+        // Back to what version 1 left.
+        let mut conn = MySqlConnection::connect(&db.url()).await.expect("connect");
+        sqlx::raw_sql(
+            "DROP TABLE wrangle_jobs; UPDATE wrangle_schema_version SET version = 1 WHERE id = 1",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("downgrade");
+
+        let store = MySqlStore::connect(&db.url()).await.expect("migrate");
+        let version: i32 = sqlx::query_scalar("SELECT version FROM wrangle_schema_version")
+            .fetch_one(&mut conn)
+            .await
+            .expect("version");
+        assert_eq!(version, 2, "schema version after the migration");
+        store
+            .create_job(NewJob::range("j", "k", 0, 3, 2), at(1))
+            .await
+            .expect("create a job");
+        let claimed = store
+            .claim_batch(claim("w", 5, at(2)))
+            .await
+            .expect("claim");
+        assert_eq!(claimed[0].id, ids[0].id, "the old task first");
+        assert_eq!(claimed.len(), 3, "then both blocks");
     });
 }
