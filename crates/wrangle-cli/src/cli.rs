@@ -67,12 +67,19 @@ Examples:
   wrangle worker --exec 'convert {} -resize 50% out/{id}.png' -n 4
   wrangle worker -q mail,reports --config wrangle.toml --name mail-1
   wrangle worker --exec 'python3 job.py' --output logs/ --shutdown-timeout 2m
+  wrangle worker --pool 'mail=2:reports,exports=1:*=1' --name box-1
+  wrangle worker -q scans --autoscale 1..8 --max-runner-memory 512M
 
 The command gets the payload as {} in argv, as $WRANGLE_PAYLOAD and on stdin; no shell
 is involved unless you run one. SIGTERM/SIGINT stop claiming and let running tasks
 finish (within --shutdown-timeout), then hand unfinished ones back; a second SIGINT
-stops at once.")]
+stops at once. SIGHUP reloads wrangle.toml and restarts runner processes after their
+current tasks; SIGTTIN/SIGTTOU add/remove one runner (first pool group). From any
+machine: wrangle workers scale|reload|stop NAME.")]
     Worker(WorkerArgs),
+    /// Registered workers; scale, reload or stop one from any machine (through the store)
+    #[command(subcommand)]
+    Workers(WorkersCommand),
     /// Named jobs over id ranges or item lists, run by every worker that serves their queue
     #[command(subcommand)]
     Job(JobCommand),
@@ -195,11 +202,20 @@ pub(crate) struct RunArgs {
     pub(crate) command: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct WorkerArgs {
     /// Queues to claim from, comma-separated; * for all
     #[arg(short = 'q', long, default_value = "*")]
     pub(crate) queues: String,
+    /// Pool of runner groups, QUEUES=N separated by ':' (resque-pool's spec), e.g. 'mail=2:reports,exports=1:*=1'; overrides -q/-n and [pool] in wrangle.toml
+    #[arg(long, value_name = "SPEC")]
+    pub(crate) pool: Option<String>,
+    /// Grow each group's runners while its queues back up (and the machine has room), shrink when idle
+    #[arg(long, value_name = "MIN..MAX")]
+    pub(crate) autoscale: Option<String>,
+    /// Replace a runner process (after its current task) whose resident memory grows past SIZE, e.g. 512M
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_runner_memory: Option<String>,
     /// Runner slots: tasks running at once (default: number of CPUs)
     #[arg(short = 'n', long)]
     pub(crate) runners: Option<usize>,
@@ -377,4 +393,44 @@ pub(crate) struct JobCreateArgs {
     /// Priority of its blocks; higher runs first
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub(crate) priority: i32,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkersCommand {
+    /// Workers with their pool groups, runners and tasks (lost ones marked)
+    #[command(after_help = "Examples:\n  wrangle workers list\n  wrangle workers list --json")]
+    List,
+    /// Set a worker's runners: N (one-group worker) or QUEUES=N (a pool group; a new one is added)
+    #[command(after_help = "\
+Examples:
+  wrangle workers scale box-1 8
+  wrangle workers scale box-1 mail=3        # group 'mail' of its pool
+  wrangle workers scale box-1 mail=1        # removed runners finish their tasks first")]
+    Scale {
+        /// Worker name
+        worker: String,
+        /// N or QUEUES=N
+        target: String,
+        /// How long to wait for the worker's acknowledgement
+        #[arg(long, default_value = "10s", value_name = "DUR")]
+        wait: String,
+    },
+    /// Restart a worker's runner processes after their current tasks, re-reading wrangle.toml
+    #[command(after_help = "Example:\n  wrangle workers reload box-1")]
+    Reload {
+        /// Worker name
+        worker: String,
+        /// How long to wait for the worker's acknowledgement
+        #[arg(long, default_value = "10s", value_name = "DUR")]
+        wait: String,
+    },
+    /// Stop a worker gracefully: no new claims, running tasks finish
+    #[command(after_help = "Example:\n  wrangle workers stop box-1")]
+    Stop {
+        /// Worker name
+        worker: String,
+        /// How long to wait for the worker's acknowledgement
+        #[arg(long, default_value = "10s", value_name = "DUR")]
+        wait: String,
+    },
 }

@@ -9,6 +9,9 @@
 //! retries = 5
 //! [kinds.score]
 //! runner = ["python3", "score.py"]   # long-lived, JSON lines (docs/runner-protocol.md)
+//! [pool]                               # `wrangle worker` runner groups (like --pool)
+//! "mail" = 2
+//! "reports,exports" = 1
 //! ```
 //!
 //! Precedence: flags > environment (`WRANGLE_STORE`) > file > defaults. Unknown keys are
@@ -35,6 +38,9 @@ pub(crate) struct Config {
     /// Task kinds by name.
     #[serde(default)]
     pub(crate) kinds: BTreeMap<String, KindConfig>,
+    /// Worker pool: runners per queue list (`"mail" = 2`, `"reports,exports" = 1`, `"*" = 1`).
+    #[serde(default)]
+    pub(crate) pool: BTreeMap<String, u32>,
 }
 
 /// One `[kinds.NAME]` table.
@@ -116,7 +122,26 @@ impl Config {
                 return Err(invalid("has both exec and runner; give one"));
             }
         }
+        config.pool_groups().map_err(|e| {
+            CliError::input(format!("invalid config {}: [pool] {e}", path.display()))
+        })?;
         Ok(config)
+    }
+
+    /// The `[pool]` table as pool groups (empty when there is none).
+    pub(crate) fn pool_groups(&self) -> Result<Vec<wrangle::pool::PoolGroup>, wrangle::InputError> {
+        self.pool
+            .iter()
+            .map(|(queues, runners)| {
+                if *runners > wrangle::pool::MAX_GROUP_RUNNERS {
+                    return Err(wrangle::InputError::new(format!(
+                        "'{queues}' = {runners}: at most {} runners per group",
+                        wrangle::pool::MAX_GROUP_RUNNERS
+                    )));
+                }
+                wrangle::pool::PoolGroup::new(queues, *runners)
+            })
+            .collect()
     }
 
     /// The store URL by precedence: flag/environment (clap merges those), then file, then

@@ -40,6 +40,14 @@ impl CliError {
     }
 }
 
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Input(message) | CliError::Runtime(message) => f.write_str(message),
+        }
+    }
+}
+
 impl From<InputError> for CliError {
     fn from(err: InputError) -> Self {
         CliError::Input(err.to_string())

@@ -329,6 +329,7 @@ pub fn worker_info(name: &str) -> WorkerInfo {
         tasks: Vec::new(),
         started_at: t0(),
         version: "0.1.0".to_string(),
+        ..WorkerInfo::default()
     }
 }
 

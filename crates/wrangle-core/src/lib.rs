@@ -8,6 +8,7 @@
 //! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
 //!   (SQLite, in-memory, PostgreSQL, Redis, MySQL), with its request/response types.
 //! - [`job`]: range and list jobs: lazy blocks and progress.
+//! - [`pool`]: worker pool specs and the autoscaling policy.
 //! - [`notify`]: in-process wake-ups every store builds its listeners on.
 //! - [`stored`]: epoch-millisecond times and attempt records as the SQL stores keep them.
 //! - [`worker`]: what a worker tells the store about itself, and the control commands sent
@@ -19,6 +20,7 @@
 pub mod job;
 pub mod notify;
 pub mod parse;
+pub mod pool;
 pub mod retry;
 pub mod store;
 pub mod stored;
@@ -34,4 +36,6 @@ pub use store::{
     TaskFilter, Topic,
 };
 pub use task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
-pub use worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+pub use worker::{
+    CommandEnvelope, CommandId, ControlCommand, GroupInfo, ProcessInfo, WorkerInfo, WorkerRecord,
+};

@@ -89,6 +89,30 @@ pub fn parse_payload(text: &str) -> Result<Value, InputError> {
     })
 }
 
+/// Parses a size in bytes: `512M`, `2G`, `1.5G`, `800K`, `1048576` (binary units, an
+/// optional trailing `B` or `iB`).
+pub fn parse_size(text: &str) -> Result<u64, InputError> {
+    let invalid = || {
+        InputError::new(format!(
+            "invalid size '{text}': expected a number with K, M or G, e.g. 512M"
+        ))
+    };
+    let upper = text.trim().to_ascii_uppercase();
+    let number = upper.trim_end_matches("IB").trim_end_matches('B');
+    let (digits, unit) = match number.char_indices().last() {
+        Some((i, 'K')) => (&number[..i], 1u64 << 10),
+        Some((i, 'M')) => (&number[..i], 1 << 20),
+        Some((i, 'G')) => (&number[..i], 1 << 30),
+        Some((i, 'T')) => (&number[..i], 1 << 40),
+        _ => (number, 1),
+    };
+    let value: f64 = digits.trim().parse().map_err(|_| invalid())?;
+    if !value.is_finite() || value <= 0.0 || value * unit as f64 >= u64::MAX as f64 {
+        return Err(invalid());
+    }
+    Ok((value * unit as f64) as u64)
+}
+
 /// Parses a queue or kind name: non-empty, at most 128 bytes, no whitespace or control
 /// characters (they are shown in tables and used in store keys).
 pub fn parse_name(what: &str, text: &str) -> Result<String, InputError> {
@@ -309,5 +333,17 @@ mod tests {
             StoreUrl::default_sqlite().to_string(),
             "sqlite://.wrangle/wrangle.db"
         );
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("800KB").unwrap(), 800 << 10);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        for bad in ["", "M", "-1M", "0", "12X", "1..2M", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

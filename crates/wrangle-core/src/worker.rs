@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use crate::TaskId;
 
-/// A worker's self-description, refreshed with every heartbeat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A worker's self-description, refreshed with every heartbeat (and at once after a
+/// control command changed it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerInfo {
     /// Unique name (default `HOST-PID`).
     pub name: String,
@@ -26,6 +27,61 @@ pub struct WorkerInfo {
     pub started_at: DateTime<Utc>,
     /// wrangle version.
     pub version: String,
+    /// Its pool groups, each with its runners (one group for a worker without a pool).
+    #[serde(default)]
+    pub pool: Vec<GroupInfo>,
+    /// Its long-lived runner processes (runner-protocol handlers), if any.
+    #[serde(default)]
+    pub processes: Vec<ProcessInfo>,
+    /// The worker process's resident memory, in bytes (0 where unknown).
+    #[serde(default)]
+    pub rss_bytes: u64,
+    /// Its autoscale range `(min, max)`, if it autoscales.
+    #[serde(default)]
+    pub autoscale: Option<(u32, u32)>,
+    /// Its lease in milliseconds: it heartbeats every third of it, so a worker silent for
+    /// longer is lost (0 where unknown).
+    #[serde(default)]
+    pub lease_ms: u64,
+}
+
+impl WorkerRecord {
+    /// Whether the worker has missed heartbeats for a whole lease at `now`: its tasks are
+    /// being rescued, and it is presumably gone.
+    pub fn is_lost(&self, now: DateTime<Utc>) -> bool {
+        let lease = chrono::Duration::milliseconds(self.info.lease_ms.max(1) as i64);
+        self.info.lease_ms > 0 && now - self.last_seen > lease
+    }
+}
+
+/// One pool group of a worker, as `status WORKER` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// Its name: the queue list as written (`*` for every queue).
+    pub name: String,
+    /// Runners it has (the target, while runners being removed finish their tasks).
+    pub runners: u32,
+    /// Tasks its runners are running.
+    pub tasks: Vec<TaskId>,
+}
+
+/// A long-lived runner process of a worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// The task kind it serves.
+    pub kind: String,
+    /// Its runner number (1-based, `WRANGLE_RUNNER`).
+    pub runner: u32,
+    /// Its process id.
+    pub pid: u32,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Tasks it holds now.
+    pub tasks: u32,
+    /// Its resident memory, in bytes (0 where unknown).
+    pub rss_bytes: u64,
+    /// Times this runner was started again after its process ended.
+    pub restarts: u32,
 }
 
 /// A registered worker as the store sees it.

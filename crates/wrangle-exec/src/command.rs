@@ -632,11 +632,19 @@ mod tests {
         ]);
         spec.output_dir = Some(dir.path().join("logs"));
         spec.max_result_bytes = 2;
-        let result = execute(spec, &task(json!(null))).unwrap();
+        let mut plain = task(json!(null));
+        plain.job = None;
+        let result = execute(spec.clone(), &plain).unwrap();
         assert_eq!(result, json!("ou"), "the result is bounded");
         let read =
             |name: &str| std::fs::read_to_string(dir.path().join("logs").join(name)).unwrap();
         assert_eq!(read("42.stdout"), "out\n", "the file is not");
         assert_eq!(read("42.stderr"), "err\n");
+
+        // A job's block goes to DIR/JOB/START-END.*, and its outcome to DIR/JOB/blocks.log.
+        execute(spec, &task(json!({"start": 10, "end": 20}))).unwrap();
+        assert_eq!(read("nightly/10-20.stdout"), "out\n");
+        let log = read("nightly/blocks.log");
+        assert!(log.ends_with(" 10-20 task=42 attempt=2 ok\n"), "{log}");
     }
 }

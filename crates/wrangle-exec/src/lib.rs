@@ -23,6 +23,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use wrangle_core::TaskId;
 use wrangle_core::store::ClaimedTask;
+pub use wrangle_core::worker::ProcessInfo;
 
 pub use command::{CommandExecutor, CommandSpec};
 pub use handler::{FnHandler, TaskContext};
@@ -59,6 +60,29 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     /// Runs `task` once. Stops early (and fails) when `cancel` fires or the task's
     /// timeout passes.
     async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult;
+
+    /// The worker now has `runners` runners (its pool was scaled): an executor keeping a
+    /// process per runner grows or shrinks its set, letting removed processes finish their
+    /// tasks first. The default does nothing.
+    fn resize(&self, _runners: usize) {}
+
+    /// Its long-lived processes, for `status WORKER` (`kind` left empty: the registry
+    /// fills it in). The default has none.
+    fn processes(&self) -> Vec<ProcessInfo> {
+        Vec::new()
+    }
+}
+
+/// Resident memory of process `pid` in bytes, from `/proc/PID/status` (0 where unknown).
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
 }
 
 /// Which of a command's output streams a chunk came from.
@@ -129,6 +153,39 @@ impl Registry {
         let mut kinds: Vec<&str> = self.by_kind.keys().map(String::as_str).collect();
         kinds.sort_unstable();
         kinds
+    }
+
+    /// Every distinct executor (by kind, then the fallback), with the kind it serves.
+    fn executors(&self) -> Vec<(&str, &Arc<dyn Executor>)> {
+        let mut all: Vec<(&str, &Arc<dyn Executor>)> = Vec::new();
+        let mut kinds: Vec<(&String, &Arc<dyn Executor>)> = self.by_kind.iter().collect();
+        kinds.sort_unstable_by_key(|(kind, _)| kind.as_str());
+        let named = kinds.into_iter().map(|(kind, e)| (kind.as_str(), e));
+        for (kind, executor) in named.chain(self.fallback.iter().map(|e| ("*", e))) {
+            if !all.iter().any(|(_, seen)| Arc::ptr_eq(seen, executor)) {
+                all.push((kind, executor));
+            }
+        }
+        all
+    }
+
+    /// Tells every executor the worker now has `runners` runners.
+    pub fn resize(&self, runners: usize) {
+        for (_, executor) in self.executors() {
+            executor.resize(runners);
+        }
+    }
+
+    /// Every executor's long-lived processes, labelled with their kind.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        let mut all = Vec::new();
+        for (kind, executor) in self.executors() {
+            all.extend(executor.processes().into_iter().map(|mut p| {
+                p.kind = kind.to_string();
+                p
+            }));
+        }
+        all
     }
 
     /// Whether no executor at all is registered.

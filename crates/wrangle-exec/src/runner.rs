@@ -52,6 +52,9 @@ pub struct RunnerSpec {
     pub env: Vec<(String, String)>,
     /// Receives each result as output (as `wrangle run` prints it) and progress reports.
     pub output: Option<Arc<dyn OutputSink>>,
+    /// A process whose resident memory grows past this many bytes is replaced once its
+    /// tasks are done (`--max-runner-memory`).
+    pub max_memory: Option<u64>,
 }
 
 impl RunnerSpec {
@@ -65,6 +68,7 @@ impl RunnerSpec {
             kill_grace: Duration::from_secs(5),
             env: Vec::new(),
             output: None,
+            max_memory: None,
         }
     }
 
@@ -78,7 +82,8 @@ impl RunnerSpec {
 #[derive(Debug)]
 pub struct RunnerExecutor {
     spec: Arc<RunnerSpec>,
-    slots: Vec<Arc<RunnerSlot>>,
+    /// One slot per runner; [`Executor::resize`] adds slots or retires the last ones.
+    slots: std::sync::RwLock<Vec<Arc<RunnerSlot>>>,
     /// Stops every runner process when the executor is dropped.
     closing: CancellationToken,
 }
@@ -87,40 +92,37 @@ impl RunnerExecutor {
     /// An executor for `spec`; processes start on first use. `spec.argv` must not be empty.
     pub fn new(spec: RunnerSpec) -> Self {
         assert!(!spec.argv.is_empty(), "a runner needs a program");
+        let closing = CancellationToken::new();
         let slots = (1..=spec.processes.max(1))
-            .map(|number| {
-                Arc::new(RunnerSlot {
-                    number,
-                    permits: Semaphore::new(spec.in_flight.max(1)),
-                    load: AtomicUsize::new(0),
-                    process: tokio::sync::Mutex::new(SlotProcess::default()),
-                })
-            })
+            .map(|number| RunnerSlot::new(number, &spec, &closing))
             .collect();
         RunnerExecutor {
             spec: Arc::new(spec),
-            slots,
-            closing: CancellationToken::new(),
+            slots: std::sync::RwLock::new(slots),
+            closing,
         }
     }
 
     /// The slot with the fewest tasks in flight.
-    fn least_loaded(&self) -> &Arc<RunnerSlot> {
+    fn least_loaded(&self) -> Arc<RunnerSlot> {
         self.slots
+            .read()
+            .expect("slots lock")
             .iter()
             .min_by_key(|slot| slot.load.load(Ordering::Relaxed))
             .expect("at least one slot")
+            .clone()
     }
 
     async fn run_on_runner(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
-        let slot = self.least_loaded().clone();
+        let slot = self.least_loaded();
         slot.load.fetch_add(1, Ordering::Relaxed);
         let _load = LoadGuard(&slot.load);
         let _permit = tokio::select! {
             permit = slot.permits.acquire() => permit.expect("the semaphore is never closed"),
             _ = cancel.cancelled() => return Err(Failure("cancelled".into())),
         };
-        let process = slot.process(&self.spec, &self.closing).await?;
+        let process = slot.process(&self.spec).await?;
         let (reply_tx, reply_rx) = oneshot::channel();
         process
             .pending
@@ -167,7 +169,10 @@ impl RunnerExecutor {
         };
         let stopped = tokio::select! {
             biased;
-            reply = &mut reply_rx => return reply.unwrap_or_else(|_| ended_unanswered()),
+            reply = &mut reply_rx => {
+                slot.recycle_if_too_big(&process, &self.spec).await;
+                return reply.unwrap_or_else(|_| ended_unanswered());
+            }
             // The process ended after the supervisor failed the tasks it knew of, but
             // before this one was registered: nobody else will answer it.
             _ = process.exited.cancelled() => {
@@ -196,6 +201,49 @@ impl Drop for RunnerExecutor {
 
 #[async_trait]
 impl Executor for RunnerExecutor {
+    fn resize(&self, runners: usize) {
+        let runners = runners.max(1);
+        let mut slots = self.slots.write().expect("slots lock");
+        while slots.len() < runners {
+            let number = slots.len() + 1;
+            slots.push(RunnerSlot::new(number, &self.spec, &self.closing));
+        }
+        for retired in slots.split_off(runners) {
+            // No new task reaches it; its process ends once its tasks are answered.
+            tokio::spawn(async move {
+                while retired.load.load(Ordering::Relaxed) > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tracing::info!(runner = retired.number, "runner retired");
+                retired.closing.cancel();
+            });
+        }
+    }
+
+    fn processes(&self) -> Vec<wrangle_core::worker::ProcessInfo> {
+        let slots = self.slots.read().expect("slots lock").clone();
+        slots
+            .iter()
+            .filter_map(|slot| {
+                let process = slot.process.try_lock().ok()?;
+                let current = process.current.as_ref()?;
+                if current.exited.is_cancelled() {
+                    return None;
+                }
+                let pid = current.pid?;
+                Some(wrangle_core::worker::ProcessInfo {
+                    kind: String::new(),
+                    runner: slot.number as u32,
+                    pid,
+                    started_at: current.started_at,
+                    tasks: slot.load.load(Ordering::Relaxed) as u32,
+                    rss_bytes: crate::rss_bytes(pid),
+                    restarts: process.restarts,
+                })
+            })
+            .collect()
+    }
+
     async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
         let result = self.run_on_runner(task, cancel).await;
         if let Some(sink) = &self.spec.output {
@@ -229,12 +277,16 @@ struct RunnerSlot {
     permits: Semaphore,
     load: AtomicUsize,
     process: tokio::sync::Mutex<SlotProcess>,
+    /// Stops this slot's process: when the executor is dropped or the slot retired.
+    closing: CancellationToken,
 }
 
 /// The slot's current process and its restart history.
 #[derive(Debug, Default)]
 struct SlotProcess {
     current: Option<Arc<RunningRunner>>,
+    /// Processes started after the first.
+    restarts: u32,
     /// Pause before the next start, grown while processes die right after starting.
     restart_pause: Duration,
     last_start: Option<Instant>,
@@ -250,6 +302,9 @@ type Pending = Arc<Mutex<HashMap<TaskId, oneshot::Sender<ExecResult>>>>;
 #[derive(Debug)]
 struct RunningRunner {
     pid: Option<u32>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    /// Cancelled to stop this process alone (recycled for its memory).
+    retire: CancellationToken,
     /// Request lines for the writer.
     requests: mpsc::UnboundedSender<String>,
     /// Tasks sent and not answered, by id.
@@ -273,19 +328,34 @@ impl RunningRunner {
 }
 
 impl RunnerSlot {
+    fn new(number: usize, spec: &RunnerSpec, closing: &CancellationToken) -> Arc<Self> {
+        Arc::new(RunnerSlot {
+            number,
+            permits: Semaphore::new(spec.in_flight.max(1)),
+            load: AtomicUsize::new(0),
+            process: tokio::sync::Mutex::new(SlotProcess::default()),
+            closing: closing.child_token(),
+        })
+    }
+
     /// The slot's live process, started (again) if needed.
-    async fn process(
-        &self,
-        spec: &Arc<RunnerSpec>,
-        closing: &CancellationToken,
-    ) -> Result<Arc<RunningRunner>, Failure> {
+    async fn process(&self, spec: &Arc<RunnerSpec>) -> Result<Arc<RunningRunner>, Failure> {
         let mut slot = self.process.lock().await;
         if let Some(current) = &slot.current
             && !current.exited.is_cancelled()
+            && !current.retire.is_cancelled()
         {
             return Ok(current.clone());
         }
-        if let Some(started) = slot.last_start {
+        let recycled = slot
+            .current
+            .as_ref()
+            .is_some_and(|current| current.retire.is_cancelled());
+        if recycled {
+            // Replaced on purpose: start the new one at once.
+            slot.restarts += 1;
+        } else if let Some(started) = slot.last_start {
+            slot.restarts += 1;
             slot.restart_pause = if started.elapsed() < HEALTHY_LIFETIME {
                 (slot.restart_pause * 2).clamp(Duration::from_millis(100), MAX_RESTART_PAUSE)
             } else {
@@ -295,16 +365,41 @@ impl RunnerSlot {
             tokio::time::sleep(slot.restart_pause).await;
         }
         slot.last_start = Some(Instant::now());
-        let runner = Arc::new(self.start(spec, closing)?);
+        let runner = Arc::new(self.start(spec)?);
         slot.current = Some(runner.clone());
         Ok(runner)
     }
 
-    fn start(
-        &self,
-        spec: &Arc<RunnerSpec>,
-        closing: &CancellationToken,
-    ) -> Result<RunningRunner, Failure> {
+    /// Replaces the process once its tasks are answered if it has grown past the spec's
+    /// memory limit (`--max-runner-memory`); the next task starts a new one.
+    async fn recycle_if_too_big(&self, process: &Arc<RunningRunner>, spec: &RunnerSpec) {
+        let (Some(limit), Some(pid)) = (spec.max_memory, process.pid) else {
+            return;
+        };
+        let rss = crate::rss_bytes(pid);
+        if rss <= limit || process.retire.is_cancelled() {
+            return;
+        }
+        tracing::warn!(
+            runner = self.number,
+            pid,
+            rss_mib = rss >> 20,
+            limit_mib = limit >> 20,
+            "runner grew past --max-runner-memory; replacing it after its current tasks"
+        );
+        process.retire.cancel();
+        let process = process.clone();
+        let grace = spec.kill_grace;
+        tokio::spawn(async move {
+            while !process.pending.lock().expect("pending lock").is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            process.stop(grace).await;
+        });
+    }
+
+    fn start(&self, spec: &Arc<RunnerSpec>) -> Result<RunningRunner, Failure> {
+        let closing = &self.closing;
         let program = &spec.argv[0];
         let mut command = Command::new(program);
         command
@@ -376,6 +471,8 @@ impl RunnerSlot {
         }
         Ok(RunningRunner {
             pid,
+            started_at: chrono::Utc::now(),
+            retire: CancellationToken::new(),
             requests,
             pending,
             exited,

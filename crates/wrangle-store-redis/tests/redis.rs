@@ -206,6 +206,7 @@ fn keys_of_a_store_share_one_hash_slot() {
             tasks: vec![],
             started_at: t0(),
             version: "0".into(),
+            ..Default::default()
         };
         store.register_worker(info, t0()).await.unwrap();
         let job = NewJob::range("scan", "k", 0, 1_000, 10).queue("scans");

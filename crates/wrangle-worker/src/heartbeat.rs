@@ -1,31 +1,26 @@
 //! Keeps the worker's leases and registration alive, rescues expired leases (of any
-//! worker: whoever notices first), and reads the worker's mailbox.
+//! worker: whoever notices first), prunes workers that stopped heartbeating, and tells the
+//! control server when commands wait in the mailbox.
 //!
 //! One heartbeat is one round trip however many tasks are held. It runs every third of
 //! the lease, so two missed beats in a row still leave the lease intact.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use serde_json::json;
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
-use wrangle_core::store::{Heartbeat, Store};
-use wrangle_core::worker::ControlCommand;
+use wrangle_core::store::Heartbeat;
 
-use crate::WorkerConfig;
-use crate::held::HeldTasks;
+use crate::Shared;
 
 /// Most expired leases rescued per beat.
 const RESCUE_BATCH: usize = 1000;
+/// A worker silent for this many of its own leases is removed from the registry.
+const LOST_LEASES_BEFORE_PRUNE: i32 = 5;
 
-pub(crate) async fn run(
-    store: Arc<dyn Store>,
-    config: Arc<WorkerConfig>,
-    held: Arc<HeldTasks>,
-    stop_claiming: CancellationToken,
-    stop: CancellationToken,
-    started_at: DateTime<Utc>,
-) {
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let store = &shared.store;
+    let config = &shared.config;
     let mut tick = tokio::time::interval(config.lease / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut outage_logged = false;
@@ -35,11 +30,9 @@ pub(crate) async fn run(
             _ = stop.cancelled() => return,
         }
         let now = Utc::now();
-        let leases = held.leases();
-        let info = config.info(leases.iter().map(|(id, _)| *id).collect(), started_at);
         let beat = Heartbeat {
-            worker: info,
-            leases,
+            worker: shared.info(),
+            leases: shared.held.leases(),
             lease_until: now + chrono::Duration::from_std(config.lease).unwrap_or_default(),
             now,
         };
@@ -61,7 +54,10 @@ pub(crate) async fn run(
         };
         if !reply.lost.is_empty() {
             tracing::warn!(tasks = ?reply.lost, "lost tasks (cancelled, or lease expired and rescued); stopping them");
-            held.mark_lost(&reply.lost);
+            shared.held.mark_lost(&reply.lost);
+        }
+        if reply.commands_waiting {
+            shared.mailbox_nudge.notify_one();
         }
         match store.rescue_expired(now, RESCUE_BATCH).await {
             Ok(rescued) if !rescued.is_empty() => {
@@ -70,30 +66,26 @@ pub(crate) async fn run(
             Ok(_) => {}
             Err(err) => tracing::debug!(error = %err, "rescue failed"),
         }
-        if reply.commands_waiting {
-            obey_commands(store.as_ref(), &config.name, &stop_claiming).await;
-        }
+        prune_lost_workers(&shared, now).await;
     }
 }
 
-/// Acts on the mailbox. `stop` is obeyed here; the other commands belong to worker pools
-/// and are answered as unsupported by this worker.
-async fn obey_commands(store: &dyn Store, name: &str, stop_claiming: &CancellationToken) {
-    let Ok(commands) = store.pending_commands(name).await else {
+/// Removes workers silent for [`LOST_LEASES_BEFORE_PRUNE`] of their own leases (status
+/// shows them as lost before that).
+async fn prune_lost_workers(shared: &Shared, now: chrono::DateTime<Utc>) {
+    let Ok(workers) = shared.store.list_workers().await else {
         return;
     };
-    for envelope in commands {
-        let reply = match envelope.command {
-            ControlCommand::Stop => {
-                stop_claiming.cancel();
-                json!({"ok": true, "message": "stopping: no new claims, finishing running tasks"})
+    for worker in workers {
+        let lease = chrono::Duration::milliseconds(worker.info.lease_ms as i64);
+        if worker.info.lease_ms > 0
+            && worker.info.name != shared.config.name
+            && now - worker.last_seen > lease * LOST_LEASES_BEFORE_PRUNE
+        {
+            tracing::warn!(worker = %worker.info.name, last_seen = %worker.last_seen, "removing a lost worker from the registry");
+            if let Err(err) = shared.store.deregister_worker(&worker.info.name).await {
+                tracing::debug!(error = %err, "could not remove a lost worker");
             }
-            other => {
-                json!({"ok": false, "error": format!("{other:?} is not supported by this worker")})
-            }
-        };
-        if let Err(err) = store.ack_command(envelope.id, reply, Utc::now()).await {
-            tracing::warn!(error = %err, command = envelope.id, "could not acknowledge command");
         }
     }
 }

@@ -1,38 +1,46 @@
 //! The worker loop: claim a batch, run each task on its executor, record outcomes in
 //! batches, keep leases alive, and hand unfinished work back on shutdown.
 //!
-//! Three concurrent parts share one [`held::HeldTasks`] table (what this worker holds):
-//! - the claimer ([`Worker::run`]'s loop) claims as many tasks as there are free runner
-//!   slots (up to the batch size), and sleeps on the store's `Tasks` notification when
-//!   the queues are empty;
+//! Concurrent parts share one [`held::HeldTasks`] table (what this worker holds):
+//! - one claim loop per pool [`group`] claims as many tasks as the group has free runners
+//!   (up to the batch size), and sleeps on the store's `Tasks` notification when its
+//!   queues are empty;
 //! - the [`completer`] collects finished attempts and records them with one
 //!   `complete_batch` per burst;
 //! - the [`heartbeat`] extends the leases of everything held, refreshes the worker's
-//!   registration, rescues other workers' expired leases, and reads the mailbox.
+//!   registration, rescues other workers' expired leases, and prunes lost workers;
+//! - the [`control`] server applies scale/reload/pause/stop commands from the store's
+//!   mailbox and from this process ([`WorkerControl`]); the [`autoscale`] loop, when
+//!   asked for, grows and shrinks groups with their backlog.
 //!
 //! A runner slot is freed as soon as its attempt ends, before the outcome is written, so
 //! claiming and completing overlap; the lease stays in the heartbeat until the outcome is
 //! recorded, so a slow store never lets a finished task's lease lapse.
 
+mod autoscale;
 mod completer;
+mod control;
+mod group;
 mod heartbeat;
 mod held;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use wrangle_core::RetryPolicy;
+use wrangle_core::pool::{AutoscaleLimits, PoolGroup};
 use wrangle_core::store::{
-    ClaimRequest, ClaimedTask, Completion, CompletionStatus, Outcome, QueueFilter, Store,
-    StoreError, Topic,
+    ClaimedTask, Completion, CompletionStatus, Outcome, QueueFilter, Store, StoreError,
 };
 use wrangle_core::worker::WorkerInfo;
-use wrangle_exec::{ExecResult, Failure, Registry};
+use wrangle_exec::{ExecResult, Executor, Failure, Registry};
 
 use completer::Finished;
+pub use control::{ControlOp, WorkerControl};
+use group::Group;
 use held::HeldTasks;
 
 /// How a worker behaves. `WorkerConfig::new` gives sensible defaults.
@@ -40,10 +48,17 @@ use held::HeldTasks;
 pub struct WorkerConfig {
     /// Unique worker name (default `HOST-PID`).
     pub name: String,
-    /// Queues to claim from.
+    /// Queues to claim from (when `pool` is empty).
     pub queues: QueueFilter,
-    /// Runner slots: tasks running at once.
+    /// Runner slots: tasks running at once (when `pool` is empty).
     pub runners: usize,
+    /// Pool groups, each with its own queues and runners; empty means one group of
+    /// `runners` on `queues`.
+    pub pool: Vec<PoolGroup>,
+    /// Grow and shrink every group within these limits with its backlog.
+    pub autoscale: Option<AutoscaleLimits>,
+    /// Time between autoscaler decisions.
+    pub autoscale_interval: Duration,
     /// Most tasks claimed in one round trip.
     pub batch_size: usize,
     /// Lease length; heartbeats renew it every third of it.
@@ -64,6 +79,9 @@ impl WorkerConfig {
             name: format!("{}-{}", hostname(), std::process::id()),
             queues: QueueFilter::All,
             runners: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            pool: Vec::new(),
+            autoscale: None,
+            autoscale_interval: Duration::from_secs(1),
             batch_size: 100,
             lease: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
@@ -72,17 +90,20 @@ impl WorkerConfig {
         }
     }
 
-    fn info(&self, tasks: Vec<i64>, started_at: DateTime<Utc>) -> WorkerInfo {
-        WorkerInfo {
-            name: self.name.clone(),
-            host: hostname(),
-            pid: std::process::id(),
-            queues: self.queues.names(),
-            runners: self.runners as u32,
-            tasks,
-            started_at,
-            version: env!("CARGO_PKG_VERSION").to_string(),
+    /// The pool groups to start with: `pool`, or one group of `runners` on `queues`.
+    pub fn groups(&self) -> Vec<PoolGroup> {
+        if !self.pool.is_empty() {
+            return self.pool.clone();
         }
+        let name = match &self.queues {
+            QueueFilter::All => "*".to_string(),
+            QueueFilter::Only(queues) => queues.join(","),
+        };
+        vec![PoolGroup {
+            name,
+            queues: self.queues.clone(),
+            runners: self.runners as u32,
+        }]
     }
 }
 
@@ -137,12 +158,21 @@ pub trait OutcomeObserver: Send + Sync + 'static {
     fn recorded(&self, completion: &Completion, status: CompletionStatus);
 }
 
+/// Builds a fresh registry for a reload (the CLI re-reads `wrangle.toml`).
+pub type RegistryFactory = Arc<dyn Fn() -> Result<Registry, String> + Send + Sync>;
+
+type ControlReceiver =
+    mpsc::UnboundedReceiver<(ControlOp, oneshot::Sender<Result<String, String>>)>;
+
 /// A worker bound to a store and a registry of executors.
 pub struct Worker {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     config: WorkerConfig,
     observer: Option<Arc<dyn OutcomeObserver>>,
+    reload: Option<RegistryFactory>,
+    control: WorkerControl,
+    control_rx: ControlReceiver,
 }
 
 impl std::fmt::Debug for Worker {
@@ -162,12 +192,29 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 impl Worker {
     /// A worker that runs tasks from `store` with `registry`.
     pub fn new(store: Arc<dyn Store>, registry: Registry, config: WorkerConfig) -> Self {
+        let (control, control_rx) = WorkerControl::channel();
         Worker {
             store,
             registry: Arc::new(registry),
             config,
             observer: None,
+            reload: None,
+            control,
+            control_rx,
         }
+    }
+
+    /// Lets `reload` (the command, or SIGHUP in the CLI) swap in a registry built by
+    /// `factory`: tasks already running finish on the old executors (whose runner
+    /// processes then exit), new tasks start on the new ones.
+    pub fn with_reload(mut self, factory: RegistryFactory) -> Self {
+        self.reload = Some(factory);
+        self
+    }
+
+    /// A handle to steer the worker once it runs (scale, reload, stop).
+    pub fn control(&self) -> WorkerControl {
+        self.control.clone()
     }
 
     /// Reports every recorded outcome to `observer`.
@@ -181,40 +228,60 @@ impl Worker {
     pub async fn run(self, shutdown: Shutdown) -> Result<WorkerReport, StoreError> {
         let config = Arc::new(self.config);
         let store = self.store;
-        let held = Arc::new(HeldTasks::default());
         // Cancels every running attempt; fired by an immediate shutdown or when a graceful
         // one runs out of time.
         let abort_all = CancellationToken::new();
         let stop_claiming = shutdown.graceful.clone();
-
-        let started_at = Utc::now();
-        store
-            .register_worker(config.info(Vec::new(), started_at), started_at)
-            .await?;
-        let mut listener = store.listen(Topic::Tasks).await?;
-
         let (finished_tx, finished_rx) = mpsc::unbounded_channel::<Finished>();
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            config: config.clone(),
+            held: Arc::new(HeldTasks::default()),
+            registry: RwLock::new(self.registry),
+            groups: RwLock::new(Vec::new()),
+            started_at: Utc::now(),
+            reload: self.reload,
+            mailbox_nudge: Notify::new(),
+            loops: ClaimLoops {
+                finished_tx: std::sync::Mutex::new(Some(finished_tx)),
+                stop_claiming: stop_claiming.clone(),
+                abort_all: abort_all.clone(),
+            },
+        });
+        for group in config.groups() {
+            shared.add_group(&group);
+        }
+        shared.resize_executors();
+        store
+            .register_worker(shared.info(), shared.started_at)
+            .await?;
+
         let completer = tokio::spawn(completer::run(
             store.clone(),
             config.clone(),
-            held.clone(),
+            shared.held.clone(),
             finished_rx,
             self.observer.clone(),
         ));
-        let heartbeat_stop = CancellationToken::new();
-        let heartbeat = tokio::spawn(heartbeat::run(
-            store.clone(),
-            config.clone(),
-            held.clone(),
-            stop_claiming.clone(),
-            heartbeat_stop.clone(),
-            started_at,
+        let worker_done = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat::run(shared.clone(), worker_done.clone()));
+        let controller = control::Controller {
+            shared: shared.clone(),
+            stop_claiming: stop_claiming.clone(),
+        };
+        let control = tokio::spawn(control::serve(
+            controller,
+            self.control_rx,
+            worker_done.clone(),
         ));
+        if let Some(limits) = config.autoscale {
+            tokio::spawn(autoscale::run(shared.clone(), limits, worker_done.clone()));
+        }
         {
             let immediate = shutdown.immediate.clone();
             let abort_all = abort_all.clone();
             let stop_claiming = stop_claiming.clone();
-            let worker_done = heartbeat_stop.clone();
+            let worker_done = worker_done.clone();
             tokio::spawn(async move {
                 tokio::select! {
                     _ = immediate.cancelled() => {
@@ -226,108 +293,185 @@ impl Worker {
                 }
             });
         }
-
-        let slots = Arc::new(Semaphore::new(config.runners));
-        let mut store_backoff = RETRY_FIRST;
-        let linger_target = config.batch_size.min(config.runners).div_ceil(2).max(1);
-        while !stop_claiming.is_cancelled() {
-            // Wait for a free slot, then linger briefly for more so a burst of short tasks
-            // is claimed in one round trip instead of one by one.
-            tokio::select! {
-                permit = slots.acquire() => drop(permit),
-                _ = stop_claiming.cancelled() => break,
-            }
-            if slots.available_permits() < linger_target {
-                tokio::select! {
-                    permits = slots.acquire_many(linger_target as u32) => drop(permits),
-                    _ = tokio::time::sleep(Duration::from_millis(2)) => {}
-                    _ = stop_claiming.cancelled() => break,
-                }
-            }
-            let want = slots.available_permits().min(config.batch_size);
-            let request = ClaimRequest {
-                worker: config.name.clone(),
-                queues: config.queues.clone(),
-                limit: want,
-                lease: config.lease,
-                now: Utc::now(),
-            };
-            let claimed = match store.claim_batch(request).await {
-                Ok(claimed) => {
-                    store_backoff = RETRY_FIRST;
-                    claimed
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, retry_in = ?store_backoff, "claim failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(store_backoff) => {}
-                        _ = stop_claiming.cancelled() => break,
-                    }
-                    store_backoff = (store_backoff * 2).min(RETRY_MAX);
-                    continue;
-                }
-            };
-            let got = claimed.len();
-            for task in claimed {
-                let permit = slots
-                    .clone()
-                    .try_acquire_owned()
-                    .expect("claimed no more tasks than free slots");
-                let cancel = abort_all.child_token();
-                held.insert(task.id, task.attempt, cancel.clone());
-                let executor = self.registry.get(&task.kind).cloned();
-                let finished_tx = finished_tx.clone();
-                tokio::spawn(async move {
-                    let result = match executor {
-                        Some(executor) => run_attempt(executor, &task, cancel.clone()).await,
-                        None => Err(Failure(format!(
-                            "no handler for kind '{}' on this worker",
-                            task.kind
-                        ))),
-                    };
-                    drop(permit);
-                    let _ = finished_tx.send(Finished {
-                        task,
-                        result,
-                        cancelled: cancel.is_cancelled(),
-                    });
-                });
-            }
-            if got < want {
-                // The queues are drained: sleep until something is enqueued (or a delayed
-                // task may have become due).
-                tokio::select! {
-                    woke = listener.wait(config.idle_recheck) => {
-                        if let Err(err) = woke {
-                            tracing::warn!(error = %err, "listening for new tasks failed");
-                            tokio::time::sleep(config.idle_recheck).await;
-                        }
-                    }
-                    _ = stop_claiming.cancelled() => break,
-                }
-            }
+        for group in shared.groups() {
+            spawn_claim_loop(&shared, group);
         }
+        stop_claiming.cancelled().await;
 
         // Graceful: give running tasks the shutdown timeout, then cancel them (they are
         // handed back, not counted as failures).
-        let all = config.runners as u32;
+        let all_idle = async {
+            for group in shared.groups() {
+                group.wait_idle().await;
+            }
+        };
         tokio::select! {
-            permits = slots.acquire_many(all) => drop(permits),
+            _ = all_idle => {}
             _ = tokio::time::sleep(config.shutdown_timeout) => {
                 tracing::warn!("shutdown timeout reached; handing back running tasks");
             }
             _ = abort_all.cancelled() => {}
         }
         abort_all.cancel();
-        let _ = slots.acquire_many(all).await;
-        drop(finished_tx);
+        for group in shared.groups() {
+            group.wait_idle().await;
+        }
+        // The completer ends once every sender of the finished channel is gone: the claim
+        // loops' (they ended with stop_claiming), the attempts' (all idle) and this one.
+        shared.close_finished();
         let report = completer.await.unwrap_or_default();
-        heartbeat_stop.cancel();
+        worker_done.cancel();
         let _ = heartbeat.await;
+        let _ = control.await;
         if let Err(err) = store.deregister_worker(&config.name).await {
             tracing::warn!(error = %err, "could not deregister worker");
         }
         Ok(report)
+    }
+}
+
+/// What the claim loops need to start tasks and report them.
+struct ClaimLoops {
+    /// Taken at shutdown (see [`Shared::close_finished`]).
+    finished_tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Finished>>>,
+    stop_claiming: CancellationToken,
+    abort_all: CancellationToken,
+}
+
+/// The running worker's state, shared by its parts.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) config: Arc<WorkerConfig>,
+    pub(crate) held: Arc<HeldTasks>,
+    registry: RwLock<Arc<Registry>>,
+    groups: RwLock<Vec<Arc<Group>>>,
+    started_at: DateTime<Utc>,
+    reload: Option<RegistryFactory>,
+    /// Woken by a heartbeat that says commands wait in the mailbox.
+    pub(crate) mailbox_nudge: Notify,
+    loops: ClaimLoops,
+}
+
+impl Shared {
+    /// The executor for `kind` in the current registry.
+    pub(crate) fn executor(&self, kind: &str) -> Option<Arc<dyn Executor>> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kind)
+            .cloned()
+    }
+
+    /// The pool groups, in the order added.
+    pub(crate) fn groups(&self) -> Vec<Arc<Group>> {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn add_group(&self, group: &PoolGroup) -> Arc<Group> {
+        let group = Group::new(group);
+        self.groups
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(group.clone());
+        group
+    }
+
+    /// Runners across every group.
+    pub(crate) fn total_runners(&self) -> usize {
+        self.groups().iter().map(|g| g.target()).sum()
+    }
+
+    /// Tells the executors (runner processes) how many runners the worker has now.
+    pub(crate) fn resize_executors(&self) {
+        let runners = self.total_runners();
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .resize(runners);
+    }
+
+    /// Swaps in a freshly built registry (see [`Worker::with_reload`]).
+    pub(crate) fn reload(&self) -> Result<String, String> {
+        let factory = self
+            .reload
+            .as_ref()
+            .ok_or("this worker has no configuration to reload")?;
+        let registry = factory()?;
+        registry.resize(self.total_runners());
+        let kinds = registry.kinds().len();
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
+        Ok(format!(
+            "reloaded ({kinds} kinds): new tasks use the new handlers; runner processes restart after their current tasks"
+        ))
+    }
+
+    /// Drops the worker's own sender of finished attempts; no claim loop starts after.
+    fn close_finished(&self) {
+        self.loops
+            .finished_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+
+    /// What the worker tells the store about itself.
+    pub(crate) fn info(&self) -> WorkerInfo {
+        let groups = self.groups();
+        let pool: Vec<_> = groups.iter().map(|g| g.info()).collect();
+        let mut queues: Vec<String> = Vec::new();
+        let mut all_queues = false;
+        for group in &groups {
+            match &group.queues {
+                QueueFilter::All => all_queues = true,
+                QueueFilter::Only(names) => queues.extend(names.iter().cloned()),
+            }
+        }
+        if all_queues {
+            queues.clear();
+        }
+        queues.dedup();
+        let registry = self
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        WorkerInfo {
+            name: self.config.name.clone(),
+            host: hostname(),
+            pid: std::process::id(),
+            queues,
+            runners: self.total_runners() as u32,
+            tasks: self.held.leases().into_iter().map(|(id, _)| id).collect(),
+            started_at: self.started_at,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pool,
+            processes: registry.processes(),
+            rss_bytes: wrangle_exec::rss_bytes(std::process::id()),
+            autoscale: self.config.autoscale.map(|l| (l.min, l.max)),
+            lease_ms: self.config.lease.as_millis() as u64,
+        }
+    }
+}
+
+/// Starts `group`'s claim loop (unless the worker is shutting down).
+pub(crate) fn spawn_claim_loop(shared: &Arc<Shared>, group: Arc<Group>) {
+    let finished_tx = shared
+        .loops
+        .finished_tx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(finished_tx) = finished_tx {
+        tokio::spawn(group::claim_loop(
+            group,
+            shared.clone(),
+            finished_tx,
+            shared.loops.stop_claiming.clone(),
+            shared.loops.abort_all.clone(),
+        ));
     }
 }
 

@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod control;
 pub mod jobs;
 pub mod parallel;
 
@@ -36,10 +37,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 pub use wrangle_core::parse::{self, StoreUrl};
+pub use wrangle_core::pool;
 pub use wrangle_core::store::{self, Store, StoreError, TaskFilter};
 pub use wrangle_core::task::{DEFAULT_QUEUE, DEFAULT_RETRIES};
 pub use wrangle_core::{
     Enqueued, InputError, NewTask, QueueFilter, RetryPolicy, Task, TaskId, TaskState, Topic,
+    WorkerInfo, WorkerRecord,
 };
 pub use wrangle_exec::{
     self as exec, CommandExecutor, CommandSpec, ExecResult, Executor, Failure, Registry,
@@ -50,7 +53,10 @@ pub use wrangle_store_mysql::MySqlStore;
 pub use wrangle_store_postgres::{PostgresOptions, PostgresStore};
 pub use wrangle_store_redis::{RedisOptions, RedisStore};
 pub use wrangle_store_sqlite::{SqliteOptions, SqliteStore};
-pub use wrangle_worker::{OutcomeObserver, Shutdown, Worker, WorkerConfig, WorkerReport};
+pub use wrangle_worker::{
+    ControlOp, OutcomeObserver, RegistryFactory, Shutdown, Worker, WorkerConfig, WorkerControl,
+    WorkerReport,
+};
 
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,7 @@ fn clock(time: DateTime<Utc>) -> String {
     time.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
-fn ago(time: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(crate) fn ago(time: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - time).num_milliseconds().max(0) as f64 / 1000.0;
     if secs < 120.0 {
         format!("{secs:.1}s")
@@ -79,32 +79,7 @@ pub(crate) async fn status(context: &Context) -> CliResult {
         println!("(no queues yet)");
     }
     println!();
-    println!(
-        "{:<24} {:<16} {:>7} {:<16} {:>7} {:>5} {:>9}  TASKS",
-        "WORKER", "HOST", "PID", "QUEUES", "RUNNERS", "BUSY", "LAST SEEN"
-    );
-    for w in &workers {
-        let queues = if w.info.queues.is_empty() {
-            "*".to_string()
-        } else {
-            w.info.queues.join(",")
-        };
-        let tasks: Vec<String> = w.info.tasks.iter().map(|t| t.to_string()).collect();
-        println!(
-            "{:<24} {:<16} {:>7} {:<16} {:>7} {:>5} {:>9}  {}",
-            w.info.name,
-            w.info.host,
-            w.info.pid,
-            queues,
-            w.info.runners,
-            w.info.tasks.len(),
-            ago(w.last_seen, now),
-            tasks.join(" ")
-        );
-    }
-    if workers.is_empty() {
-        println!("(no workers registered)");
-    }
+    super::workers::print_workers_table(&workers, now);
     if !jobs.is_empty() {
         println!();
         super::job::print_jobs_table(&jobs);

@@ -5,6 +5,7 @@ mod job;
 mod run;
 mod submit;
 mod worker;
+mod workers;
 
 use std::sync::Arc;
 
@@ -45,7 +46,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
             submit::run(&Context::open(&cli.global, &config).await?, plan).await
         }
         Command::Worker(args) => {
-            let setup = worker::plan(&args, &config)?;
+            let setup = worker::plan(&args, &config, cli.global.config.as_deref())?;
             worker::run(Context::open(&cli.global, &config).await?, setup).await
         }
         Command::Job(command) => {
@@ -54,6 +55,10 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
                 _ => None,
             };
             job::run(&Context::open(&cli.global, &config).await?, command, create).await
+        }
+        Command::Workers(command) => {
+            let plan = workers::plan(&command)?;
+            workers::run(&Context::open(&cli.global, &config).await?, plan).await
         }
         Command::Status => inspect::status(&Context::open(&cli.global, &config).await?).await,
         Command::Tasks(command) => {

@@ -1,14 +1,16 @@
 //! `wrangle worker`: build the executor registry from `--exec` and `[kinds.*]`, run the
-//! worker loop, and turn signals into graceful (first TERM/INT) or immediate (second INT)
-//! shutdown.
+//! worker loop, and turn signals into control: graceful (first TERM/INT) or immediate
+//! (second INT) shutdown, reload (HUP: wrangle.toml read again, runner processes
+//! replaced after their current tasks), one runner more or less (TTIN/TTOU).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use wrangle::parse::{parse_duration, parse_name};
+use wrangle::parse::{parse_duration, parse_name, parse_size};
+use wrangle::pool::{AutoscaleLimits, parse_autoscale, parse_pool};
 use wrangle::{
-    CommandExecutor, CommandSpec, QueueFilter, Registry, RetryPolicy, RunnerExecutor, RunnerSpec,
-    Shutdown, Worker, WorkerConfig,
+    CommandExecutor, CommandSpec, ControlOp, QueueFilter, Registry, RetryPolicy, RunnerExecutor,
+    RunnerSpec, Shutdown, Worker, WorkerConfig, WorkerControl,
 };
 
 use super::Context;
@@ -20,16 +22,12 @@ use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED};
 pub(crate) struct WorkerSetup {
     registry: Registry,
     config: WorkerConfig,
+    /// Builds the registry again from a freshly read config file (reload).
+    reload: wrangle::RegistryFactory,
 }
 
-pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup> {
-    let mut worker = WorkerConfig::new();
-    if let Some(runners) = args.runners {
-        if runners == 0 {
-            return Err(CliError::input("-n/--runners must be at least 1"));
-        }
-        worker.runners = runners;
-    }
+/// The executors for `[kinds.*]` and `--exec`; runner kinds get `runners` processes.
+fn build_registry(args: &WorkerArgs, config: &Config, runners: usize) -> CliResult<Registry> {
     let mut registry = Registry::new();
     let spec = |argv: Vec<String>, timeout: Option<Duration>| {
         let mut spec = CommandSpec::new(argv);
@@ -37,14 +35,20 @@ pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup>
         spec.output_dir = args.output.clone();
         Arc::new(CommandExecutor::new(spec))
     };
+    let max_memory = args
+        .max_runner_memory
+        .as_deref()
+        .map(parse_size)
+        .transpose()?;
     for (kind, kind_config) in &config.kinds {
         let timeout = kind_config.timeout(kind)?;
         if let Some(argv) = &kind_config.exec {
             registry.insert(kind.clone(), spec(argv.clone(), timeout));
         } else if let Some(argv) = &kind_config.runner {
-            // One process per runner slot, started as tasks of this kind arrive.
-            let mut runner = RunnerSpec::new(argv.clone(), worker.runners);
+            // One process per runner, started as tasks of this kind arrive.
+            let mut runner = RunnerSpec::new(argv.clone(), runners);
             runner.default_timeout = timeout;
+            runner.max_memory = max_memory;
             registry.insert(kind.clone(), Arc::new(RunnerExecutor::new(runner)));
         }
     }
@@ -56,6 +60,39 @@ pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup>
             "nothing to run: give --exec CMD, or [kinds.NAME] exec = [...] or runner = [...] in wrangle.toml",
         ));
     }
+    Ok(registry)
+}
+
+pub(crate) fn plan(
+    args: &WorkerArgs,
+    config: &Config,
+    config_path: Option<&std::path::Path>,
+) -> CliResult<WorkerSetup> {
+    let mut worker = WorkerConfig::new();
+    if let Some(runners) = args.runners {
+        if runners == 0 {
+            return Err(CliError::input("-n/--runners must be at least 1"));
+        }
+        worker.runners = runners;
+    }
+    worker.pool = match &args.pool {
+        Some(spec) => parse_pool(spec)?,
+        None => config.pool_groups()?,
+    };
+    if let Some(range) = &args.autoscale {
+        let (min, max) = parse_autoscale(range)?;
+        worker.autoscale = Some(AutoscaleLimits::new(min, max));
+    }
+    let runners: usize = worker.groups().iter().map(|g| g.runners as usize).sum();
+    let registry = build_registry(args, config, runners.max(1))?;
+    let reload: wrangle::RegistryFactory = {
+        let args = args.clone();
+        let config_path = config_path.map(std::path::Path::to_path_buf);
+        Arc::new(move || {
+            let config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+            build_registry(&args, &config, 1).map_err(|e| e.to_string())
+        })
+    };
     let queues = if args.queues.trim() == "*" {
         QueueFilter::All
     } else {
@@ -83,6 +120,7 @@ pub(crate) fn plan(args: &WorkerArgs, config: &Config) -> CliResult<WorkerSetup>
     Ok(WorkerSetup {
         registry,
         config: worker,
+        reload,
     })
 }
 
@@ -92,11 +130,13 @@ pub(crate) async fn run(context: Context, setup: WorkerSetup) -> CliResult {
     tracing::info!(
         worker = %setup.config.name,
         store = context.store.info().name,
-        runners = setup.config.runners,
+        pool = ?setup.config.groups().iter().map(|g| format!("{}={}", g.name, g.runners)).collect::<Vec<_>>(),
         kinds = ?setup.registry.kinds(),
         "worker started"
     );
-    let worker = Worker::new(context.store.clone(), setup.registry, setup.config);
+    let worker =
+        Worker::new(context.store.clone(), setup.registry, setup.config).with_reload(setup.reload);
+    watch_control_signals(worker.control())?;
     let report = worker.run(shutdown).await?;
     tracing::info!(
         succeeded = report.succeeded,
@@ -115,4 +155,25 @@ pub(crate) async fn run(context: Context, setup: WorkerSetup) -> CliResult {
     } else {
         0
     })
+}
+
+/// SIGHUP: reload; SIGTTIN/SIGTTOU: one runner more/less in the first pool group.
+fn watch_control_signals(control: WorkerControl) -> CliResult<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let open = |kind: SignalKind| signal(kind).map_err(|e| CliError::Runtime(e.to_string()));
+    let mut hangup = open(SignalKind::hangup())?;
+    let mut more = open(SignalKind::from_raw(nix::libc::SIGTTIN))?;
+    let mut fewer = open(SignalKind::from_raw(nix::libc::SIGTTOU))?;
+    tokio::spawn(async move {
+        loop {
+            let op = tokio::select! {
+                _ = hangup.recv() => ControlOp::Command(wrangle::control::ControlCommand::Reload),
+                _ = more.recv() => ControlOp::ScaleBy(1),
+                _ = fewer.recv() => ControlOp::ScaleBy(-1),
+            };
+            // The worker logs what it did; a refusal is logged there too.
+            let _ = control.request(op).await;
+        }
+    });
+    Ok(())
 }

@@ -48,6 +48,22 @@ async fn register_list_deregister(a: Handle, b: Handle) -> Result<()> {
     let alpha = wrangle_core::WorkerInfo {
         runners: 8,
         pid: 99,
+        pool: vec![wrangle_core::GroupInfo {
+            name: "a,b".into(),
+            runners: 8,
+            tasks: vec![1, 2],
+        }],
+        processes: vec![wrangle_core::ProcessInfo {
+            kind: "k".into(),
+            runner: 1,
+            pid: 100,
+            started_at: at(1),
+            tasks: 1,
+            rss_bytes: 1 << 20,
+            restarts: 2,
+        }],
+        rss_bytes: 5 << 20,
+        autoscale: Some((1, 8)),
         ..alpha
     };
     a.register_worker(alpha.clone(), at(5)).await?;

@@ -1,0 +1,142 @@
+//! `wrangle workers list|scale|reload|stop`: the worker registry, and control commands sent
+//! through the store's mailbox to a worker on any machine, each waiting for the worker's
+//! acknowledgement.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use wrangle::WorkerRecord;
+use wrangle::control::{self, ControlCommand, ControlError};
+use wrangle::parse::{parse_duration, parse_name};
+use wrangle::pool::parse_scale_target;
+
+use super::Context;
+use super::inspect::{ago, print_json};
+use crate::cli::WorkersCommand;
+use crate::fail::{CliError, CliResult, EXIT_TASK_FAILED};
+
+/// A checked control command: the worker, what to send, how long to wait.
+pub(crate) struct ControlPlan {
+    worker: String,
+    command: ControlCommand,
+    wait: Duration,
+}
+
+/// Checks a `workers` command's arguments before the store is opened (`None` for `list`).
+pub(crate) fn plan(command: &WorkersCommand) -> CliResult<Option<ControlPlan>> {
+    let (worker, command, wait) = match command {
+        WorkersCommand::List => return Ok(None),
+        WorkersCommand::Scale {
+            worker,
+            target,
+            wait,
+        } => {
+            let (queue, runners) = parse_scale_target(target)?;
+            (worker, ControlCommand::Scale { queue, runners }, wait)
+        }
+        WorkersCommand::Reload { worker, wait } => (worker, ControlCommand::Reload, wait),
+        WorkersCommand::Stop { worker, wait } => (worker, ControlCommand::Stop, wait),
+    };
+    Ok(Some(ControlPlan {
+        worker: parse_name("worker", worker)?,
+        command,
+        wait: parse_duration(wait)?,
+    }))
+}
+
+/// Runs a `workers` command.
+pub(crate) async fn run(context: &Context, plan: Option<ControlPlan>) -> CliResult {
+    let Some(plan) = plan else {
+        let workers = context.store.list_workers().await?;
+        if context.json {
+            print_json(&workers);
+        } else {
+            print_workers_table(&workers, Utc::now());
+        }
+        return Ok(0);
+    };
+    let ack = control::send_and_wait(&context.store, &plan.worker, plan.command, plan.wait)
+        .await
+        .map_err(|err| match err {
+            ControlError::UnknownWorker(_) => CliError::input(err),
+            other => CliError::Runtime(other.to_string()),
+        })?;
+    if context.json {
+        print_json(&json!({
+            "worker": plan.worker,
+            "ok": ack.ok,
+            "message": ack.message,
+            "command": ack.envelope.command,
+            "id": ack.envelope.id,
+        }));
+    } else if ack.ok {
+        println!("{}: {}", plan.worker, ack.message);
+    } else {
+        eprintln!("wrangle: error: {} refused: {}", plan.worker, ack.message);
+    }
+    Ok(if ack.ok { 0 } else { EXIT_TASK_FAILED })
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes == 0 {
+        "-".into()
+    } else {
+        format!("{}M", bytes >> 20)
+    }
+}
+
+/// The workers table of `status` and `workers list`: one line per worker, then one per
+/// pool group and runner process.
+pub(crate) fn print_workers_table(workers: &[WorkerRecord], now: DateTime<Utc>) {
+    println!(
+        "{:<24} {:<16} {:>7} {:>7} {:>5} {:>6} {:>9} {:>9}  STATE",
+        "WORKER", "HOST", "PID", "RUNNERS", "BUSY", "RSS", "UPTIME", "LAST SEEN"
+    );
+    for w in workers {
+        let state = if w.is_lost(now) { "LOST" } else { "ok" };
+        println!(
+            "{:<24} {:<16} {:>7} {:>7} {:>5} {:>6} {:>9} {:>9}  {state}",
+            w.info.name,
+            w.info.host,
+            w.info.pid,
+            w.info.runners,
+            w.info.tasks.len(),
+            mib(w.info.rss_bytes),
+            ago(w.info.started_at, now),
+            ago(w.last_seen, now),
+        );
+        for group in &w.info.pool {
+            let tasks: Vec<String> = group.tasks.iter().map(|t| t.to_string()).collect();
+            println!(
+                "  group {:<18} runners {:>3}  busy {:>3}  tasks {}",
+                group.name,
+                group.runners,
+                group.tasks.len(),
+                if tasks.is_empty() {
+                    "-".into()
+                } else {
+                    tasks.join(" ")
+                }
+            );
+        }
+        for p in &w.info.processes {
+            println!(
+                "  runner {:>3} {:<14} pid {:>7}  up {:>7}  rss {:>6}  tasks {}  restarts {}",
+                p.runner,
+                p.kind,
+                p.pid,
+                ago(p.started_at, now),
+                mib(p.rss_bytes),
+                p.tasks,
+                p.restarts
+            );
+        }
+        if let Some((min, max)) = w.info.autoscale {
+            println!("  autoscale {min}..{max}");
+        }
+    }
+    if workers.is_empty() {
+        println!("(no workers registered)");
+    }
+}
