@@ -213,6 +213,17 @@ pub(crate) struct WorkerArgs {
     /// Grow each group's runners while its queues back up (and the machine has room), shrink when idle
     #[arg(long, value_name = "MIN..MAX")]
     pub(crate) autoscale: Option<String>,
+    /// Time between autoscaling decisions
+    #[arg(long, value_name = "DUR", default_value = "1s", requires = "autoscale")]
+    pub(crate) autoscale_interval: String,
+    /// Autoscaling adds runners only while the 1-minute load per CPU is below this
+    #[arg(
+        long,
+        value_name = "LOAD",
+        default_value_t = 1.5,
+        requires = "autoscale"
+    )]
+    pub(crate) autoscale_max_load: f64,
     /// Replace a runner process (after its current task) whose resident memory grows past SIZE, e.g. 512M
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_runner_memory: Option<String>,

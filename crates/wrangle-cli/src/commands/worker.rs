@@ -81,7 +81,16 @@ pub(crate) fn plan(
     };
     if let Some(range) = &args.autoscale {
         let (min, max) = parse_autoscale(range)?;
-        worker.autoscale = Some(AutoscaleLimits::new(min, max));
+        let mut limits = AutoscaleLimits::new(min, max);
+        if !(args.autoscale_max_load > 0.0) {
+            return Err(CliError::input("--autoscale-max-load must be above 0"));
+        }
+        limits.max_load_per_cpu = args.autoscale_max_load;
+        worker.autoscale = Some(limits);
+        worker.autoscale_interval = parse_duration(&args.autoscale_interval)?;
+        if worker.autoscale_interval.is_zero() {
+            return Err(CliError::input("--autoscale-interval must be above 0"));
+        }
     }
     let runners: usize = worker.groups().iter().map(|g| g.runners as usize).sum();
     let registry = build_registry(args, config, runners.max(1))?;

@@ -1,0 +1,164 @@
+//! Shared by the end-to-end test files: a sandbox (temp dir + store URL) that runs the real
+//! `wrangle` binary against its store, starts worker processes and cleans them up.
+// Each test file uses a different subset.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A temp dir and a store URL, with helpers to run `wrangle` against them.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub store: String,
+    pub workers: Vec<Child>,
+}
+
+impl Sandbox {
+    /// The embedded default store in a new temp dir.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("w.db").display());
+        Sandbox {
+            dir,
+            store,
+            workers: Vec::new(),
+        }
+    }
+
+    /// A server's store.
+    pub fn on(url: &str) -> Self {
+        let mut sandbox = Sandbox::sqlite();
+        sandbox.store = url.to_string();
+        sandbox
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wrangle"));
+        command
+            .current_dir(self.dir.path())
+            .env_remove("WRANGLE_STORE")
+            .env("WRANGLE_LOG", "info")
+            .args(["--store", &self.store])
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "wrangle {args:?} failed: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Starts `wrangle worker --name NAME ARGS…`, logging to NAME.log.
+    pub fn spawn_worker(&mut self, name: &str, args: &[&str]) {
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
+        let child = self
+            .command(&["worker", "--name", name])
+            .args(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.workers.push(child);
+    }
+
+    pub fn worker_logs(&self) -> String {
+        let mut logs = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                logs += &format!("--- {}\n", path.display());
+                logs += &std::fs::read_to_string(&path).unwrap_or_default();
+            }
+        }
+        logs
+    }
+
+    /// `job status NAME --follow` until it exits (or `limit` passes); its exit code.
+    pub fn follow(&self, name: &str, limit: Duration) -> i32 {
+        let mut child = self
+            .command(&["job", "status", name, "--follow", "--interval", "100ms"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                panic!(
+                    "job {name} did not end within {limit:?}: {}\n{}",
+                    self.json(&["job", "status", name]),
+                    self.worker_logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop_workers(&mut self) {
+        for child in &mut self.workers {
+            signal(child, nix::sys::signal::Signal::SIGTERM);
+        }
+        for child in &mut self.workers {
+            let _ = child.wait();
+        }
+        self.workers.clear();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for child in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing with `what` after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
