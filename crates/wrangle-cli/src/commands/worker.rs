@@ -82,7 +82,7 @@ pub(crate) fn plan(
     if let Some(range) = &args.autoscale {
         let (min, max) = parse_autoscale(range)?;
         let mut limits = AutoscaleLimits::new(min, max);
-        if !(args.autoscale_max_load > 0.0) {
+        if args.autoscale_max_load.is_nan() || args.autoscale_max_load <= 0.0 {
             return Err(CliError::input("--autoscale-max-load must be above 0"));
         }
         limits.max_load_per_cpu = args.autoscale_max_load;
