@@ -7,6 +7,10 @@
 //! - Every hot-path operation (enqueue, claim, complete, heartbeat, rescue) is one
 //!   statement over the whole batch, which travels as one JSON (or array) parameter, and
 //!   runs in autocommit: one round trip per batch.
+//! - Range jobs hand out their blocks lazily: a claim that finds fewer due tasks than asked
+//!   for advances the cursor of the jobs it takes (row-locked) and inserts the blocks, already
+//!   running, in the same statement (`sql/claim.sql`, through the `claim_blocks` function
+//!   of `sql/schema_v2.sql`).
 //! - Wake-ups are LISTEN/NOTIFY; triggers send them inside the writing transaction (see
 //!   the `listen` module).
 //! - Times are the `now` callers pass in, stored as epoch milliseconds; the server's clock
@@ -31,6 +35,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Transaction};
+use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
@@ -42,7 +47,7 @@ use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInf
 pub use options::{ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, PostgresOptions};
 
 use listen::Notifier;
-use rows::{column, command_from_row, from_ms, ms, task_from_row};
+use rows::{column, command_from_row, from_ms, job_from_row, ms, task_from_row};
 use sql::{Statements, sql};
 
 /// The PostgreSQL store. Cheap to clone: clones share the pool and the LISTEN connection.
@@ -269,11 +274,19 @@ pub(crate) fn backend(err: sqlx::Error) -> StoreError {
     }
 }
 
+/// Where a claimed task goes in the claim's answer: due tasks in claim order (priority
+/// first, then `run_at`, then id), then new blocks in the order they were made (by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ClaimOrder {
+    Due(std::cmp::Reverse<i32>, i64, TaskId),
+    Block(TaskId),
+}
+
 /// A claimed task from a row of `claim.sql`, with its claim-order key.
 fn claimed_from_row(
     row: &PgRow,
     lease_until: DateTime<Utc>,
-) -> Result<((i32, i64, TaskId), ClaimedTask), StoreError> {
+) -> Result<(ClaimOrder, ClaimedTask), StoreError> {
     let task = ClaimedTask {
         id: column(row, "id")?,
         queue: column(row, "queue")?,
@@ -285,10 +298,16 @@ fn claimed_from_row(
         job: column(row, "job")?,
         lease_until,
     };
-    Ok((
-        (column(row, "priority")?, column(row, "run_at")?, task.id),
-        task,
-    ))
+    let order = if column(row, "block")? {
+        ClaimOrder::Block(task.id)
+    } else {
+        ClaimOrder::Due(
+            std::cmp::Reverse(column(row, "priority")?),
+            column(row, "run_at")?,
+            task.id,
+        )
+    };
+    Ok((order, task))
 }
 
 #[async_trait]
@@ -339,9 +358,7 @@ impl Store for PostgresStore {
             .map(|row| claimed_from_row(row, lease_until))
             .collect::<Result<Vec<_>, _>>()?;
         // UPDATE … RETURNING comes back in no particular order; hand out in claim order.
-        claimed.sort_unstable_by(|(a, _), (b, _)| {
-            b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
-        });
+        claimed.sort_unstable_by_key(|(order, _)| *order);
         Ok(claimed.into_iter().map(|(_, task)| task).collect())
     }
 
@@ -488,6 +505,80 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?
             .rows_affected())
+    }
+
+    async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        job.validate()?;
+        let job = job.into_job(now);
+        let d = &job.definition;
+        let row = sqlx::query(sql(&self.statements.create_job))
+            .bind(&d.name)
+            .bind(d.kind.as_str())
+            .bind(&d.queue)
+            .bind(&d.task_kind)
+            .bind(d.priority)
+            .bind(i64::from(d.max_attempts))
+            .bind(
+                d.timeout
+                    .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            )
+            .bind(d.start)
+            .bind(d.end)
+            .bind(d.block)
+            .bind(job.cursor)
+            .bind(job.cancelled)
+            .bind(ms(job.created_at))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        match row {
+            Some(row) => job_from_row(&row),
+            None => Err(StoreError::JobExists(job.definition.name)),
+        }
+    }
+
+    async fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError> {
+        sqlx::query(sql(&self.statements.get_job))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|row| job_from_row(&row))
+            .transpose()
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        sqlx::query(sql(&self.statements.list_jobs))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(job_from_row)
+            .collect()
+    }
+
+    async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
+        let row = sqlx::query(sql(&self.statements.cancel_job))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+        job_from_row(&row)
+    }
+
+    async fn job_tallies(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BlockTally>, StoreError> {
+        let rows = sqlx::query(sql(&self.statements.job_tallies))
+            .bind(name)
+            .bind(ms(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows::job_tallies(&rows)?.ok_or_else(|| StoreError::JobNotFound(name.to_string()))
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

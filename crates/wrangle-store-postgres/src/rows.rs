@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
+use wrangle_core::job::{BlockTally, Job, JobKind, NewJob};
 use wrangle_core::store::{QueueStats, StoreError};
 use wrangle_core::stored::StoredAttempt;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
@@ -72,6 +73,48 @@ pub(crate) fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {
         finished_at: column::<Option<i64>>(row, "finished_at")?.map(from_ms),
         attempts: attempts.into_iter().map(AttemptRecord::from).collect(),
     })
+}
+
+pub(crate) fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
+    Ok(Job {
+        definition: NewJob {
+            name: column(row, "name")?,
+            kind: JobKind::parse(column(row, "kind")?)?,
+            queue: column(row, "queue")?,
+            task_kind: column(row, "task_kind")?,
+            priority: column(row, "priority")?,
+            max_attempts: count(column(row, "max_attempts")?),
+            timeout: timeout(column(row, "timeout_ms")?),
+            start: column(row, "start_id")?,
+            end: column(row, "end_id")?,
+            block: column(row, "block")?,
+        },
+        cursor: column(row, "cursor")?,
+        cancelled: column(row, "cancelled")?,
+        created_at: from_ms(column(row, "created_at")?),
+    })
+}
+
+/// The rows of `job_tallies.sql` as tallies; `None` when there was no row (no such job).
+pub(crate) fn job_tallies(rows: &[PgRow]) -> Result<Option<Vec<BlockTally>>, StoreError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut tallies = Vec::with_capacity(rows.len());
+    for row in rows {
+        // A job without tasks comes back as one row with no state.
+        let Some(name) = column::<Option<&str>>(row, "state")? else {
+            continue;
+        };
+        tallies.push(BlockTally {
+            state: state(name)?,
+            worker: column(row, "worker")?,
+            blocks: column::<i64>(row, "blocks")?.max(0) as u64,
+            ids: column::<i64>(row, "ids")?.max(0) as u64,
+            ids_last_minute: column::<i64>(row, "ids_last_minute")?.max(0) as u64,
+        });
+    }
+    Ok(Some(tallies))
 }
 
 pub(crate) fn command_from_row(row: &PgRow) -> Result<CommandEnvelope, StoreError> {

@@ -19,7 +19,9 @@ pub(crate) async fn migrate(
     schema: &str,
 ) -> Result<(), StoreError> {
     // Schema-changing statements, in order; index 0 brings an empty schema to version 1.
-    let migrations = [&statements.schema_v1];
+    // A released step is never edited (existing databases ran it): changes go in a new one.
+    // Version 2 adds jobs.
+    let migrations = [&statements.schema_v1, &statements.schema_v2];
     let mut tx = pool.begin().await.map_err(backend)?;
     sqlx::query(sql(&statements.migrate_lock))
         .bind(format!("wrangle.{schema}"))

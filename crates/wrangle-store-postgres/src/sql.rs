@@ -38,6 +38,7 @@ statements! {
     schema_version => "schema_version.sql",
     record_migration => "record_migration.sql",
     schema_v1 => "schema_v1.sql",
+    schema_v2 => "schema_v2.sql",
     enqueue => "enqueue.sql",
     existing_keys => "existing_keys.sql",
     claim => "claim.sql",
@@ -62,6 +63,11 @@ statements! {
     pending_commands => "pending_commands.sql",
     ack_command => "ack_command.sql",
     get_command => "get_command.sql",
+    create_job => "create_job.sql",
+    get_job => "get_job.sql",
+    list_jobs => "list_jobs.sql",
+    cancel_job => "cancel_job.sql",
+    job_tallies => "job_tallies.sql",
 }
 
 /// A statement in the form sqlx takes. The text is ours (files plus a validated schema

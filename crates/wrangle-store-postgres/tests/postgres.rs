@@ -1,7 +1,9 @@
 //! PostgreSQL-specific tests, beyond the conformance suite: transactional enqueue, a
-//! server crash under a live store handle and listener, concurrent first-time migration,
-//! notification scoping by schema, the claim's plan with many finished tasks, and the
-//! wake-up latency (printed, not asserted: performance is measured, never asserted).
+//! server crash under a live store handle and listener, concurrent first-time migration and
+//! the migration of a version 1 schema, notification scoping by schema, the claim's plan
+//! with many finished tasks (and jobs), range jobs' blocks at the top of the i64 range and
+//! under many concurrent claimers, and the wake-up latency (printed, not asserted:
+//! performance is measured, never asserted).
 //!
 //! Each test starts its own throwaway server (the crash test must not disturb others).
 
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::json;
 use sqlx::Row;
+use wrangle_core::job::NewJob;
 use wrangle_core::{ClaimRequest, NewTask, QueueFilter, Store, StoreError, TaskId, Topic};
 use wrangle_store_postgres::PostgresStore;
 use wrangle_testkit::{PostgresServer, or_skip};
@@ -208,7 +211,7 @@ async fn concurrent_first_connects_migrate_once() {
         .fetch_all(stores[0].pool())
         .await
         .unwrap();
-    assert_eq!(versions, vec![1], "each migration recorded once");
+    assert_eq!(versions, vec![1, 2], "each migration recorded once");
     let id = stores[1]
         .enqueue_batch(vec![task("t")], at(0))
         .await
@@ -333,4 +336,319 @@ async fn wake_up_latency_is_reported() {
         latencies[latencies.len() * 9 / 10],
         latencies[latencies.len() - 1]
     );
+}
+
+/// The `(start, end)` of claimed blocks.
+fn spans(claimed: &[wrangle_core::ClaimedTask]) -> Vec<(i64, i64)> {
+    claimed
+        .iter()
+        .map(|c| {
+            let field = |name: &str| c.payload[name].as_i64().expect("a block payload");
+            (field("start"), field("end"))
+        })
+        .collect()
+}
+
+/// A database migrated by a wrangle without jobs (schema version 1, with a waiting task)
+/// is brought to version 2 on connect: the task survives and jobs work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_is_migrated_to_jobs() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    let v1 = include_str!("../src/sql/schema_v1.sql").replace("{schema}", "\"old\"");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA old;
+         CREATE TABLE old.schema_migrations (version integer PRIMARY KEY,
+                                             applied_at timestamptz NOT NULL DEFAULT now());
+         {v1};
+         INSERT INTO old.schema_migrations (version) VALUES (1);
+         INSERT INTO old.tasks (queue, kind, payload, state, run_at, max_attempts, created_at)
+         VALUES ('default', 'old', '{{}}', 'available', 0, 1, 0);"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = PostgresStore::connect_with_schema(&pg.url(), "old")
+        .await
+        .unwrap();
+    let versions: Vec<i32> =
+        sqlx::query_scalar("SELECT version FROM old.schema_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, vec![1, 2]);
+    store
+        .create_job(NewJob::range("j", "scan", 0, 10, 5), at(0))
+        .await
+        .unwrap();
+    let claimed = store.claim_batch(claim_request(3, at(1))).await.unwrap();
+    assert_eq!(claimed[0].kind, "old", "the version 1 task, first");
+    assert_eq!(spans(&claimed[1..]), [(0, 5), (5, 10)]);
+}
+
+/// Blocks at the top of the i64 range: the last one is cut at the end, and neither the
+/// block starts, the block ends nor the cursor overflow, whatever the block size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_near_i64_max_do_not_overflow() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let store = PostgresStore::connect_with_schema(&pg.url(), "edge")
+        .await
+        .unwrap();
+    let max = i64::MAX;
+    let half = 1_i64 << 62;
+    let cases = [
+        (
+            "small",
+            max - 10,
+            max,
+            4,
+            vec![(max - 10, max - 6), (max - 6, max - 2)],
+        ),
+        ("huge-block", max - 10, max, max, vec![(max - 10, max)]),
+        ("two-halves", 0, max, half, vec![(0, half), (half, max)]),
+        ("from-min", i64::MIN, -1, max, vec![(i64::MIN, -1)]),
+    ];
+    for (second, (name, start, end, block, expected)) in cases.into_iter().enumerate() {
+        store
+            .create_job(NewJob::range(name, "k", start, end, block), at(0))
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_batch(claim_request(2, at(second as i64 + 1)))
+            .await
+            .unwrap();
+        assert_eq!(spans(&claimed), expected, "{name}");
+        let job = store.get_job(name).await.unwrap().unwrap();
+        assert_eq!(job.cursor, expected.last().unwrap().1, "{name}: cursor");
+        if job.cursor != end {
+            let rest = store.claim_batch(claim_request(5, at(9))).await.unwrap();
+            assert_eq!(
+                spans(&rest),
+                [(max - 2, max)],
+                "{name}: the short last block"
+            );
+        }
+        let job = store.get_job(name).await.unwrap().unwrap();
+        assert_eq!(job.cursor, end, "{name}: cursor at the end");
+        assert!(
+            store
+                .claim_batch(claim_request(5, at(9)))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: nothing left"
+        );
+    }
+}
+
+/// Several processes (store handles with their own pools), each with several claim loops,
+/// share one job: every block exactly once, and a claim comes back empty only once the job
+/// has no blocks left (claimers wait for each other on the job instead of skipping it, so
+/// no worker goes idle while blocks remain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_claimers_share_a_job_exactly_and_never_idle_early() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let url = format!("{}?pool_size=4", pg.url());
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(
+            PostgresStore::connect_with_schema(&url, "many")
+                .await
+                .unwrap(),
+        );
+    }
+    let (start, end, block) = (-1_000, 20_000, 7);
+    stores[0]
+        .create_job(NewJob::range("j", "k", start, end, block), at(0))
+        .await
+        .unwrap();
+    let mut loops = Vec::new();
+    for (n, store) in stores.iter().enumerate() {
+        for l in 0..4 {
+            let store = store.clone();
+            let limit = 1 + (n * 4 + l) % 5;
+            loops.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let mut request = claim_request(limit, at(1));
+                    request.worker = format!("w{n}-{l}");
+                    let claimed = store.claim_batch(request).await.unwrap();
+                    if claimed.is_empty() {
+                        let job = store.get_job("j").await.unwrap().unwrap();
+                        assert_eq!(job.cursor, job.definition.end, "an empty claim too early");
+                        return got;
+                    }
+                    let spans = spans(&claimed);
+                    if spans.len() < limit {
+                        assert_eq!(spans.last().unwrap().1, end, "a short claim too early");
+                    }
+                    got.extend(spans);
+                }
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for claimer in loops {
+        all.extend(claimer.await.unwrap());
+    }
+    all.sort_unstable();
+    let mut expected = start;
+    for (s, e) in &all {
+        assert_eq!(*s, expected, "blocks tile the range");
+        expected = *e;
+    }
+    assert_eq!(expected, end);
+    assert_eq!(
+        all.len() as u64,
+        ((end - start) as u64).div_ceil(block as u64)
+    );
+}
+
+/// Blocks a claim makes are inserted already running: nobody is woken for them. Creating a
+/// range job wakes; a list job (nothing to make) does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claiming_blocks_wakes_nobody() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let store = PostgresStore::connect_with_schema(&pg.url(), "quiet")
+        .await
+        .unwrap();
+    let mut listener = store.listen(Topic::Tasks).await.unwrap();
+    store
+        .create_job(NewJob::range("j", "k", 0, 100, 1), at(0))
+        .await
+        .unwrap();
+    assert!(listener.wait(Duration::from_secs(2)).await.unwrap());
+    assert_eq!(claim_ids(&store, at(1)).await.len(), 100);
+    assert!(!listener.wait(Duration::from_millis(300)).await.unwrap());
+    store
+        .create_job(NewJob::list("l", "k", 0), at(2))
+        .await
+        .unwrap();
+    assert!(!listener.wait(Duration::from_millis(300)).await.unwrap());
+}
+
+/// With many finished jobs and many finished tasks, a claim that makes blocks reads the
+/// waiting tasks' index and the jobs' partial index and scans neither table, in the
+/// statement or in `claim_blocks`. The plan of a claim with nothing due and no job is
+/// printed for the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_that_make_blocks_scan_no_table() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let store = PostgresStore::connect_with_schema(&pg.url(), "jplan")
+        .await
+        .unwrap();
+    let claim = include_str!("../src/sql/claim.sql").replace("{schema}", "\"jplan\"");
+    let run = |prefix: &str| {
+        sqlx::query(sqlx::AssertSqlSafe(format!("{prefix} {claim}")))
+            .bind("w1")
+            .bind(at(30).timestamp_millis())
+            .bind(at(0).timestamp_millis())
+            .bind(3_i64)
+            .bind(None::<Vec<String>>)
+    };
+    let lines = |rows: Vec<sqlx::postgres::PgRow>| -> String {
+        let lines: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        lines.join("\n")
+    };
+    let idle = run("EXPLAIN (ANALYZE, COSTS OFF)")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    eprintln!("claim with nothing due and no job:\n{}", lines(idle));
+
+    sqlx::raw_sql(
+        "INSERT INTO jplan.jobs (name, kind, queue, task_kind, priority, max_attempts,
+                                 start_id, end_id, block, cursor, created_at)
+         SELECT 'done-' || g, 'range', 'default', 'k', 0, 1, 0, 10, 1, 10, g
+         FROM generate_series(1, 20000) AS g;
+         INSERT INTO jplan.tasks (queue, kind, payload, state, run_at, max_attempts,
+                                  created_at, finished_at)
+         SELECT 'default', 'done', '{}', 'completed', g, 1, g, g
+         FROM generate_series(1, 100000) AS g;
+         ANALYZE jplan.jobs; ANALYZE jplan.tasks;",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store
+        .create_job(NewJob::range("live", "k", 0, 1000, 10), at(0))
+        .await
+        .unwrap();
+    let plan = lines(run("EXPLAIN").fetch_all(store.pool()).await.unwrap());
+    assert!(plan.contains("tasks_due"), "no tasks_due:\n{plan}");
+    assert!(
+        plan.contains("jobs_claimable"),
+        "no jobs_claimable:\n{plan}"
+    );
+
+    // The statements of claim_blocks do not show in the plan: count the scans instead.
+    let mut tx = store.pool().begin().await.unwrap();
+    let mut made = Vec::new();
+    for _ in 0..8 {
+        made.extend(
+            run("")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    let payload: serde_json::Value = row.get("payload");
+                    (
+                        payload["start"].as_i64().unwrap(),
+                        payload["end"].as_i64().unwrap(),
+                    )
+                }),
+        );
+    }
+    assert_eq!(made.len(), 24, "3 blocks a claim");
+    assert_eq!(made[23], (230, 240));
+    let scans: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT relname::text, seq_scan FROM pg_stat_xact_user_tables
+         WHERE schemaname = 'jplan' AND relname IN ('tasks', 'jobs') ORDER BY relname",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        scans,
+        [("jobs".to_string(), 0), ("tasks".to_string(), 0)],
+        "sequential scans by 8 claims"
+    );
+}
+
+/// A claim goes on to the next job (by priority, then age) when one runs out, so a worker
+/// gets a full batch while any job has blocks left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_takes_blocks_from_several_jobs_in_order() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let store = PostgresStore::connect_with_schema(&pg.url(), "several")
+        .await
+        .unwrap();
+    for (name, start, priority, created) in
+        [("old", 100, 0, 1), ("urgent", 0, 5, 2), ("new", 200, 0, 3)]
+    {
+        let job = NewJob::range(name, "k", start, start + 2, 1).priority(priority);
+        store.create_job(job, at(created)).await.unwrap();
+    }
+    let claimed = store.claim_batch(claim_request(5, at(4))).await.unwrap();
+    let jobs: Vec<&str> = claimed.iter().map(|c| c.job.as_deref().unwrap()).collect();
+    assert_eq!(jobs, ["urgent", "urgent", "old", "old", "new"]);
+    assert_eq!(
+        spans(&claimed),
+        [(0, 1), (1, 2), (100, 101), (101, 102), (200, 201)]
+    );
+    let rest = store.claim_batch(claim_request(5, at(5))).await.unwrap();
+    assert_eq!(spans(&rest), [(201, 202)]);
 }
