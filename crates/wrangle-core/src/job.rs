@@ -245,7 +245,8 @@ pub fn ids_of_payload(payload: &Value) -> u64 {
         payload.get("start").and_then(Value::as_i64),
         payload.get("end").and_then(Value::as_i64),
     ) {
-        (Some(start), Some(end)) if end >= start => (end - start) as u64,
+        // i128: `end - start` of a huge range overflows i64 (but always fits in u64).
+        (Some(start), Some(end)) if end >= start => (end as i128 - start as i128) as u64,
         _ => 1,
     }
 }
@@ -555,6 +556,11 @@ mod tests {
         assert_eq!(ids_of_payload(&block_payload(10, 25)), 15);
         assert_eq!(ids_of_payload(&json!("item")), 1);
         assert_eq!(ids_of_payload(&json!({"start": 5})), 1);
+        assert_eq!(
+            ids_of_payload(&block_payload(i64::MIN, i64::MAX)),
+            u64::MAX,
+            "no overflow"
+        );
     }
 
     #[test]
