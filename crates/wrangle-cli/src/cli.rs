@@ -95,6 +95,26 @@ Examples:
     /// Pause and resume queues (workers stop claiming from a paused queue)
     #[command(subcommand)]
     Queues(QueuesCommand),
+    /// Full-screen dashboard: workers and their runners, queue depths, job progress, throughput
+    #[command(after_help = "\
+Examples:
+  wrangle top
+  wrangle top --interval 250ms
+  wrangle --store postgres://db/wrangle top
+
+Keys: Tab switches between the workers and queues panes, Up/Down select a row, +/- give
+the selected pool group (or the selected worker's first group) one runner more/less,
+p pauses or resumes the selected queue for every worker, r refreshes now, q, Esc or
+Ctrl-C quit. A finished task also refreshes the screen early. Needs a terminal: with
+stdout redirected it exits 2 (use `wrangle status` or `wrangle --json status` there).")]
+    Top(TopArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TopArgs {
+    /// Time between refreshes
+    #[arg(long, default_value = "1s", value_name = "DUR")]
+    pub(crate) interval: String,
 }
 
 #[derive(Debug, Args)]

@@ -289,7 +289,7 @@ fn describe(p: &JobProgress) -> String {
     out
 }
 
-fn human_rate(rate: f64) -> String {
+pub(crate) fn human_rate(rate: f64) -> String {
     if rate >= 10.0 {
         format!("{rate:.0}")
     } else {
@@ -297,7 +297,7 @@ fn human_rate(rate: f64) -> String {
     }
 }
 
-fn human_duration(d: Duration) -> String {
+pub(crate) fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
         0..60 => format!("{secs}s"),

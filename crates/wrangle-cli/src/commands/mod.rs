@@ -4,6 +4,7 @@ mod inspect;
 mod job;
 mod run;
 mod submit;
+mod top;
 mod worker;
 mod workers;
 
@@ -34,7 +35,10 @@ impl Context {
 
 /// Runs the parsed command line; returns the exit code.
 pub(crate) async fn dispatch(cli: Cli) -> CliResult {
-    init_logging(matches!(cli.command, Command::Worker(_)));
+    // The dashboard owns the screen: log lines on stderr would tear it.
+    if !matches!(cli.command, Command::Top(_)) {
+        init_logging(matches!(cli.command, Command::Worker(_)));
+    }
     // Validate everything the user typed before touching the store, so bad input never
     // creates a database or enqueues half a batch.
     let config = Config::load(cli.global.config.as_deref())?;
@@ -67,6 +71,10 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         }
         Command::Queues(command) => {
             inspect::queues(&Context::open(&cli.global, &config).await?, command).await
+        }
+        Command::Top(args) => {
+            let plan = top::plan(&args, cli.global.json)?;
+            top::run(Context::open(&cli.global, &config).await?, plan).await
         }
     }
 }
