@@ -1,5 +1,6 @@
 //! One module per subcommand; [`dispatch`] loads the config, opens the store and runs it.
 
+mod console;
 mod inspect;
 mod job;
 mod run;
@@ -68,6 +69,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Queues(command) => {
             inspect::queues(&Context::open(&cli.global, &config).await?, command).await
         }
+        Command::Console => console::run(Context::open(&cli.global, &config).await?).await,
     }
 }
 

@@ -78,7 +78,7 @@ pub(crate) async fn run(context: &Context, plan: Option<ControlPlan>) -> CliResu
     Ok(if ack.ok { 0 } else { EXIT_TASK_FAILED })
 }
 
-fn mib(bytes: u64) -> String {
+pub(crate) fn mib(bytes: u64) -> String {
     if bytes == 0 {
         "-".into()
     } else {
