@@ -40,3 +40,15 @@ echo "== tasks"
 echo "== stop the worker (SIGTERM: finish running tasks, hand back the rest)"
 kill -TERM $worker; wait $worker || true
 tail -n 2 worker.log
+
+echo
+echo "== a range job over ids 0..100000 in blocks of 10000: one record; workers make the blocks as they claim them"
+"$wrangle" job create demo-scan --range 0..100000 --block 10000 --kind scan
+"$wrangle" worker -n 2 --name scanner --output blocks \
+  --exec 'sh -c "echo scanned ids $WRANGLE_START..$WRANGLE_END; sleep 0.3"' 2> scanner.log &
+worker=$!
+"$wrangle" job status demo-scan --follow
+echo "== per-block output and the block log (DScript's output directory)"
+ls blocks/demo-scan | head -4
+tail -n 3 blocks/demo-scan/blocks.log
+kill -TERM $worker; wait $worker || true

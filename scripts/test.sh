@@ -12,6 +12,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v mariadbd >/dev/null || command -v mysqld >/dev/null || need_apt+=(mariadb-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v ruby >/dev/null || need_apt+=(ruby)   # the example Ruby runner is tested
+command -v tmux >/dev/null || need_apt+=(tmux)   # the console and dashboard are driven in tmux
+command -v script >/dev/null || need_apt+=(bsdutils)   # progress bars on a pseudo-terminal
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (needed by the store tests)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -108,6 +108,30 @@ p pauses or resumes the selected queue for every worker, r refreshes now, q, Esc
 Ctrl-C quit. A finished task also refreshes the screen early. Needs a terminal: with
 stdout redirected it exits 2 (use `wrangle status` or `wrangle --json status` there).")]
     Top(TopArgs),
+    /// Interactive shell over the store: status, scale, reload, pause, retry, tail, ...
+    #[command(after_help = "\
+Examples:
+  wrangle console                                   # type help at the prompt
+  echo status | wrangle console                     # commands from a pipe, for scripts
+  printf 'pause mail\\nscale box-1 mail=4\\nresume mail\\n' | wrangle console
+  echo 'tail 1m' | wrangle console > events.log     # task events for one minute
+
+Commands: status [WORKER], workers, jobs, job NAME, task ID, scale WORKER [QUEUE=]N,
+pool WORKER, reload WORKER, stop WORKER, pause QUEUE, resume QUEUE, retry ID, cancel ID,
+tail [DURATION], help, exit (or quit, Ctrl-D). Tab completes command, worker, queue and
+job names; history is kept in .wrangle/console_history.
+
+tail follows task events (started, completed, failed, dead, ...) until Ctrl-C, or for
+DURATION when given; Ctrl-C ends tail (or a slow command) and returns to the prompt. With
+--json, tail prints one JSON object per event and the other commands print JSON as their
+one-shot equivalents do.
+
+From a pipe (stdin not a terminal) commands are read line by line with no prompt; blank
+lines and lines starting with # are skipped. There tail runs for its DURATION, or until
+SIGINT/SIGTERM, then the next command runs. A bad command prints one `error:` line and
+the next one runs. Exit code: 0 when every command succeeded, 1 otherwise, 130 when
+interrupted outside tail.")]
+    Console,
 }
 
 #[derive(Debug, Args)]

@@ -416,6 +416,14 @@ fn every_command_has_help_with_an_example() {
         vec!["tasks", "cancel", "--help"],
         vec!["queues", "pause", "--help"],
         vec!["queues", "resume", "--help"],
+        vec!["workers", "list", "--help"],
+        vec!["workers", "scale", "--help"],
+        vec!["workers", "reload", "--help"],
+        vec!["workers", "stop", "--help"],
+        vec!["job", "create", "--help"],
+        vec!["job", "status", "--help"],
+        vec!["console", "--help"],
+        vec!["top", "--help"],
     ] {
         let out = sandbox.run(&args);
         assert!(out.status.success(), "{args:?}");

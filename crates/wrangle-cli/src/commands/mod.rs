@@ -1,5 +1,6 @@
 //! One module per subcommand; [`dispatch`] loads the config, opens the store and runs it.
 
+mod console;
 mod inspect;
 mod job;
 mod run;
@@ -76,6 +77,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
             let plan = top::plan(&args, cli.global.json)?;
             top::run(Context::open(&cli.global, &config).await?, plan).await
         }
+        Command::Console => console::run(Context::open(&cli.global, &config).await?).await,
     }
 }
 
