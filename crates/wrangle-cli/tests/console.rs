@@ -2,240 +2,53 @@
 //! shell driven in a real terminal (tmux: send-keys to type, capture-pane to read the
 //! screen) against real worker processes, and the scripted mode reading a pipe.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::tmux::{Capture, Tmux};
+use common::{Sandbox, text};
 
 /// Generous: a loaded 2-core machine builds and runs other tests at the same time.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A temp dir with its own store, and the workers started in it (stopped on drop).
-struct Sandbox {
-    dir: tempfile::TempDir,
-    workers: Vec<Child>,
+/// `printf SCRIPT | wrangle console`.
+fn console_script(sandbox: &Sandbox, script: &str) -> Output {
+    sandbox.run_with_stdin(&["console"], script)
 }
 
-impl Sandbox {
-    fn new() -> Self {
-        Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-            workers: Vec::new(),
-        }
-    }
-
-    fn store_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("w.db").display())
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wrangle"));
-        command
-            .current_dir(self.dir.path())
-            .env_remove("WRANGLE_STORE")
-            .env("WRANGLE_LOG", "info")
-            .args(["--store", &self.store_url()]);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(&[&["--json"], args].concat());
-        assert!(
-            out.status.success(),
-            "wrangle {args:?}: {}",
-            text(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Enqueues a task and returns its id.
-    fn submit(&self, kind: &str, payload: &str, queue: &str) -> i64 {
-        let out = self.run(&["submit", kind, payload, "-q", queue, "--retries", "0"]);
-        assert!(out.status.success(), "submit: {}", text(&out.stderr));
-        text(&out.stdout).trim().parse().unwrap()
-    }
-
-    /// `printf SCRIPT | wrangle console`.
-    fn console_script(&self, script: &str) -> Output {
-        let mut child = self
-            .command()
-            .arg("console")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// Starts a worker logging to `NAME.log` and waits until it is registered.
-    fn spawn_worker(&mut self, name: &str, args: &[&str]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
-        let child = self
-            .command()
-            .args(["worker", "--name", name])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.workers.push(child);
-        let started = Instant::now();
-        while !self
-            .json(&["workers", "list"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["info"]["name"] == name)
-        {
-            assert!(
-                started.elapsed() < PATIENCE,
-                "worker {name} never registered"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+/// An 80x24 terminal running `wrangle console` on the sandbox's store, once it shows its
+/// first prompt. When the console exits, the terminal shows `[console exited CODE]`.
+fn start_console(sandbox: &Sandbox) -> Tmux {
+    let console = format!(
+        "env -u WRANGLE_STORE WRANGLE_LOG=warn {}; echo \"[console exited $?]\"; sleep 3600",
+        sandbox.shell_command(&["console"])
+    );
+    let dir = sandbox.dir.path();
+    let terminal = Tmux::start(dir, (80, 24), Capture::History, PATIENCE, &[&console]);
+    terminal.wait_for("the first prompt", |screen| {
+        screen.lines().any(|l| l.starts_with("wrangle>"))
+    });
+    terminal
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        for child in &mut self.workers {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// An 80x24 terminal running `wrangle console` in tmux, on a server of its own (its own
-/// socket), killed on drop even when the test fails.
-struct Terminal {
-    socket: String,
-}
-
-impl Terminal {
-    fn start(sandbox: &Sandbox, test: &str) -> Terminal {
-        let socket = format!("wrangle-console-{}-{test}", std::process::id());
-        let console = format!(
-            "cd '{}' && env -u WRANGLE_STORE WRANGLE_LOG=warn '{}' --store '{}' console; \
-             echo \"[console exited $?]\"; sleep 3600",
-            sandbox.dir.path().display(),
-            env!("CARGO_BIN_EXE_wrangle"),
-            sandbox.store_url()
-        );
-        let terminal = Terminal { socket };
-        let started = terminal
-            .tmux()
-            .args(["-f", "/dev/null", "new-session", "-d", "-s", "console"])
-            .args(["-x", "80", "-y", "24", &console])
-            .status()
-            .unwrap();
-        assert!(started.success(), "tmux new-session failed");
-        terminal.wait_for("the first prompt", |screen| {
-            screen.lines().any(|l| l.starts_with("wrangle>"))
-        });
-        terminal
-    }
-
-    fn tmux(&self) -> Command {
-        let mut command = Command::new("tmux");
-        command.args(["-L", &self.socket]);
-        command
-    }
-
-    /// Presses keys by their tmux names (`Tab`, `Enter`, `C-c`).
-    fn press(&self, keys: &[&str]) {
-        let status = self
-            .tmux()
-            .args(["send-keys", "-t", "console"])
-            .args(keys)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Types `text` as it is (no key names).
-    fn type_text(&self, text: &str) {
-        let status = self
-            .tmux()
-            .args(["send-keys", "-t", "console", "-l", text])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// The whole screen and its scrollback, wrapped lines joined, trailing blanks dropped,
-    /// so that the cursor's line is the last.
-    fn screen(&self) -> String {
-        let out = self
-            .tmux()
-            .args(["capture-pane", "-p", "-J", "-S", "-", "-t", "console"])
-            .output()
-            .unwrap();
-        let screen = text(&out.stdout)
-            .lines()
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n");
-        // The rows below the cursor are blank.
-        screen.trim_end().to_string()
-    }
-
-    /// Polls the screen until `done` holds; fails with the screen after [`PATIENCE`].
-    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
+/// The console's commands typed in a terminal.
+trait ConsoleTerminal {
     /// Types `line`, presses Enter and returns what the command printed once the next
     /// prompt shows.
+    fn run(&self, line: &str) -> String;
+}
+
+impl ConsoleTerminal for Tmux {
     fn run(&self, line: &str) -> String {
         let before = self.screen().matches("wrangle>").count();
-        self.type_text(line);
-        self.press(&["Enter"]);
+        self.type_line(line);
         let screen = self.wait_for(&format!("the output of '{line}'"), |screen| {
             screen.matches("wrangle>").count() > before
         });
         output_of_last(&screen, line).expect("the command line is on the screen")
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self
-            .tmux()
-            .arg("kill-server")
-            .stderr(Stdio::null())
-            .status();
     }
 }
 
@@ -269,11 +82,12 @@ fn group_line(output: &str, group: &str) -> Option<(u32, u32)> {
 
 #[test]
 fn console_in_a_terminal_shows_status_scales_a_worker_and_tails_task_events() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::sqlite();
     // A short lease: heartbeats (which carry what `status` shows) every second.
     let worker = ["--pool", "a=1:b=1", "--exec", "sleep {}", "--lease", "3s"];
     sandbox.spawn_worker("w1", &worker);
-    let terminal = Terminal::start(&sandbox, "scale-tail");
+    sandbox.wait_for_worker("w1", PATIENCE);
+    let terminal = start_console(&sandbox);
 
     let status = terminal.run("status");
     assert!(status.contains("QUEUE"), "{status}");
@@ -300,11 +114,8 @@ fn console_in_a_terminal_shows_status_scales_a_worker_and_tails_task_events() {
         assert!(detail.contains("worker w1 on"), "{detail}");
         assert!(detail.contains("group b"), "{detail}");
         if group_line(&detail, "a") == Some((3, 3)) {
-            let running = sandbox.json(&["status"])["queues"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|q| q["queue"] == "a")
+            let running = sandbox
+                .queue("a")
                 .map(|q| q["counts"]["running"].as_u64().unwrap_or(0))
                 .unwrap();
             assert!(running >= 3, "status w1 said 3 busy, the store {running}");
@@ -320,8 +131,7 @@ fn console_in_a_terminal_shows_status_scales_a_worker_and_tails_task_events() {
     assert_eq!(group_line(&pool, "a").map(|(runners, _)| runners), Some(3));
 
     // tail: tasks submitted from another shell show up as they start and complete.
-    terminal.type_text("tail");
-    terminal.press(&["Enter"]);
+    terminal.type_line("tail");
     terminal.wait_for("tail to start", |screen| {
         output_of_last(screen, "tail").is_some_and(|out| out.contains("following task events"))
     });
@@ -362,8 +172,7 @@ fn console_in_a_terminal_shows_status_scales_a_worker_and_tails_task_events() {
     }
     assert!(!terminal.screen().contains("[console exited"));
 
-    terminal.type_text("exit");
-    terminal.press(&["Enter"]);
+    terminal.type_line("exit");
     terminal.wait_for("the console to exit", |screen| {
         screen.contains("[console exited 0]")
     });
@@ -371,11 +180,13 @@ fn console_in_a_terminal_shows_status_scales_a_worker_and_tails_task_events() {
 
 #[test]
 fn tab_completes_commands_and_worker_names_fetched_when_tab_is_pressed() {
-    let mut sandbox = Sandbox::new();
-    let terminal = Terminal::start(&sandbox, "complete");
+    let mut sandbox = Sandbox::sqlite();
+    let terminal = start_console(&sandbox);
     // Started after the console: the names come from the store at each Tab press.
     sandbox.spawn_worker("warehouse-7", &["-q", "a", "-n", "1", "--exec", "true"]);
+    sandbox.wait_for_worker("warehouse-7", PATIENCE);
     sandbox.spawn_worker("zeta-2", &["-q", "a", "-n", "1", "--exec", "true"]);
+    sandbox.wait_for_worker("zeta-2", PATIENCE);
 
     terminal.type_text("sta");
     terminal.press(&["Tab"]);
@@ -419,8 +230,8 @@ fn tab_completes_commands_and_worker_names_fetched_when_tab_is_pressed() {
 
 #[test]
 fn piped_commands_run_in_order_and_exit_0() {
-    let sandbox = Sandbox::new();
-    let out = sandbox.console_script("status\npause a\n");
+    let sandbox = Sandbox::sqlite();
+    let out = console_script(&sandbox, "status\npause a\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("QUEUE"), "{stdout}");
@@ -429,16 +240,10 @@ fn piped_commands_run_in_order_and_exit_0() {
         !stdout.contains("wrangle>"),
         "no prompt in a pipe: {stdout}"
     );
-    let paused = |sandbox: &Sandbox| {
-        sandbox.json(&["status"])["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|q| q["queue"] == "a" && q["paused"] == true)
-    };
+    let paused = |sandbox: &Sandbox| sandbox.queue("a").is_some_and(|q| q["paused"] == true);
     assert!(paused(&sandbox), "the pause reached the store");
 
-    let out = sandbox.console_script("status\npause a\nresume a\n");
+    let out = console_script(&sandbox, "status\npause a\nresume a\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let pause = stdout.find("queue a paused").unwrap();
@@ -450,8 +255,8 @@ fn piped_commands_run_in_order_and_exit_0() {
 
 #[test]
 fn a_bad_piped_command_prints_one_error_line_runs_the_rest_and_exits_1() {
-    let sandbox = Sandbox::new();
-    let out = sandbox.console_script("frobnicate\nretry abc\npause a\n");
+    let sandbox = Sandbox::sqlite();
+    let out = console_script(&sandbox, "frobnicate\nretry abc\npause a\n");
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert_eq!(
@@ -464,7 +269,7 @@ fn a_bad_piped_command_prints_one_error_line_runs_the_rest_and_exits_1() {
     assert!(text(&out.stdout).contains("queue a paused"));
 
     // A command the store refuses fails the script too.
-    let out = sandbox.console_script("status nobody\n");
+    let out = console_script(&sandbox, "status nobody\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).starts_with("error: no worker named 'nobody'"),
@@ -475,25 +280,14 @@ fn a_bad_piped_command_prints_one_error_line_runs_the_rest_and_exits_1() {
 
 #[test]
 fn piped_tail_follows_until_sigterm_then_runs_the_next_command() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::sqlite();
     sandbox.spawn_worker("w1", &["-q", "b", "-n", "2", "--exec", "sleep {}"]);
+    sandbox.wait_for_worker("w1", PATIENCE);
     let before = sandbox.submit("old", "0", "b");
-    let started = Instant::now();
-    while sandbox.json(&["tasks", "show", &before.to_string()])["state"] != "completed" {
-        assert!(
-            started.elapsed() < PATIENCE,
-            "task {before} never completed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut console = sandbox
-        .command()
-        .arg("console")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    sandbox.wait_until(&format!("task {before} completed"), PATIENCE, || {
+        sandbox.json(&["tasks", "show", &before.to_string()])["state"] == "completed"
+    });
+    let mut console = sandbox.spawn_piped(&["console"]);
     console
         .stdin
         .take()

@@ -12,37 +12,16 @@ use common::{Sandbox, signal, wait_for};
 use serde_json::Value;
 use wrangle_testkit::{MariaDbServer, PostgresServer, RedisServer, or_skip};
 
-/// The named worker's record in `workers list --json`.
-fn worker(sandbox: &Sandbox, name: &str) -> Option<Value> {
-    sandbox
-        .json(&["workers", "list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["info"]["name"] == name)
-        .cloned()
-}
-
 /// Group `group` of worker `name`: (runners, tasks running).
 fn group(sandbox: &Sandbox, name: &str, group: &str) -> Option<(u64, usize)> {
-    let worker = worker(sandbox, name)?;
-    let found = worker["info"]["pool"]
-        .as_array()?
-        .iter()
-        .find(|g| g["name"] == group)?
-        .clone();
+    let found = sandbox.pool_group(name, group)?;
     Some((found["runners"].as_u64()?, found["tasks"].as_array()?.len()))
 }
 
+/// `count` tasks of kind `k` on `queue`, with no retries.
 fn submit(sandbox: &Sandbox, queue: &str, count: usize) -> Vec<i64> {
     (0..count)
-        .map(|_| {
-            sandbox
-                .ok(&["submit", "k", "{}", "-q", queue, "--retries", "0"])
-                .trim()
-                .parse()
-                .unwrap()
-        })
+        .map(|_| sandbox.submit("k", "{}", queue))
         .collect()
 }
 
@@ -82,7 +61,7 @@ fn a_pool_scaled_from_another_shell_serves_3_runners_within_2s_and_retires_grace
     );
 
     // Back to 1: the two removed runners finish their tasks first.
-    let running: Vec<i64> = worker(&sandbox, "pw").unwrap()["info"]["pool"][0]["tasks"]
+    let running: Vec<i64> = sandbox.worker("pw").unwrap()["info"]["pool"][0]["tasks"]
         .as_array()
         .unwrap()
         .iter()
@@ -266,9 +245,7 @@ fn autoscale_grows_with_a_backlog_then_shrinks_to_1_and_logs_why() {
             "1000",
         ],
     );
-    wait_for("the worker to register", Duration::from_secs(20), || {
-        worker(&sandbox, "aw")
-    });
+    sandbox.wait_for_worker("aw", Duration::from_secs(20));
     let ids = submit(&sandbox, "s", 40);
     let mut most = 0;
     wait_for("the backlog to drain", Duration::from_secs(90), || {
@@ -296,19 +273,17 @@ fn autoscale_grows_with_a_backlog_then_shrinks_to_1_and_logs_why() {
 fn ttin_and_ttou_add_and_remove_a_runner() {
     let mut sandbox = Sandbox::sqlite();
     sandbox.spawn_worker("sw", &["-n", "1", "--exec", "true"]);
-    wait_for("the worker to register", Duration::from_secs(20), || {
-        worker(&sandbox, "sw")
-    });
+    sandbox.wait_for_worker("sw", Duration::from_secs(20));
     for _ in 0..2 {
         signal(&sandbox.workers[0], nix::sys::signal::Signal::SIGTTIN);
         std::thread::sleep(Duration::from_millis(100));
     }
     wait_for("3 runners", Duration::from_secs(5), || {
-        (worker(&sandbox, "sw")?["info"]["runners"] == 3).then_some(())
+        (sandbox.worker("sw")?["info"]["runners"] == 3).then_some(())
     });
     signal(&sandbox.workers[0], nix::sys::signal::Signal::SIGTTOU);
     wait_for("2 runners", Duration::from_secs(5), || {
-        (worker(&sandbox, "sw")?["info"]["runners"] == 2).then_some(())
+        (sandbox.worker("sw")?["info"]["runners"] == 2).then_some(())
     });
 }
 
@@ -318,8 +293,7 @@ fn a_killed_worker_is_shown_lost_then_pruned() {
     sandbox.spawn_worker("victim", &["-n", "1", "--exec", "true", "--lease", "1s"]);
     sandbox.spawn_worker("survivor", &["-n", "1", "--exec", "true", "--lease", "1s"]);
     wait_for("both workers registered", Duration::from_secs(20), || {
-        (worker(&sandbox, "victim").is_some() && worker(&sandbox, "survivor").is_some())
-            .then_some(())
+        (sandbox.worker("victim").is_some() && sandbox.worker("survivor").is_some()).then_some(())
     });
     signal(&sandbox.workers[0], nix::sys::signal::Signal::SIGKILL);
     let _ = sandbox.workers[0].wait();
@@ -331,9 +305,9 @@ fn a_killed_worker_is_shown_lost_then_pruned() {
             .then_some(())
     });
     wait_for("victim pruned", Duration::from_secs(20), || {
-        worker(&sandbox, "victim").is_none().then_some(())
+        sandbox.worker("victim").is_none().then_some(())
     });
-    assert!(worker(&sandbox, "survivor").is_some());
+    assert!(sandbox.worker("survivor").is_some());
     assert!(sandbox.worker_logs().contains("removing a lost worker"));
 }
 

@@ -14,307 +14,72 @@
 //! tmux is required when `CI` or `WRANGLE_TEST_REQUIRE_SERVERS` is set; elsewhere the
 //! terminal tests are skipped without it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use serde_json::Value;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::Sandbox;
+use common::tmux::{self, Capture, Tmux};
 
 /// How long the screen or the store may take to show what a test waits for.
 const DEADLINE: Duration = Duration::from_secs(20);
 /// The shell prompt inside tmux, to see that the shell has the terminal back.
 const PROMPT: &str = "top-test$ ";
 
-/// A temp dir with its own SQLite store, and the workers started in it.
-struct Sandbox {
-    dir: tempfile::TempDir,
-    store: String,
-    workers: Vec<Child>,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = format!("sqlite://{}", dir.path().join("w.db").display());
-        Sandbox {
-            dir,
-            store,
-            workers: Vec::new(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wrangle"));
-        command
-            .current_dir(self.dir.path())
-            .env_remove("WRANGLE_STORE")
-            .env("WRANGLE_LOG", "info")
-            .args(["--store", &self.store])
-            .args(args)
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "wrangle {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    /// Starts `wrangle worker --name NAME ARGS…`, logging to NAME.log.
-    fn spawn_worker(&mut self, name: &str, args: &[&str]) {
-        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
-        let child = self
-            .command(&["worker", "--name", name])
-            .args(args)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.workers.push(child);
-    }
-
-    /// Waits until worker `name` is registered (so `top` shows it from its first frame).
-    fn wait_for_worker(&self, name: &str) {
-        self.wait_until(&format!("worker {name} registered"), || {
-            let workers = self.json(&["workers", "list"]);
-            workers
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|w| w["info"]["name"] == name)
-        });
-    }
-
-    /// Polls `check` until it holds; panics with the worker logs after [`DEADLINE`].
-    fn wait_until(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let started = Instant::now();
-        while !check() {
-            assert!(
-                started.elapsed() < DEADLINE,
-                "{what}: not within {DEADLINE:?}\n{}",
-                self.worker_logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn worker_logs(&self) -> String {
-        let mut logs = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "log") {
-                logs += &format!("--- {}\n", path.display());
-                logs += &std::fs::read_to_string(&path).unwrap_or_default();
-            }
-        }
-        logs
-    }
-
+/// What the tests of `top` ask of a sandbox.
+trait TopSandbox {
     /// The shell command line that runs `wrangle top` on this store, then prints its
     /// exit code as `EXITED-N`.
+    fn top_command(&self, args: &[&str]) -> String;
+    /// Whether queue `queue` is paused, per `wrangle --json status`.
+    fn queue_paused(&self, queue: &str) -> bool;
+    /// A pool group's runners, per `wrangle --json workers list`.
+    fn group_runners(&self, worker: &str, group: &str) -> u64;
+}
+
+impl TopSandbox for Sandbox {
     fn top_command(&self, args: &[&str]) -> String {
-        let mut words = vec![
-            quote(env!("CARGO_BIN_EXE_wrangle")),
-            "--store".into(),
-            quote(&self.store),
-            "top".into(),
-        ];
-        words.extend(args.iter().map(|a| quote(a)));
-        format!("{}; echo EXITED-$?", words.join(" "))
+        let mut all = vec!["top"];
+        all.extend_from_slice(args);
+        format!("{}; echo EXITED-$?", self.shell_command(&all))
     }
 
-    /// Whether queue `queue` is paused, per `wrangle --json status`.
     fn queue_paused(&self, queue: &str) -> bool {
-        let status = self.json(&["status"]);
-        status["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["queue"] == queue)
-            .unwrap_or_else(|| panic!("no queue {queue} in {status}"))["paused"]
+        self.queue(queue)
+            .unwrap_or_else(|| panic!("no queue {queue} in {}", self.json(&["status"])))["paused"]
             .as_bool()
             .unwrap()
     }
 
-    /// A pool group's runners, per `wrangle --json workers list`.
     fn group_runners(&self, worker: &str, group: &str) -> u64 {
-        let workers = self.json(&["workers", "list"]);
-        let record = workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["info"]["name"] == worker)
-            .unwrap_or_else(|| panic!("no worker {worker} in {workers}"))
-            .clone();
-        record["info"]["pool"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|g| g["name"] == group)
-            .unwrap_or_else(|| panic!("no group {group} in {record}"))["runners"]
+        self.pool_group(worker, group).unwrap_or_else(|| {
+            panic!(
+                "no group {group} of worker {worker} in {}",
+                self.json(&["workers", "list"])
+            )
+        })["runners"]
             .as_u64()
             .unwrap()
     }
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        for child in &mut self.workers {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+/// A `sh` with a known prompt in a `width`x`height` terminal, in the sandbox's dir; `None`
+/// (test skipped) when tmux is missing and not required.
+fn shell(sandbox: &Sandbox, width: u16, height: u16) -> Option<Tmux> {
+    if !tmux::installed_or_skip() {
+        return None;
     }
-}
-
-/// `text` as one shell word.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// A tmux server of its own running a shell in a fixed-size window; killed on drop. Its
-/// socket is in the test's temp dir, so nothing is left behind in tmux's shared one.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    /// A `sh` with a known prompt in a `width`x`height` window, in `dir`; `None` (test
-    /// skipped) when tmux is missing and not required.
-    fn start(dir: &Path, width: u16, height: u16) -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            assert!(
-                !wrangle_testkit::require_servers(),
-                "tmux is required (CI / WRANGLE_TEST_REQUIRE_SERVERS) but not installed"
-            );
-            eprintln!("skipping: tmux is not installed");
-            return None;
-        }
-        let tmux = Tmux {
-            socket: dir.join("tmux.sock"),
-        };
-        let (width, height) = (width.to_string(), height.to_string());
-        let dir = dir.to_str().unwrap();
-        // No user config: the test must see the same terminal on every machine.
-        tmux.run(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "top",
-            "-x",
-            &width,
-            "-y",
-            &height,
-            "-c",
-            dir,
-            "env",
-            &format!("PS1={PROMPT}"),
-            "TERM=xterm-256color",
-            "sh",
-        ]);
-        Some(tmux)
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Types a line into the shell.
-    fn type_line(&self, line: &str) {
-        self.run(&["send-keys", "-t", "top", "-l", line]);
-        self.run(&["send-keys", "-t", "top", "Enter"]);
-    }
-
-    /// Presses keys by tmux name (`Tab`, `Down`, `C-c`, `p`, `+`).
-    fn press(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "top"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "top"])
-    }
-
-    /// Polls the screen until `check` holds on it; panics with the last screen (and the
-    /// sandbox's worker logs) after [`DEADLINE`]. Returns that screen.
-    fn wait_for(
-        &self,
-        sandbox: &Sandbox,
-        what: &str,
-        mut check: impl FnMut(&str) -> bool,
-    ) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "{what}: not on screen within {DEADLINE:?}:\n{screen}\n{}",
-                sandbox.worker_logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn resize(&self, width: u16, height: u16) {
-        self.run(&[
-            "resize-window",
-            "-t",
-            "top",
-            "-x",
-            &width.to_string(),
-            "-y",
-            &height.to_string(),
-        ]);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+    let prompt = format!("PS1={PROMPT}");
+    let shell = ["env", &prompt, "TERM=xterm-256color", "sh"];
+    let dir = sandbox.dir.path();
+    Some(Tmux::start(
+        dir,
+        (width, height),
+        Capture::Pane,
+        DEADLINE,
+        &shell,
+    ))
 }
 
 /// The job's percentage on the screen (`nums   33.3% ───`), if its row shows.
@@ -339,32 +104,28 @@ fn row<'a>(screen: &'a str, start: &str) -> Option<Vec<&'a str>> {
 
 #[test]
 fn top_renders_in_80x24_and_updates_while_a_worker_drains_a_job() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::sqlite();
     // 30 blocks of 0.3 s on one runner: about 9 s of visible progress.
     sandbox.ok(&[
         "job", "create", "nums", "--range", "0..30", "--block", "1", "--kind", "tick", "-q", "a",
     ]);
     sandbox.ok(&["submit", "tock", "{}", "-q", "b"]);
     sandbox.spawn_worker("w1", &["--pool", "a=1:b=1", "--exec", "sleep 0.3"]);
-    sandbox.wait_for_worker("w1");
-    let Some(tmux) = Tmux::start(sandbox.dir.path(), 80, 24) else {
+    sandbox.wait_for_worker("w1", DEADLINE);
+    let Some(tmux) = shell(&sandbox, 80, 24) else {
         return;
     };
     tmux.type_line(&sandbox.top_command(&["--interval", "200ms"]));
 
-    let first = tmux.wait_for(
-        &sandbox,
-        "panes, worker w1, queues a and b, job nums",
-        |s| {
-            s.contains("workers (1)")
-                && s.contains("queues (2)")
-                && s.contains("jobs (1)")
-                && row(s, "w1").is_some()
-                && row(s, "a ").is_some()
-                && row(s, "b ").is_some()
-                && job_percent(s, "nums").is_some()
-        },
-    );
+    let first = tmux.wait_for("panes, worker w1, queues a and b, job nums", |s| {
+        s.contains("workers (1)")
+            && s.contains("queues (2)")
+            && s.contains("jobs (1)")
+            && row(s, "w1").is_some()
+            && row(s, "a ").is_some()
+            && row(s, "b ").is_some()
+            && job_percent(s, "nums").is_some()
+    });
     let lines: Vec<&str> = first.lines().collect();
     assert!(
         lines.len() <= 24 && lines.iter().all(|l| l.chars().count() <= 80),
@@ -384,85 +145,83 @@ fn top_renders_in_80x24_and_updates_while_a_worker_drains_a_job() {
 
     // It updates: the job's percentage moves while the worker drains it.
     let before = job_percent(&first, "nums").unwrap();
-    let later = tmux.wait_for(&sandbox, "job nums progressing", |s| {
+    let later = tmux.wait_for("job nums progressing", |s| {
         job_percent(s, "nums").is_some_and(|p| p > before)
     });
     // Queue a's completed-in-the-last-minute count follows (last column).
-    tmux.wait_for(&sandbox, "queue a's DONE/M above 0", |s| {
+    tmux.wait_for("queue a's DONE/M above 0", |s| {
         row(s, "a ").is_some_and(|r| r.last().unwrap().parse::<u64>().unwrap_or(0) > 0)
     });
     assert!(job_percent(&later, "nums").unwrap() <= 100.0);
 
     tmux.press(&["q"]);
-    tmux.wait_for(&sandbox, "top exited 0", |s| s.contains("EXITED-0"));
+    tmux.wait_for("top exited 0", |s| s.contains("EXITED-0"));
 }
 
 #[test]
 fn top_keys_pause_and_resume_queues_scale_a_worker_and_quit() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::sqlite();
     for queue in ["a", "b"] {
         sandbox.ok(&["submit", "tick", "{}", "-q", queue]);
     }
     sandbox.spawn_worker("w1", &["--pool", "a=1:b=1", "--exec", "true"]);
-    sandbox.wait_for_worker("w1");
-    let Some(tmux) = Tmux::start(sandbox.dir.path(), 80, 24) else {
+    sandbox.wait_for_worker("w1", DEADLINE);
+    let Some(tmux) = shell(&sandbox, 80, 24) else {
         return;
     };
     tmux.type_line(&sandbox.top_command(&["--interval", "300ms"]));
-    tmux.wait_for(&sandbox, "worker w1 and queues a and b", |s| {
+    tmux.wait_for("worker w1 and queues a and b", |s| {
         row(s, "w1").is_some() && row(s, "a ").is_some() && row(s, "b ").is_some()
     });
 
     // Tab to the queues pane: its first queue (a) is selected. p pauses it, p resumes it.
     tmux.press(&["Tab", "p"]);
-    sandbox.wait_until("queue a paused", || sandbox.queue_paused("a"));
+    sandbox.wait_until("queue a paused", DEADLINE, || sandbox.queue_paused("a"));
     assert!(!sandbox.queue_paused("b"), "only the selected queue");
-    tmux.wait_for(&sandbox, "queue a shown paused", |s| {
+    tmux.wait_for("queue a shown paused", |s| {
         row(s, "a ").is_some_and(|r| r.get(1) == Some(&"paused"))
     });
     tmux.press(&["p"]);
-    sandbox.wait_until("queue a resumed", || !sandbox.queue_paused("a"));
-    tmux.wait_for(&sandbox, "queue a shown resumed", |s| {
+    sandbox.wait_until("queue a resumed", DEADLINE, || !sandbox.queue_paused("a"));
+    tmux.wait_for("queue a shown resumed", |s| {
         row(s, "a ").is_some_and(|r| r.get(1) != Some(&"paused"))
     });
     // Down selects queue b.
     tmux.press(&["Down", "p"]);
-    sandbox.wait_until("queue b paused", || sandbox.queue_paused("b"));
+    sandbox.wait_until("queue b paused", DEADLINE, || sandbox.queue_paused("b"));
     assert!(!sandbox.queue_paused("a"));
-    tmux.wait_for(&sandbox, "the footer says so", |s| {
+    tmux.wait_for("the footer says so", |s| {
         s.contains("queue b paused for every worker")
     });
     tmux.press(&["p"]);
-    sandbox.wait_until("queue b resumed", || !sandbox.queue_paused("b"));
+    sandbox.wait_until("queue b resumed", DEADLINE, || !sandbox.queue_paused("b"));
 
     // Back to the workers pane: + on the worker row scales its first group (a).
     tmux.press(&["Tab", "+"]);
-    sandbox.wait_until("group a at 2 runners", || {
+    sandbox.wait_until("group a at 2 runners", DEADLINE, || {
         sandbox.group_runners("w1", "a") == 2
     });
     assert_eq!(sandbox.group_runners("w1", "b"), 1);
-    tmux.wait_for(
-        &sandbox,
-        "the worker's acknowledgement in the footer",
-        |s| s.contains("w1: group a: 1 -> 2 runners"),
-    );
-    tmux.wait_for(&sandbox, "w1 shown with 3 runners", |s| {
+    tmux.wait_for("the worker's acknowledgement in the footer", |s| {
+        s.contains("w1: group a: 1 -> 2 runners")
+    });
+    tmux.wait_for("w1 shown with 3 runners", |s| {
         row(s, "w1").is_some_and(|r| r[2] == "3")
     });
     // Down twice selects group b's row: + and - act on that group.
     tmux.press(&["Down", "Down", "+"]);
-    sandbox.wait_until("group b at 2 runners", || {
+    sandbox.wait_until("group b at 2 runners", DEADLINE, || {
         sandbox.group_runners("w1", "b") == 2
     });
     tmux.press(&["-"]);
-    sandbox.wait_until("group b back at 1 runner", || {
+    sandbox.wait_until("group b back at 1 runner", DEADLINE, || {
         sandbox.group_runners("w1", "b") == 1
     });
     assert_eq!(sandbox.group_runners("w1", "a"), 2);
 
     // q: the dashboard ends with exit 0, the shell has the terminal and its prompt back.
     tmux.press(&["q"]);
-    let screen = tmux.wait_for(&sandbox, "top exited 0", |s| s.contains("EXITED-0"));
+    let screen = tmux.wait_for("top exited 0", |s| s.contains("EXITED-0"));
     assert!(
         screen.trim_end().ends_with(PROMPT.trim_end()),
         "the prompt is back:\n{screen}"
@@ -475,17 +234,17 @@ fn top_keys_pause_and_resume_queues_scale_a_worker_and_quit() {
 
 #[test]
 fn top_fits_a_tiny_terminal_and_survives_resizing() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::sqlite();
     sandbox.ok(&[
         "job", "create", "nums", "--range", "0..5", "--block", "1", "--kind", "tick",
     ]);
     sandbox.spawn_worker("w1", &["--exec", "true", "-n", "1"]);
-    sandbox.wait_for_worker("w1");
-    let Some(tmux) = Tmux::start(sandbox.dir.path(), 40, 10) else {
+    sandbox.wait_for_worker("w1", DEADLINE);
+    let Some(tmux) = shell(&sandbox, 40, 10) else {
         return;
     };
     tmux.type_line(&sandbox.top_command(&["--interval", "200ms"]));
-    let screen = tmux.wait_for(&sandbox, "the tables in 40x10", |s| {
+    let screen = tmux.wait_for("the tables in 40x10", |s| {
         s.contains("workers (1)") && s.contains("queues (")
     });
     assert!(
@@ -493,24 +252,24 @@ fn top_fits_a_tiny_terminal_and_survives_resizing() {
         "drawn outside 40x10:\n{screen}"
     );
     tmux.resize(20, 5);
-    tmux.wait_for(&sandbox, "a redraw at 20x5", |s| {
+    tmux.wait_for("a redraw at 20x5", |s| {
         s.lines()
             .next()
             .is_some_and(|l| l.starts_with("wrangle top"))
             && s.lines().count() <= 5
     });
     tmux.resize(100, 30);
-    tmux.wait_for(&sandbox, "the jobs pane back at 100x30", |s| {
+    tmux.wait_for("the jobs pane back at 100x30", |s| {
         s.contains("jobs (1)") && job_percent(s, "nums").is_some()
     });
     // Ctrl-C quits like q (and a panic would have ended it with 101 long before).
     tmux.press(&["C-c"]);
-    tmux.wait_for(&sandbox, "top exited 0", |s| s.contains("EXITED-0"));
+    tmux.wait_for("top exited 0", |s| s.contains("EXITED-0"));
 }
 
 #[test]
 fn top_without_a_terminal_exits_2_before_opening_the_store() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::sqlite();
     for args in [
         &["top"][..],
         &["--json", "top"],
@@ -541,7 +300,7 @@ fn top_without_a_terminal_exits_2_before_opening_the_store() {
 
 #[test]
 fn top_help_has_examples_and_keys() {
-    let help = Sandbox::new().ok(&["top", "--help"]);
+    let help = Sandbox::sqlite().ok(&["top", "--help"]);
     for expected in [
         "Examples:",
         "wrangle top --interval 250ms",

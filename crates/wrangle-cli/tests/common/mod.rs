@@ -1,9 +1,13 @@
 //! Shared by the end-to-end test files: a sandbox (temp dir + store URL) that runs the real
-//! `wrangle` binary against its store, starts worker processes and cleans them up.
+//! `wrangle` binary against its store, starts worker processes and cleans them up, and
+//! ([`tmux`]) a terminal driven through tmux.
 // Each test file uses a different subset.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod tmux;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -71,6 +75,76 @@ impl Sandbox {
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 
+    /// Starts `wrangle ARGS…` with its stdin, stdout and stderr piped.
+    pub fn spawn_piped(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Runs `wrangle ARGS…` with `stdin` written to it (then closed).
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self.spawn_piped(args);
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// The command line that runs `wrangle --store STORE ARGS…` in a shell, every word quoted.
+    pub fn shell_command(&self, args: &[&str]) -> String {
+        let mut words = vec![
+            shell_word(env!("CARGO_BIN_EXE_wrangle")),
+            "--store".into(),
+            shell_word(&self.store),
+        ];
+        words.extend(args.iter().map(|a| shell_word(a)));
+        words.join(" ")
+    }
+
+    /// Enqueues a task of `kind` on `queue`, with no retries; its id.
+    pub fn submit(&self, kind: &str, payload: &str, queue: &str) -> i64 {
+        self.ok(&["submit", kind, payload, "-q", queue, "--retries", "0"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Queue `name`'s entry in `--json status`, if it has one.
+    pub fn queue(&self, name: &str) -> Option<Value> {
+        self.json(&["status"])["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == name)
+            .cloned()
+    }
+
+    /// The named worker's record in `--json workers list`, if it is registered.
+    pub fn worker(&self, name: &str) -> Option<Value> {
+        self.json(&["workers", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["info"]["name"] == name)
+            .cloned()
+    }
+
+    /// Pool group `group` of worker `worker`, from its record.
+    pub fn pool_group(&self, worker: &str, group: &str) -> Option<Value> {
+        self.worker(worker)?["info"]["pool"]
+            .as_array()?
+            .iter()
+            .find(|g| g["name"] == group)
+            .cloned()
+    }
+
     /// Starts `wrangle worker --name NAME ARGS…`, logging to NAME.log.
     pub fn spawn_worker(&mut self, name: &str, args: &[&str]) {
         let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
@@ -85,15 +159,26 @@ impl Sandbox {
     }
 
     pub fn worker_logs(&self) -> String {
-        let mut logs = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "log") {
-                logs += &format!("--- {}\n", path.display());
-                logs += &std::fs::read_to_string(&path).unwrap_or_default();
-            }
-        }
-        logs
+        logs_in(self.dir.path())
+    }
+
+    /// Polls `check` every 100 ms until it holds; fails with the worker logs after `limit`.
+    #[track_caller]
+    pub fn wait_until(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+        let held = poll(limit, Duration::from_millis(100), || check().then_some(()));
+        assert!(
+            held.is_some(),
+            "{what}: not within {limit:?}\n{}",
+            self.worker_logs()
+        );
+    }
+
+    /// Waits until worker `name` is registered in the store.
+    #[track_caller]
+    pub fn wait_for_worker(&self, name: &str, limit: Duration) {
+        self.wait_until(&format!("worker {name} registered"), limit, || {
+            self.worker(name).is_some()
+        });
     }
 
     /// `job status NAME --follow` until it exits (or `limit` passes); its exit code.
@@ -148,17 +233,47 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, failing with `what` after `limit`.
-pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+/// `text` as one shell word.
+pub fn shell_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The `*.log` files in `dir` (the workers' logs), each under a `--- PATH` line.
+pub fn logs_in(dir: &Path) -> String {
+    let mut logs = String::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            logs += &format!("--- {}\n", path.display());
+            logs += &std::fs::read_to_string(&path).unwrap_or_default();
+        }
+    }
+    logs
+}
+
+/// Calls `check` every `every` until it returns `Some`; `None` once `limit` has passed.
+pub fn poll<T>(
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let started = Instant::now();
     loop {
         if let Some(value) = check() {
-            return value;
+            return Some(value);
         }
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+        if started.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing with `what` after `limit`.
+#[track_caller]
+pub fn wait_for<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    match poll(limit, Duration::from_millis(50), check) {
+        Some(value) => value,
+        None => panic!("timed out after {limit:?} waiting for {what}"),
     }
 }
