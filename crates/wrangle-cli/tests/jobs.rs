@@ -56,8 +56,10 @@ fn three_workers_one_killed_process_every_id(url: &str) {
         "--retries",
         "3",
     ]);
-    let handler = recording_handler("effects", "0.01");
-    for name in ["w1", "w2", "w3"] {
+    // w1 is the one killed: its blocks take 5 s, so it surely holds some when it dies
+    // (its orphaned handlers may still record them: at least once, never lost).
+    for (name, seconds) in [("w1", "5"), ("w2", "0.01"), ("w3", "0.01")] {
+        let handler = recording_handler("effects", seconds);
         sandbox.spawn_worker(
             name,
             &[
