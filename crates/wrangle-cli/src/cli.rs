@@ -83,7 +83,7 @@ machine: wrangle workers scale|reload|stop NAME.")]
     /// Named jobs over id ranges or item lists, run by every worker that serves their queue
     #[command(subcommand)]
     Job(JobCommand),
-    /// Queues (depth by state, oldest waiting task, throughput) and workers
+    /// Queues (depth by state, oldest waiting task, throughput), workers and jobs
     #[command(after_help = "\
 Examples:
   wrangle status
