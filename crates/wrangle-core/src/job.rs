@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::store::StoreError;
-use crate::task::{DEFAULT_QUEUE, DEFAULT_RETRIES, TaskState};
+use crate::store::{ClaimedTask, StoreError};
+use crate::task::{DEFAULT_QUEUE, DEFAULT_RETRIES, TaskId, TaskState};
 
 /// Whether a job's blocks come from a range of ids or from a list of items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,20 +233,50 @@ impl Job {
     }
 }
 
+impl Job {
+    /// The claimed task a store returns for a new block `start..end` of this job, created
+    /// with `id` and leased until `lease_until` (attempt 1; the job's queue, kind, attempts
+    /// and timeout).
+    pub fn claimed_block(
+        &self,
+        id: TaskId,
+        (start, end): (i64, i64),
+        lease_until: DateTime<Utc>,
+    ) -> ClaimedTask {
+        let definition = &self.definition;
+        ClaimedTask {
+            id,
+            queue: definition.queue.clone(),
+            kind: definition.task_kind.clone(),
+            payload: block_payload(start, end),
+            attempt: 1,
+            max_attempts: definition.max_attempts,
+            timeout: definition.timeout,
+            job: Some(definition.name.clone()),
+            lease_until,
+        }
+    }
+}
+
 /// The payload of a range block: what handlers see as `{start}`, `{end}`,
 /// `WRANGLE_START` and `WRANGLE_END`.
 pub fn block_payload(start: i64, end: i64) -> Value {
     json!({ "start": start, "end": end })
 }
 
+/// The `(start, end)` of a range block's payload (both integers), if it is one.
+pub fn block_bounds(payload: &Value) -> Option<(i64, i64)> {
+    Some((
+        payload.get("start")?.as_i64()?,
+        payload.get("end")?.as_i64()?,
+    ))
+}
+
 /// How many ids a task of a job stands for: `end - start` of a range block, 1 for an item.
 pub fn ids_of_payload(payload: &Value) -> u64 {
-    match (
-        payload.get("start").and_then(Value::as_i64),
-        payload.get("end").and_then(Value::as_i64),
-    ) {
+    match block_bounds(payload) {
         // i128: `end - start` of a huge range overflows i64 (but always fits in u64).
-        (Some(start), Some(end)) if end >= start => (end as i128 - start as i128) as u64,
+        Some((start, end)) if end >= start => (end as i128 - start as i128) as u64,
         _ => 1,
     }
 }
@@ -458,13 +488,17 @@ impl JobProgress {
         progress
     }
 
-    /// Fraction of ids finished (completed, dead, cancelled or pruned), 0.0 to 1.0.
+    /// Ids finished: completed, dead, cancelled or pruned.
+    pub fn finished_ids(&self) -> u64 {
+        self.done.ids + self.failed.ids + self.cancelled.ids + self.pruned.ids
+    }
+
+    /// Fraction of ids finished, 0.0 to 1.0.
     pub fn fraction_finished(&self) -> f64 {
         if self.total.ids == 0 {
             return 1.0;
         }
-        let finished = self.done.ids + self.failed.ids + self.cancelled.ids + self.pruned.ids;
-        finished as f64 / self.total.ids as f64
+        self.finished_ids() as f64 / self.total.ids as f64
     }
 }
 

@@ -27,8 +27,14 @@ pub struct PoolGroup {
 }
 
 impl PoolGroup {
-    /// A group claiming from `queues` (a comma-separated list, or `*`) with `runners`.
+    /// A group claiming from `queues` (a comma-separated list, or `*`) with `runners`
+    /// (at most [`MAX_GROUP_RUNNERS`]).
     pub fn new(queues: &str, runners: u32) -> Result<Self, InputError> {
+        if runners > MAX_GROUP_RUNNERS {
+            return Err(InputError::new(format!(
+                "'{queues}' = {runners}: at most {MAX_GROUP_RUNNERS} runners per group"
+            )));
+        }
         Ok(PoolGroup {
             name: queues.to_string(),
             queues: parse_queue_list(queues)?,

@@ -24,7 +24,8 @@
 //!   [`crate::job`]): it takes the highest-priority (then oldest, then first by name) job
 //!   that is not cancelled, has blocks left and whose queue passes the filter and is not
 //!   paused, advances its cursor atomically and returns the new blocks already running
-//!   (attempt 1), after the due tasks. It may go on to further jobs while the limit allows.
+//!   (attempt 1), after the due tasks. When that job runs out, it goes on to the next one
+//!   in that order while the limit allows.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -49,8 +49,14 @@ impl WorkerRecord {
     /// Whether the worker has missed heartbeats for a whole lease at `now`: its tasks are
     /// being rescued, and it is presumably gone.
     pub fn is_lost(&self, now: DateTime<Utc>) -> bool {
-        let lease = chrono::Duration::milliseconds(self.info.lease_ms.max(1) as i64);
-        self.info.lease_ms > 0 && now - self.last_seen > lease
+        self.silent_for_leases(now, 1)
+    }
+
+    /// Whether the worker has been silent for more than `leases` of its own leases at
+    /// `now` (never, for a worker that did not say its lease).
+    pub fn silent_for_leases(&self, now: DateTime<Utc>, leases: i32) -> bool {
+        let lease = chrono::Duration::milliseconds(self.info.lease_ms as i64);
+        self.info.lease_ms > 0 && now - self.last_seen > lease * leases
     }
 }
 

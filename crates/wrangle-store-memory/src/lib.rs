@@ -81,13 +81,9 @@ impl State {
                     && request.queues.matches(queue)
                     && !self.paused.contains(queue)
             })
-            .min_by_key(|job| {
-                (
-                    Reverse(job.definition.priority),
-                    job.created_at,
-                    job.name().to_string(),
-                )
-            })
+            // The jobs come in name order and min_by_key keeps the first of equals: that
+            // is the name tie-break.
+            .min_by_key(|job| (Reverse(job.definition.priority), job.created_at))
             .map(|job| job.name().to_string())
     }
 

@@ -323,9 +323,7 @@ impl MySqlStore {
             .collect();
         let mut ids: HashMap<usize, TaskId> = HashMap::with_capacity(fresh.len());
         for chunk in fresh.chunks(ENQUEUE_CHUNK) {
-            let mut sql = String::from(include_str!("sql/enqueue.sql").trim_end());
-            sql.push(' ');
-            sql.push_str(&vec![ENQUEUE_ROW; chunk.len()].join(", "));
+            let sql = multi_row_insert(include_str!("sql/enqueue.sql"), ENQUEUE_ROW, chunk.len());
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
             for &i in chunk {
                 let t = &tasks[i];
@@ -425,18 +423,14 @@ impl MySqlStore {
         // Fewer due tasks than asked for: make the rest from range jobs, in this same
         // transaction, while the limit allows. With no open job `next_job` is None and
         // this costs nothing more.
-        let mut used: Vec<String> = Vec::new();
+        // A job used here either filled the claim or has no blocks left (its open_rank is
+        // then NULL and claim_start, reading this transaction's own update, skips it), so
+        // the loop never takes one job twice.
         while claimed.len() < request.limit
             && let Some(name) = next_job.take()
         {
-            if used.contains(&name) {
-                // Cannot happen (a job used here has no blocks left or filled the claim);
-                // a guard against looping on it all the same.
-                break;
-            }
             self.make_blocks(&mut tx, &name, request, lease_until, &mut claimed)
                 .await?;
-            used.push(name);
             if claimed.len() < request.limit {
                 next_job = claim_start(&mut tx, all_queues, &wanted).await?.1;
             }
@@ -481,19 +475,17 @@ impl MySqlStore {
         let timeout_ms = definition.timeout.map(|d| d.as_millis() as i64);
         let now = ms(request.now);
         for chunk in blocks.chunks(ENQUEUE_CHUNK) {
-            let mut sql = String::from(include_str!("sql/job_blocks.sql").trim_end());
-            sql.push(' ');
-            sql.push_str(&vec![JOB_BLOCK_ROW; chunk.len()].join(", "));
+            let sql = multi_row_insert(
+                include_str!("sql/job_blocks.sql"),
+                JOB_BLOCK_ROW,
+                chunk.len(),
+            );
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-            let payloads: Vec<Value> = chunk
-                .iter()
-                .map(|&(start, end)| block_payload(start, end))
-                .collect();
-            for payload in &payloads {
+            for &(start, end) in chunk {
                 insert = insert
                     .bind(&definition.queue)
                     .bind(&definition.task_kind)
-                    .bind(json_text(payload))
+                    .bind(json_text(&block_payload(start, end)))
                     .bind(definition.priority)
                     .bind(now)
                     .bind(i64::from(definition.max_attempts))
@@ -506,18 +498,12 @@ impl MySqlStore {
             }
             // One multi-row INSERT gets its ids in one block, in row order.
             let first = insert.execute(&mut **tx).await?.last_insert_id() as i64;
-            for (n, payload) in payloads.into_iter().enumerate() {
-                claimed.push(ClaimedTask {
-                    id: first + n as i64 * self.id_step,
-                    queue: definition.queue.clone(),
-                    kind: definition.task_kind.clone(),
-                    payload,
-                    attempt: 1,
-                    max_attempts: definition.max_attempts,
-                    timeout: definition.timeout,
-                    job: Some(definition.name.clone()),
+            for (n, &block) in chunk.iter().enumerate() {
+                claimed.push(job.claimed_block(
+                    first + n as i64 * self.id_step,
+                    block,
                     lease_until,
-                });
+                ));
             }
         }
         Ok(())
@@ -860,6 +846,15 @@ const REVIVE_DEAD: &str =
 
 /// One block's placeholders in the INSERT of `sql/job_blocks.sql`.
 const JOB_BLOCK_ROW: &str = "(?, ?, ?, ?, 'running', ?, 1, ?, ?, ?, ?, ?, ?, ?, '[]')";
+
+/// A multi-row INSERT: the statement `head` (ending in `VALUES`) and `rows` copies of the
+/// row placeholders `row`.
+fn multi_row_insert(head: &str, row: &str, rows: usize) -> String {
+    let mut sql = String::from(head.trim_end());
+    sql.push(' ');
+    sql.push_str(&vec![row; rows].join(", "));
+    sql
+}
 
 /// Runs `sql/claim_start.sql`: the paused queues, and the range job a claim would make
 /// blocks from (if any).

@@ -625,30 +625,3 @@ async fn claims_that_make_blocks_scan_no_table() {
         "sequential scans by 8 claims"
     );
 }
-
-/// A claim goes on to the next job (by priority, then age) when one runs out, so a worker
-/// gets a full batch while any job has blocks left.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_takes_blocks_from_several_jobs_in_order() {
-    let Some(pg) = or_skip(PostgresServer::start()) else {
-        return;
-    };
-    let store = PostgresStore::connect_with_schema(&pg.url(), "several")
-        .await
-        .unwrap();
-    for (name, start, priority, created) in
-        [("old", 100, 0, 1), ("urgent", 0, 5, 2), ("new", 200, 0, 3)]
-    {
-        let job = NewJob::range(name, "k", start, start + 2, 1).priority(priority);
-        store.create_job(job, at(created)).await.unwrap();
-    }
-    let claimed = store.claim_batch(claim_request(5, at(4))).await.unwrap();
-    let jobs: Vec<&str> = claimed.iter().map(|c| c.job.as_deref().unwrap()).collect();
-    assert_eq!(jobs, ["urgent", "urgent", "old", "old", "new"]);
-    assert_eq!(
-        spans(&claimed),
-        [(0, 1), (1, 2), (100, 101), (101, 102), (200, 201)]
-    );
-    let rest = store.claim_batch(claim_request(5, at(5))).await.unwrap();
-    assert_eq!(spans(&rest), [(201, 202)]);
-}

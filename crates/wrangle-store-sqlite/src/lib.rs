@@ -33,7 +33,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
-use wrangle_core::job::{BlockTally, Job, NewJob, block_payload};
+use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
@@ -238,17 +238,14 @@ async fn guard_transition(
 async fn create_blocks(
     tx: &mut Transaction<'static, Sqlite>,
     request: &ClaimRequest,
+    queues: Option<&str>,
     mut count: usize,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<ClaimedTask>, StoreError> {
-    let queues = match &request.queues {
-        QueueFilter::All => None,
-        QueueFilter::Only(queues) => Some(json_text(&json!(queues))),
-    };
     let mut claimed = Vec::new();
     while count > 0 {
         let Some(row) = sqlx::query(include_str!("sql/job_to_advance.sql"))
-            .bind(&queues)
+            .bind(queues)
             .fetch_optional(&mut **tx)
             .await
             .map_err(backend)?
@@ -263,10 +260,10 @@ async fn create_blocks(
             .execute(&mut **tx)
             .await
             .map_err(backend)?;
-        let spans: Vec<[i64; 2]> = blocks.iter().map(|&(start, end)| [start, end]).collect();
         let mut ids: Vec<TaskId> =
             sqlx::query_scalar::<_, i64>(include_str!("sql/insert_blocks.sql"))
-                .bind(json_text(&json!(spans)))
+                // (start, end) pairs serialize as the [[start, end], ...] the SQL reads.
+                .bind(serde_json::to_string(&blocks).expect("integers serialize"))
                 .bind(&request.worker)
                 .bind(ms(lease_until))
                 .bind(ms(request.now))
@@ -279,21 +276,12 @@ async fn create_blocks(
         if ids.len() != blocks.len() {
             return Err(StoreError::Backend("block insert lost track of ids".into()));
         }
-        let definition = &job.definition;
-        for (id, (start, end)) in ids.into_iter().zip(blocks) {
-            claimed.push(ClaimedTask {
-                id,
-                queue: definition.queue.clone(),
-                kind: definition.task_kind.clone(),
-                payload: block_payload(start, end),
-                attempt: 1,
-                max_attempts: definition.max_attempts,
-                timeout: definition.timeout,
-                job: Some(definition.name.clone()),
-                lease_until,
-            });
-            count -= 1;
-        }
+        count -= blocks.len();
+        claimed.extend(
+            ids.into_iter()
+                .zip(blocks)
+                .map(|(id, block)| job.claimed_block(id, block, lease_until)),
+        );
     }
     Ok(claimed)
 }
@@ -422,18 +410,23 @@ impl Store for SqliteStore {
             QueueFilter::All => include_str!("sql/claim_all.sql"),
             QueueFilter::Only(_) => include_str!("sql/claim_queues.sql"),
         };
+        let queues = match &request.queues {
+            QueueFilter::All => None,
+            QueueFilter::Only(queues) => Some(json_text(&json!(queues))),
+        };
         let mut query = sqlx::query(sql)
             .bind(&request.worker)
             .bind(ms(lease_until))
             .bind(ms(request.now))
             .bind(request.limit as i64);
-        if let QueueFilter::Only(queues) = &request.queues {
-            query = query.bind(json_text(&json!(queues)));
+        if let Some(queues) = &queues {
+            query = query.bind(queues);
         }
         let mut tx = self.write_tx().await?;
         let rows = query.fetch_all(&mut *tx).await.map_err(backend)?;
         let blocks = if rows.len() < request.limit {
-            create_blocks(&mut tx, &request, request.limit - rows.len(), lease_until).await?
+            let count = request.limit - rows.len();
+            create_blocks(&mut tx, &request, queues.as_deref(), count, lease_until).await?
         } else {
             Vec::new()
         };
@@ -766,20 +759,21 @@ impl Store for SqliteStore {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<BlockTally>, StoreError> {
-        if self.get_job(name).await?.is_none() {
-            return Err(StoreError::JobNotFound(name.to_string()));
-        }
         let minute_ago = now - chrono::Duration::seconds(60);
-        sqlx::query(include_str!("sql/job_tallies.sql"))
+        let rows = sqlx::query(include_str!("sql/job_tallies.sql"))
             .bind(name)
             .bind(ms(minute_ago))
             .bind(ms(now))
             .fetch_all(&self.pool)
             .await
-            .map_err(backend)?
-            .iter()
-            .map(|row| {
-                let state: String = row.get("state");
+            .map_err(backend)?;
+        if rows.is_empty() {
+            return Err(StoreError::JobNotFound(name.to_string()));
+        }
+        rows.iter()
+            // The one row of a job that has no task yet.
+            .filter_map(|row| Some((row.get::<Option<String>, _>("state")?, row)))
+            .map(|(state, row)| {
                 Ok(BlockTally {
                     state: state
                         .parse()

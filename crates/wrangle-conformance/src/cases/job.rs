@@ -26,6 +26,7 @@ cases![
     paused_or_filtered_queues_make_no_blocks,
     cancelled_jobs_make_no_blocks,
     jobs_are_ordered_by_priority_then_age,
+    a_claim_goes_on_to_the_next_job_when_one_runs_out,
     list_jobs_make_no_blocks,
     bad_or_duplicate_jobs_are_rejected,
     tallies_count_blocks_and_ids_per_state_and_worker,
@@ -278,6 +279,39 @@ async fn jobs_are_ordered_by_priority_then_age(a: Handle, b: Handle) -> Result<(
         .map(|j| j.name().to_string())
         .collect();
     ensure_eq!(names, ["a-urgent", "b-new", "c-old"], "list_jobs by name");
+    Ok(())
+}
+
+/// A claim goes on to the next job (by priority, then age) when one runs out, so a worker
+/// gets a full batch while any job has blocks left.
+async fn a_claim_goes_on_to_the_next_job_when_one_runs_out(a: Handle, b: Handle) -> Result<()> {
+    for (name, start, priority, created) in
+        [("old", 100, 0, 1), ("urgent", 0, 5, 2), ("new", 200, 0, 3)]
+    {
+        create(
+            &a,
+            NewJob::range(name, "k", start, start + 2, 1).priority(priority),
+            created,
+        )
+        .await?;
+    }
+    let claimed = claim(&b, "w", 5, at(4)).await?;
+    let jobs: Vec<&str> = claimed.iter().filter_map(|c| c.job.as_deref()).collect();
+    ensure_eq!(
+        jobs,
+        ["urgent", "urgent", "old", "old", "new"],
+        "jobs of one claim"
+    );
+    ensure_eq!(
+        spans(&claimed)?,
+        [(0, 1), (1, 2), (100, 101), (101, 102), (200, 201)],
+        "blocks of one claim"
+    );
+    ensure_eq!(
+        spans(&claim(&a, "w", 5, at(5)).await?)?,
+        [(201, 202)],
+        "the rest"
+    );
     Ok(())
 }
 

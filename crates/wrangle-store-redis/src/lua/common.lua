@@ -158,16 +158,21 @@ local function zrem_many(zset, members)
   end
 end
 
--- A task reached a final state at `now`: index it for pruning and let it (and its unique
--- key, which must name it exactly as long as it exists) expire after `ttl` ms (0: never).
-local function finish(id, task, now, ttl)
-  redis.call('ZADD', key('finished'), now, id)
+-- Lets a final task (and its unique key, if any, which must name it exactly as long as it
+-- exists) expire after `ttl` ms (0: never).
+local function expire_final(id, unique, ttl)
   if tonumber(ttl) > 0 then
     redis.call('PEXPIRE', task_key(id), ttl)
-    if task.unique_key then
-      redis.call('PEXPIRE', unique_key(task.unique_key), ttl)
+    if unique then
+      redis.call('PEXPIRE', unique_key(unique), ttl)
     end
   end
+end
+
+-- A task reached a final state at `now`: index it for pruning and let it expire.
+local function finish(id, task, now, ttl)
+  redis.call('ZADD', key('finished'), now, id)
+  expire_final(id, task.unique_key, ttl)
   sweep_expired()
 end
 
@@ -192,16 +197,19 @@ local function attempt_record(task, now, outcome)
   }
 end
 
--- Appends `record` to the task's history, a JSON array kept as text.
+-- A task's history (a JSON array kept as text, or nil for none) with the JSON object
+-- `entry` appended.
+local function appended_history(history, entry)
+  if not history or history == '[]' then
+    return '[' .. entry .. ']'
+  end
+  return string.sub(history, 1, -2) .. ',' .. entry .. ']'
+end
+
+-- Appends `record` to the task's history.
 local function push_attempt(id, record)
   local history = redis.call('HGET', task_key(id), 'attempts')
-  local entry = cjson.encode(record)
-  if not history or history == '[]' then
-    history = '[' .. entry .. ']'
-  else
-    history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
-  end
-  redis.call('HSET', task_key(id), 'attempts', history)
+  redis.call('HSET', task_key(id), 'attempts', appended_history(history, cjson.encode(record)))
 end
 
 -- An operator's "run it again now": available at `now`, with one more attempt when it

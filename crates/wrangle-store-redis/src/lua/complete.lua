@@ -40,25 +40,15 @@ local function succeed(id, attempt, worker, result)
     record = record .. ',"started_at":' .. f[4]
   end
   record = record .. ',"finished_at":' .. now .. ',"outcome":"completed"}'
-  local history = f[5]
-  if not history or history == '[]' then
-    history = '[' .. record .. ']'
-  else
-    history = string.sub(history, 1, -2) .. ',' .. record .. ']'
-  end
   -- lease_until stays in the record: it means nothing once the task is not running and
   -- readers ignore it then (one HDEL less per task).
   redis.call('HSET', tk, 'state', 'completed', 'result', result, 'finished_at', now,
-    'attempts', history)
+    'attempts', appended_history(f[5], record))
   if f[7] then
     redis.call('HDEL', tk, 'error')
   end
-  if tonumber(ttl) > 0 then
-    redis.call('PEXPIRE', tk, ttl)
-    if f[6] then
-      redis.call('PEXPIRE', unique_key(f[6]), ttl)
-    end
-  end
+  -- Indexed as finished for the whole batch below, not per task as `finish` does.
+  expire_final(id, f[6], ttl)
   succeeded[#succeeded + 1] = id
   finished[#finished + 1] = now
   finished[#finished + 1] = id
