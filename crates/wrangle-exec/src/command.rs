@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+use wrangle_core::job::block_bounds;
 use wrangle_core::store::ClaimedTask;
 
 use crate::{ExecResult, Executor, Failure, OutputSink, OutputStream};
@@ -115,14 +116,9 @@ pub fn item_text(payload: &Value) -> String {
 /// The text `{}` stands for: a range block `{"start":S,"end":E}` is `S` when it holds one
 /// id and `S..E` otherwise; any other payload is its [`item_text`].
 pub fn placeholder_text(payload: &Value) -> String {
-    let bound = |field: &str| payload.get(field).and_then(Value::as_i64);
-    match (
-        payload.as_object().map(|o| o.len()),
-        bound("start"),
-        bound("end"),
-    ) {
-        (Some(2), Some(start), Some(end)) if end == start + 1 => start.to_string(),
-        (Some(2), Some(start), Some(end)) => format!("{start}..{end}"),
+    match (payload.as_object().map(|o| o.len()), block_bounds(payload)) {
+        (Some(2), Some((start, end))) if end == start + 1 => start.to_string(),
+        (Some(2), Some((start, end))) => format!("{start}..{end}"),
         _ => item_text(payload),
     }
 }
@@ -358,11 +354,8 @@ impl CommandExecutor {
 
 /// A task's output file name without extension: `START-END` for a range block, else its id.
 fn output_stem(task: &ClaimedTask) -> String {
-    match (
-        task.payload.get("start").and_then(Value::as_i64),
-        task.payload.get("end").and_then(Value::as_i64),
-    ) {
-        (Some(start), Some(end)) if task.job.is_some() => format!("{start}-{end}"),
+    match block_bounds(&task.payload) {
+        Some((start, end)) if task.job.is_some() => format!("{start}-{end}"),
         _ => task.id.to_string(),
     }
 }

@@ -139,10 +139,9 @@ impl RunnerExecutor {
         // `run(start_id, end_id, output)` had them.
         if let Some(job) = &task.job {
             request["job"] = json!(job);
-            for bound in ["start", "end"] {
-                if let Some(value) = task.payload.get(bound) {
-                    request[bound] = value.clone();
-                }
+            if let Some((start, end)) = wrangle_core::job::block_bounds(&task.payload) {
+                request["start"] = json!(start);
+                request["end"] = json!(end);
             }
         }
         if process.requests.send(format!("{request}\n")).is_err() {

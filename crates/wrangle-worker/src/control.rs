@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use wrangle_core::pool::{MAX_GROUP_RUNNERS, PoolGroup, parse_queue_list};
+use wrangle_core::pool::{MAX_GROUP_RUNNERS, PoolGroup};
 use wrangle_core::store::Topic;
 use wrangle_core::worker::ControlCommand;
 
@@ -64,7 +64,6 @@ impl WorkerControl {
 /// Applies control requests to a running worker.
 pub(crate) struct Controller {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) stop_claiming: CancellationToken,
 }
 
 impl Controller {
@@ -84,7 +83,7 @@ impl Controller {
             ControlOp::Command(ControlCommand::Pause { queue }) => self.pause(&queue, true).await,
             ControlOp::Command(ControlCommand::Resume { queue }) => self.pause(&queue, false).await,
             ControlOp::Command(ControlCommand::Stop) => {
-                self.stop_claiming.cancel();
+                self.shared.loops.stop_claiming.cancel();
                 Ok("stopping: no new claims, finishing running tasks".into())
             }
         };
@@ -123,7 +122,6 @@ impl Controller {
             Some(name) => match groups.iter().find(|g| g.name == name) {
                 Some(group) => group.clone(),
                 None => {
-                    parse_queue_list(name).map_err(|e| e.to_string())?;
                     let added = PoolGroup::new(name, runners).map_err(|e| e.to_string())?;
                     let group = self.shared.add_group(&added);
                     spawn_claim_loop(&self.shared, group);

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
 use wrangle_core::TaskId;
 use wrangle_core::pool::PoolGroup;
 use wrangle_core::store::{ClaimRequest, QueueFilter, Topic};
@@ -126,9 +125,9 @@ pub(crate) async fn claim_loop(
     group: Arc<Group>,
     shared: Arc<Shared>,
     finished_tx: mpsc::UnboundedSender<Finished>,
-    stop_claiming: CancellationToken,
-    abort_all: CancellationToken,
 ) {
+    let stop_claiming = &shared.loops.stop_claiming;
+    let abort_all = &shared.loops.abort_all;
     let config = &shared.config;
     let store = &shared.store;
     let mut listener = loop {

@@ -17,6 +17,10 @@ use crate::Shared;
 const RESCUE_BATCH: usize = 1000;
 /// A worker silent for this many of its own leases is removed from the registry.
 const LOST_LEASES_BEFORE_PRUNE: i32 = 5;
+/// Beats between two looks for lost workers: reading the registry is a round trip that
+/// grows with the number of workers, and one look per lease (three beats) is often enough
+/// for a limit of five leases.
+const PRUNE_EVERY_BEATS: u32 = 3;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let store = &shared.store;
@@ -24,15 +28,17 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(config.lease / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut outage_logged = false;
+    let mut beats: u32 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
         let now = Utc::now();
+        let leases = shared.held.leases();
         let beat = Heartbeat {
-            worker: shared.info(),
-            leases: shared.held.leases(),
+            worker: shared.info_holding(leases.iter().map(|(id, _)| *id).collect()),
+            leases,
             lease_until: now + chrono::Duration::from_std(config.lease).unwrap_or_default(),
             now,
         };
@@ -66,7 +72,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             Ok(_) => {}
             Err(err) => tracing::debug!(error = %err, "rescue failed"),
         }
-        prune_lost_workers(&shared, now).await;
+        beats += 1;
+        if beats.is_multiple_of(PRUNE_EVERY_BEATS) {
+            prune_lost_workers(&shared, now).await;
+        }
     }
 }
 
@@ -77,10 +86,9 @@ async fn prune_lost_workers(shared: &Shared, now: chrono::DateTime<Utc>) {
         return;
     };
     for worker in workers {
-        let lease = chrono::Duration::milliseconds(worker.info.lease_ms as i64);
-        if worker.info.lease_ms > 0
-            && worker.info.name != shared.config.name
-            && now - worker.last_seen > lease * LOST_LEASES_BEFORE_PRUNE
+        // Each worker is judged by its own lease (prune_workers takes one cutoff for all).
+        if worker.info.name != shared.config.name
+            && worker.silent_for_leases(now, LOST_LEASES_BEFORE_PRUNE)
         {
             tracing::warn!(worker = %worker.info.name, last_seen = %worker.last_seen, "removing a lost worker from the registry");
             if let Err(err) = shared.store.deregister_worker(&worker.info.name).await {

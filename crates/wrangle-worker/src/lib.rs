@@ -267,7 +267,6 @@ impl Worker {
         let heartbeat = tokio::spawn(heartbeat::run(shared.clone(), worker_done.clone()));
         let controller = control::Controller {
             shared: shared.clone(),
-            stop_claiming: stop_claiming.clone(),
         };
         let control = tokio::spawn(control::serve(
             controller,
@@ -331,11 +330,11 @@ impl Worker {
 }
 
 /// What the claim loops need to start tasks and report them.
-struct ClaimLoops {
+pub(crate) struct ClaimLoops {
     /// Taken at shutdown (see [`Shared::close_finished`]).
     finished_tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Finished>>>,
-    stop_claiming: CancellationToken,
-    abort_all: CancellationToken,
+    pub(crate) stop_claiming: CancellationToken,
+    pub(crate) abort_all: CancellationToken,
 }
 
 /// The running worker's state, shared by its parts.
@@ -349,7 +348,7 @@ pub(crate) struct Shared {
     reload: Option<RegistryFactory>,
     /// Woken by a heartbeat that says commands wait in the mailbox.
     pub(crate) mailbox_nudge: Notify,
-    loops: ClaimLoops,
+    pub(crate) loops: ClaimLoops,
 }
 
 impl Shared {
@@ -419,19 +418,20 @@ impl Shared {
 
     /// What the worker tells the store about itself.
     pub(crate) fn info(&self) -> WorkerInfo {
+        let tasks = self.held.leases().into_iter().map(|(id, _)| id).collect();
+        self.info_holding(tasks)
+    }
+
+    /// [`Shared::info`] with the tasks it holds already listed (the heartbeat has them).
+    pub(crate) fn info_holding(&self, tasks: Vec<wrangle_core::TaskId>) -> WorkerInfo {
         let groups = self.groups();
-        let pool: Vec<_> = groups.iter().map(|g| g.info()).collect();
-        let mut queues: Vec<String> = Vec::new();
-        let mut all_queues = false;
-        for group in &groups {
-            match &group.queues {
-                QueueFilter::All => all_queues = true,
-                QueueFilter::Only(names) => queues.extend(names.iter().cloned()),
-            }
-        }
-        if all_queues {
-            queues.clear();
-        }
+        // Every queue (empty) if any group takes every queue.
+        let mut queues: Vec<String> = if groups.iter().any(|g| g.queues == QueueFilter::All) {
+            Vec::new()
+        } else {
+            groups.iter().flat_map(|g| g.queues.names()).collect()
+        };
+        queues.sort_unstable();
         queues.dedup();
         let registry = self
             .registry
@@ -443,11 +443,11 @@ impl Shared {
             host: hostname(),
             pid: std::process::id(),
             queues,
-            runners: self.total_runners() as u32,
-            tasks: self.held.leases().into_iter().map(|(id, _)| id).collect(),
+            runners: groups.iter().map(|g| g.target() as u32).sum(),
+            tasks,
             started_at: self.started_at,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            pool,
+            pool: groups.iter().map(|g| g.info()).collect(),
             processes: registry.processes(),
             rss_bytes: wrangle_exec::rss_bytes(std::process::id()),
             autoscale: self.config.autoscale.map(|l| (l.min, l.max)),
@@ -465,13 +465,7 @@ pub(crate) fn spawn_claim_loop(shared: &Arc<Shared>, group: Arc<Group>) {
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     if let Some(finished_tx) = finished_tx {
-        tokio::spawn(group::claim_loop(
-            group,
-            shared.clone(),
-            finished_tx,
-            shared.loops.stop_claiming.clone(),
-            shared.loops.abort_all.clone(),
-        ));
+        tokio::spawn(group::claim_loop(group, shared.clone(), finished_tx));
     }
 }
 
