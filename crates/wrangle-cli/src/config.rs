@@ -132,15 +132,7 @@ impl Config {
     pub(crate) fn pool_groups(&self) -> Result<Vec<wrangle::pool::PoolGroup>, wrangle::InputError> {
         self.pool
             .iter()
-            .map(|(queues, runners)| {
-                if *runners > wrangle::pool::MAX_GROUP_RUNNERS {
-                    return Err(wrangle::InputError::new(format!(
-                        "'{queues}' = {runners}: at most {} runners per group",
-                        wrangle::pool::MAX_GROUP_RUNNERS
-                    )));
-                }
-                wrangle::pool::PoolGroup::new(queues, *runners)
-            })
+            .map(|(queues, runners)| wrangle::pool::PoolGroup::new(queues, *runners))
             .collect()
     }
 

@@ -128,7 +128,8 @@ pub fn parse_name(what: &str, text: &str) -> Result<String, InputError> {
     Ok(text.to_string())
 }
 
-fn shorten(text: &str, max: usize) -> String {
+/// `text` cut to `max` characters, with `…` appended when something was cut.
+pub fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
     } else {

@@ -86,12 +86,26 @@ fn item_task(job: &NewJob, index: usize, item: Value) -> NewTask {
 
 /// A job's progress now.
 pub async fn progress(store: &Arc<dyn Store>, name: &str) -> Result<JobProgress, StoreError> {
-    let now = Utc::now();
     let job = store
         .get_job(name)
         .await?
         .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
-    let tallies = store.job_tallies(name, now).await?;
+    progress_of(store, job).await
+}
+
+/// Every job's progress now, by name (one store call per job, plus one).
+pub async fn all_progress(store: &Arc<dyn Store>) -> Result<Vec<JobProgress>, StoreError> {
+    let mut all = Vec::new();
+    for job in store.list_jobs().await? {
+        all.push(progress_of(store, job).await?);
+    }
+    Ok(all)
+}
+
+/// The progress of `job`, whose record the caller has read already.
+async fn progress_of(store: &Arc<dyn Store>, job: Job) -> Result<JobProgress, StoreError> {
+    let now = Utc::now();
+    let tallies = store.job_tallies(job.name(), now).await?;
     Ok(JobProgress::compute(job, &tallies, now))
 }
 

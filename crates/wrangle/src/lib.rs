@@ -41,8 +41,8 @@ pub use wrangle_core::pool;
 pub use wrangle_core::store::{self, Store, StoreError, TaskFilter};
 pub use wrangle_core::task::{DEFAULT_QUEUE, DEFAULT_RETRIES};
 pub use wrangle_core::{
-    Enqueued, InputError, NewTask, QueueFilter, RetryPolicy, Task, TaskId, TaskState, Topic,
-    WorkerInfo, WorkerRecord,
+    Enqueued, GroupInfo, InputError, NewTask, ProcessInfo, QueueFilter, RetryPolicy, Task, TaskId,
+    TaskState, Topic, WorkerInfo, WorkerRecord,
 };
 pub use wrangle_exec::{
     self as exec, CommandExecutor, CommandSpec, ExecResult, Executor, Failure, Registry,

@@ -37,7 +37,7 @@ pub(crate) async fn status(context: &Context) -> CliResult {
     let now = Utc::now();
     let queues = context.store.queue_stats(now).await?;
     let workers = context.store.list_workers().await?;
-    let jobs = super::job::all_progress(context).await?;
+    let jobs = wrangle::jobs::all_progress(&context.store).await?;
     if context.json {
         print_json(&json!({"queues": queues, "workers": workers, "jobs": jobs}));
         return Ok(0);
@@ -102,11 +102,7 @@ pub(crate) fn validate_tasks(command: &TasksCommand) -> CliResult<Option<TaskSta
 
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max {
-        format!("{}…", flat.chars().take(max).collect::<String>())
-    } else {
-        flat
-    }
+    wrangle::parse::shorten(&flat, max)
 }
 
 fn value_text(value: &Value) -> String {

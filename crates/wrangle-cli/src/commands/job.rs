@@ -111,7 +111,7 @@ pub(crate) async fn run(
             }
         }
         JobCommand::List => {
-            let all = all_progress(context).await?;
+            let all = jobs::all_progress(&context.store).await?;
             if context.json {
                 print_json(&all);
             } else {
@@ -138,15 +138,6 @@ pub(crate) async fn run(
             Ok(0)
         }
     }
-}
-
-/// Every job's progress, by name.
-pub(crate) async fn all_progress(context: &Context) -> CliResult<Vec<JobProgress>> {
-    let mut all = Vec::new();
-    for job in context.store.list_jobs().await? {
-        all.push(jobs::progress(&context.store, job.name()).await?);
-    }
-    Ok(all)
 }
 
 /// One line per job (`job list`, `status`).
@@ -207,9 +198,7 @@ async fn follow_job(
             );
         }
         bar.set_length(progress.total.ids);
-        let finished =
-            progress.done.ids + progress.failed.ids + progress.cancelled.ids + progress.pruned.ids;
-        bar.set_position(finished);
+        bar.set_position(progress.finished_ids());
         bar.set_message(format!(
             "{} ids/s ETA {} | blocks: {} done, {} failed, {} running",
             human_rate(progress.rate),

@@ -26,8 +26,9 @@ pub(crate) struct WorkerSetup {
     reload: wrangle::RegistryFactory,
 }
 
-/// The executors for `[kinds.*]` and `--exec`; runner kinds get `runners` processes.
-fn build_registry(args: &WorkerArgs, config: &Config, runners: usize) -> CliResult<Registry> {
+/// The executors for `[kinds.*]` and `--exec`. Runner kinds start with one process; the
+/// worker sizes them to its pool (and resizes them when it is scaled).
+fn build_registry(args: &WorkerArgs, config: &Config) -> CliResult<Registry> {
     let mut registry = Registry::new();
     let spec = |argv: Vec<String>, timeout: Option<Duration>| {
         let mut spec = CommandSpec::new(argv);
@@ -46,7 +47,7 @@ fn build_registry(args: &WorkerArgs, config: &Config, runners: usize) -> CliResu
             registry.insert(kind.clone(), spec(argv.clone(), timeout));
         } else if let Some(argv) = &kind_config.runner {
             // One process per runner, started as tasks of this kind arrive.
-            let mut runner = RunnerSpec::new(argv.clone(), runners);
+            let mut runner = RunnerSpec::new(argv.clone(), 1);
             runner.default_timeout = timeout;
             runner.max_memory = max_memory;
             registry.insert(kind.clone(), Arc::new(RunnerExecutor::new(runner)));
@@ -92,14 +93,13 @@ pub(crate) fn plan(
             return Err(CliError::input("--autoscale-interval must be above 0"));
         }
     }
-    let runners: usize = worker.groups().iter().map(|g| g.runners as usize).sum();
-    let registry = build_registry(args, config, runners.max(1))?;
+    let registry = build_registry(args, config)?;
     let reload: wrangle::RegistryFactory = {
         let args = args.clone();
         let config_path = config_path.map(std::path::Path::to_path_buf);
         Arc::new(move || {
             let config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
-            build_registry(&args, &config, 1).map_err(|e| e.to_string())
+            build_registry(&args, &config).map_err(|e| e.to_string())
         })
     };
     let queues = if args.queues.trim() == "*" {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use wrangle::WorkerRecord;
 use wrangle::control::{self, ControlCommand, ControlError};
 use wrangle::parse::{parse_duration, parse_name};
 use wrangle::pool::parse_scale_target;
+use wrangle::{GroupInfo, ProcessInfo, TaskId, WorkerRecord};
 
 use super::Context;
 use super::inspect::{ago, print_json};
@@ -86,6 +86,43 @@ pub(crate) fn mib(bytes: u64) -> String {
     }
 }
 
+/// Task ids separated by spaces, or `-` for none.
+pub(crate) fn task_list(tasks: &[TaskId]) -> String {
+    if tasks.is_empty() {
+        return "-".into();
+    }
+    tasks
+        .iter()
+        .map(TaskId::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One pool group of a worker, its name padded to `width`.
+pub(crate) fn group_line(group: &GroupInfo, width: usize) -> String {
+    format!(
+        "  group {:<width$} runners {:>3}  busy {:>3}  tasks {}",
+        group.name,
+        group.runners,
+        group.tasks.len(),
+        task_list(&group.tasks)
+    )
+}
+
+/// One long-lived runner process of a worker.
+pub(crate) fn process_line(p: &ProcessInfo, now: DateTime<Utc>) -> String {
+    format!(
+        "  runner {:>3} {:<14} pid {:>7}  up {:>7}  rss {:>6}  tasks {}  restarts {}",
+        p.runner,
+        p.kind,
+        p.pid,
+        ago(p.started_at, now),
+        mib(p.rss_bytes),
+        p.tasks,
+        p.restarts
+    )
+}
+
 /// The workers table of `status` and `workers list`: one line per worker, then one per
 /// pool group and runner process.
 pub(crate) fn print_workers_table(workers: &[WorkerRecord], now: DateTime<Utc>) {
@@ -107,30 +144,10 @@ pub(crate) fn print_workers_table(workers: &[WorkerRecord], now: DateTime<Utc>) 
             ago(w.last_seen, now),
         );
         for group in &w.info.pool {
-            let tasks: Vec<String> = group.tasks.iter().map(|t| t.to_string()).collect();
-            println!(
-                "  group {:<18} runners {:>3}  busy {:>3}  tasks {}",
-                group.name,
-                group.runners,
-                group.tasks.len(),
-                if tasks.is_empty() {
-                    "-".into()
-                } else {
-                    tasks.join(" ")
-                }
-            );
+            println!("{}", group_line(group, 18));
         }
         for p in &w.info.processes {
-            println!(
-                "  runner {:>3} {:<14} pid {:>7}  up {:>7}  rss {:>6}  tasks {}  restarts {}",
-                p.runner,
-                p.kind,
-                p.pid,
-                ago(p.started_at, now),
-                mib(p.rss_bytes),
-                p.tasks,
-                p.restarts
-            );
+            println!("{}", process_line(p, now));
         }
         if let Some((min, max)) = w.info.autoscale {
             println!("  autoscale {min}..{max}");

@@ -12,7 +12,7 @@ use wrangle::parse::parse_duration;
 
 use super::super::Context;
 use super::super::inspect::{ago, print_json};
-use super::super::workers::mib;
+use super::super::workers::{group_line, mib, process_line, task_list};
 use super::super::{inspect, job, workers};
 use crate::cli::{JobCommand, QueuesCommand, TasksCommand, WorkersCommand};
 use crate::fail::{CliError, CliResult};
@@ -365,18 +365,6 @@ async fn find_worker(context: &Context, name: &str) -> CliResult<WorkerRecord> {
         .ok_or_else(|| CliError::input(format!("no worker named '{name}' ({known})")))
 }
 
-fn task_list(tasks: &[TaskId]) -> String {
-    if tasks.is_empty() {
-        "-".into()
-    } else {
-        tasks
-            .iter()
-            .map(TaskId::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
 /// `pool WORKER`: one line per pool group.
 fn describe_groups(worker: &WorkerRecord) -> String {
     let width = worker
@@ -389,13 +377,8 @@ fn describe_groups(worker: &WorkerRecord) -> String {
         .max(5);
     let mut out = String::new();
     for group in &worker.info.pool {
-        out += &format!(
-            "  group {:<width$}  runners {:>3}  busy {:>3}  tasks {}\n",
-            group.name,
-            group.runners,
-            group.tasks.len(),
-            task_list(&group.tasks)
-        );
+        out += &group_line(group, width);
+        out.push('\n');
     }
     if worker.info.pool.is_empty() {
         out += "  (no pool groups reported)\n";
@@ -448,16 +431,8 @@ pub(super) fn describe_worker(worker: &WorkerRecord, now: chrono::DateTime<Utc>)
         out += "  no long-lived runner processes (each task runs its own command)\n";
     }
     for p in &info.processes {
-        out += &format!(
-            "  runner {:>3} {:<14} pid {:>7}  up {:>7}  rss {:>6}  tasks {}  restarts {}\n",
-            p.runner,
-            p.kind,
-            p.pid,
-            ago(p.started_at, now),
-            mib(p.rss_bytes),
-            p.tasks,
-            p.restarts
-        );
+        out += &process_line(p, now);
+        out.push('\n');
     }
     out
 }

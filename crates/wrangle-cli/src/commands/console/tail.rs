@@ -149,11 +149,7 @@ fn first_line(error: &str) -> String {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("");
-    if line.chars().count() > 120 {
-        format!("{}…", line.chars().take(120).collect::<String>())
-    } else {
-        line.to_string()
-    }
+    wrangle::parse::shorten(line, 120)
 }
 
 fn seconds_between(start: Option<DateTime<Utc>>, end: DateTime<Utc>) -> Option<f64> {

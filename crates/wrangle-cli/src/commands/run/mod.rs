@@ -452,9 +452,14 @@ impl Executor for RunExecutor {
             job: task.job.clone(),
             lease_until: task.lease_until,
         };
-        self.tracker
-            .started(task.id, seq, placeholder_text(&item.payload));
-        self.inner.execute(&item, cancel).await
+        let result = self.inner.execute(&item, cancel).await;
+        // Only a failure message shows the item's text: successes skip building it (the
+        // outcome is recorded after this returns, so the text is there in time).
+        if result.is_err() {
+            self.tracker
+                .attempt_failed(task.id, seq, placeholder_text(&item.payload));
+        }
+        result
     }
 }
 

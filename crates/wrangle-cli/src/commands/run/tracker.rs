@@ -34,8 +34,9 @@ struct Outstanding {
     tasks: HashSet<TaskId>,
     /// Ended before the feeder tracked them.
     ended_early: HashSet<TaskId>,
-    /// Items started, by task id: sequence number and text, for failure messages.
-    started: HashMap<TaskId, (u64, String)>,
+    /// Items whose attempt failed, by task id: sequence number and text, for the message
+    /// if the item fails for good.
+    failed_items: HashMap<TaskId, (u64, String)>,
     /// The source has no more items.
     source_done: bool,
 }
@@ -98,9 +99,9 @@ impl Tracker {
         !ran_now
     }
 
-    /// Task `id` is running item `seq` (remembered for a failure message).
-    pub(crate) fn started(&self, id: TaskId, seq: u64, item: String) {
-        self.lock().started.insert(id, (seq, item));
+    /// An attempt of task `id` (item `seq`) failed: remember the item for a failure message.
+    pub(crate) fn attempt_failed(&self, id: TaskId, seq: u64, item: String) {
+        self.lock().failed_items.insert(id, (seq, item));
     }
 
     /// The source is exhausted after `total` items.
@@ -138,7 +139,7 @@ impl Tracker {
         }
     }
 
-    /// Task `id` ended for good; returns the item it ran, if it started in this run.
+    /// Task `id` ended for good; returns its item if an attempt of it failed in this run.
     fn ended(&self, id: TaskId) -> Option<(u64, String)> {
         let mut outstanding = self.lock();
         if outstanding.tasks.remove(&id) {
@@ -152,7 +153,7 @@ impl Tracker {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
-        outstanding.started.remove(&id)
+        outstanding.failed_items.remove(&id)
     }
 }
 
@@ -174,7 +175,7 @@ impl OutcomeObserver for Tracker {
                 {
                     let message = format!(
                         "wrangle: item {seq} ({}) failed after {} attempt{}: {error}",
-                        abbreviate(&text),
+                        wrangle::parse::shorten(&text, 59),
                         completion.attempt,
                         if completion.attempt == 1 { "" } else { "s" }
                     );
@@ -190,14 +191,4 @@ impl OutcomeObserver for Tracker {
             _ => {}
         }
     }
-}
-
-/// An item for a one-line message: at most 60 characters.
-fn abbreviate(text: &str) -> String {
-    if text.chars().count() <= 60 {
-        return text.to_string();
-    }
-    let mut short: String = text.chars().take(57).collect();
-    short.push_str("...");
-    short
 }

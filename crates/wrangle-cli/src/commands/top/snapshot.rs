@@ -14,7 +14,6 @@ use wrangle::jobs::JobProgress;
 use wrangle::store::{Listener, QueueStats};
 use wrangle::{Store, StoreError, TaskState, Topic, WorkerRecord};
 
-use super::super::Context;
 use super::Update;
 
 /// A store read slower than this is reported as an error (the last snapshot stays shown).
@@ -47,17 +46,13 @@ impl Snapshot {
 async fn fetch(store: &Arc<dyn Store>) -> Result<Snapshot, String> {
     let started = Instant::now();
     let taken_at = Utc::now();
-    let mut queues = store
+    // Sorted by name, as queue_stats promises.
+    let queues = store
         .queue_stats(taken_at)
         .await
         .map_err(|e| e.to_string())?;
-    queues.sort_by(|a, b| a.queue.cmp(&b.queue));
     let workers = store.list_workers().await.map_err(|e| e.to_string())?;
-    let context = Context {
-        store: store.clone(),
-        json: false,
-    };
-    let jobs = super::super::job::all_progress(&context)
+    let jobs = wrangle::jobs::all_progress(store)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Snapshot {
