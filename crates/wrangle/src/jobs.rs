@@ -115,8 +115,9 @@ async fn progress_of(store: &Arc<dyn Store>, job: Job) -> Result<JobProgress, St
 pub async fn cancel(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreError> {
     store.cancel_job(name).await?;
     let mut cancelled = 0;
-    for task in job_tasks(store, name, None).await? {
-        if task.state.can_cancel() {
+    // Only the unfinished tasks are read: a big job's finished ones stay in the store.
+    for state in TaskState::ALL.into_iter().filter(|s| s.can_cancel()) {
+        for task in job_tasks(store, name, state).await? {
             match store.cancel_task(task.id, Utc::now()).await {
                 Ok(_) => cancelled += 1,
                 // It finished in the meantime.
@@ -134,7 +135,7 @@ pub async fn retry(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreError
         return Err(StoreError::JobNotFound(name.to_string()));
     }
     let mut retried = 0;
-    for task in job_tasks(store, name, Some(TaskState::Dead)).await? {
+    for task in job_tasks(store, name, TaskState::Dead).await? {
         match store.retry_task(task.id, Utc::now()).await {
             Ok(_) => retried += 1,
             Err(StoreError::InvalidTransition { .. } | StoreError::TaskNotFound(_)) => {}
@@ -144,18 +145,18 @@ pub async fn retry(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreError
     Ok(retried)
 }
 
-/// Every task of job `name` (in `state`, if given), newest first.
+/// Every task of job `name` in `state`, newest first.
 async fn job_tasks(
     store: &Arc<dyn Store>,
     name: &str,
-    state: Option<TaskState>,
+    state: TaskState,
 ) -> Result<Vec<wrangle_core::Task>, StoreError> {
     let mut tasks = Vec::new();
     let mut before_id = None;
     loop {
         let page = store
             .list_tasks(TaskFilter {
-                state,
+                state: Some(state),
                 job: Some(name.to_string()),
                 before_id,
                 limit: PAGE,
