@@ -25,6 +25,7 @@ mod options;
 mod rows;
 mod schema;
 mod sql;
+mod vacuum;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,10 +46,12 @@ use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
 
 pub use options::{ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, PostgresOptions};
+pub use vacuum::DEFAULT_VACUUM_EVERY;
 
 use listen::Notifier;
 use rows::{column, command_from_row, from_ms, job_from_row, ms, task_from_row};
 use sql::{Statements, sql};
+use vacuum::ClaimVacuum;
 
 /// The PostgreSQL store. Cheap to clone: clones share the pool and the LISTEN connection.
 #[derive(Debug, Clone)]
@@ -56,12 +59,13 @@ pub struct PostgresStore {
     pool: PgPool,
     statements: Arc<Statements>,
     notifier: Arc<Notifier>,
+    vacuum: Arc<ClaimVacuum>,
     schema: Arc<str>,
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, with
-    /// wrangle's options `schema` and `pool_size` and any of the driver's, such as
+    /// wrangle's options `schema`, `pool_size` and `vacuum_every` and any of the driver's, such as
     /// `sslmode`, in the query string), creating and migrating wrangle's schema as needed.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
         let (connect, options) = PostgresOptions::from_url(url)?;
@@ -97,6 +101,7 @@ impl PostgresStore {
         schema::migrate(&pool, &statements, &options.schema).await?;
         Ok(PostgresStore {
             pool,
+            vacuum: ClaimVacuum::new(options.vacuum_every, statements.vacuum.clone()),
             statements: Arc::new(statements),
             notifier: Arc::new(Notifier::new(connect, &options.schema)),
             schema: options.schema.into(),
@@ -135,6 +140,9 @@ impl PostgresStore {
     ) -> Result<Vec<Enqueued>, StoreError> {
         if tasks.is_empty() {
             return Ok(Vec::new());
+        }
+        if tasks.len() >= COPY_FROM && tasks.iter().all(|t| t.unique_key.is_none()) {
+            return self.enqueue_by_copy(connection, &tasks, now).await;
         }
         let rows: Vec<Value> = tasks
             .iter()
@@ -212,6 +220,66 @@ impl PostgresStore {
             }
         }
         Ok(results)
+    }
+
+    /// Enqueues a batch without unique keys with COPY: ids reserved from the sequence in
+    /// one round trip, rows streamed in a second. COPY inserts the rows a page at a time
+    /// instead of one by one through the executor, which on this table is about twice as
+    /// fast for big batches. All or nothing, like the INSERT (COPY is one statement).
+    async fn enqueue_by_copy(
+        &self,
+        connection: &mut PgConnection,
+        tasks: &[NewTask],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(sql(&self.statements.reserve_ids))
+            .bind(tasks.len() as i64)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(backend)?;
+        if ids.len() != tasks.len() {
+            return Err(StoreError::Backend(format!(
+                "reserved {} ids for {} tasks",
+                ids.len(),
+                tasks.len()
+            )));
+        }
+        let created_at = ms(now);
+        let mut data = String::with_capacity(tasks.len() * 128);
+        for (task, id) in tasks.iter().zip(&ids) {
+            copy_row(
+                &mut data,
+                &[
+                    Some(&id.to_string()),
+                    Some(&task.queue),
+                    Some(&task.kind),
+                    Some(&task.payload.to_string()),
+                    Some(&task.priority.to_string()),
+                    Some(task.initial_state(now).as_str()),
+                    Some(&ms(task.run_at.unwrap_or(now).max(now)).to_string()),
+                    Some(&task.max_attempts.max(1).to_string()),
+                    task.timeout.map(|d| d.as_millis().to_string()).as_deref(),
+                    task.job.as_deref(),
+                    Some(&created_at.to_string()),
+                ],
+            );
+        }
+        let mut copy = connection
+            .copy_in_raw(&self.statements.enqueue_copy)
+            .await
+            .map_err(backend)?;
+        if let Err(err) = copy.send(data.into_bytes()).await {
+            let _ = copy.abort("send failed").await;
+            return Err(backend(err));
+        }
+        copy.finish().await.map_err(backend)?;
+        Ok(ids
+            .into_iter()
+            .map(|id| Enqueued {
+                id,
+                duplicate: false,
+            })
+            .collect())
     }
 
     /// An operator action on task `id` in one transaction: locks the task, checks that
@@ -310,6 +378,47 @@ fn claimed_from_row(
     Ok((order, task))
 }
 
+/// Batches of at least this many tasks (without unique keys) are enqueued with COPY; a
+/// smaller one is one INSERT, a round trip less (what a single submit's latency wants).
+const COPY_FROM: usize = 64;
+
+/// Appends one row of COPY's text format to `data`: tab-separated, `\N` for NULL, and
+/// backslash, newline, carriage return and tab escaped (user text is data, never syntax).
+fn copy_row(data: &mut String, fields: &[Option<&str>]) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            data.push('\t');
+        }
+        match field {
+            None => data.push_str("\\N"),
+            Some(text) => {
+                for c in text.chars() {
+                    match c {
+                        '\\' => data.push_str("\\\\"),
+                        '\n' => data.push_str("\\n"),
+                        '\r' => data.push_str("\\r"),
+                        '\t' => data.push_str("\\t"),
+                        c => data.push(c),
+                    }
+                }
+            }
+        }
+    }
+    data.push('\n');
+}
+
+/// A completion batch as the arrays `complete.sql` takes, one element per completion.
+#[derive(Default)]
+struct CompletionColumns<'a> {
+    ids: Vec<i64>,
+    attempts: Vec<i64>,
+    workers: Vec<&'a str>,
+    outcomes: Vec<&'static str>,
+    results: Vec<Option<String>>,
+    errors: Vec<Option<&'a str>>,
+    retry_at: Vec<Option<i64>>,
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn info(&self) -> StoreInfo {
@@ -359,6 +468,7 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<_>, _>>()?;
         // UPDATE … RETURNING comes back in no particular order; hand out in claim order.
         claimed.sort_unstable_by_key(|(order, _)| *order);
+        self.vacuum.claimed(&self.pool, claimed.len());
         Ok(claimed.into_iter().map(|(_, task)| task).collect())
     }
 
@@ -370,37 +480,52 @@ impl Store for PostgresStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<Value> = completions
-            .iter()
-            .enumerate()
-            .map(|(ord, c)| {
-                let (outcome, result, error, retry_at) = match &c.outcome {
-                    Outcome::Succeeded { result } => ("ok", Some(result), None, None),
-                    Outcome::Failed { error, retry_at } => {
-                        ("fail", None, Some(error), retry_at.map(ms))
-                    }
-                    Outcome::Released { reason } => ("release", None, Some(reason), None),
-                };
-                json!({
-                    "ord": ord, "id": c.id, "attempt": c.attempt, "worker": c.worker,
-                    "outcome": outcome, "result": result, "error": error, "retry_at": retry_at,
-                })
-            })
-            .collect();
-        let applied: HashMap<i64, String> = sqlx::query_as(sql(&self.statements.complete))
+        // Each (id, attempt, worker) is sent once; a repeat is stale by definition (see
+        // complete.sql), and sending it could match the row twice.
+        let mut seen = HashSet::new();
+        let mut sent = Vec::with_capacity(completions.len()); // position in `completions`
+        let mut columns = CompletionColumns::default();
+        for (index, c) in completions.iter().enumerate() {
+            if !seen.insert((c.id, c.attempt, c.worker.as_str())) {
+                continue;
+            }
+            let (outcome, result, error, retry_at) = match &c.outcome {
+                Outcome::Succeeded { result } => ("ok", Some(result.to_string()), None, None),
+                Outcome::Failed { error, retry_at } => {
+                    ("fail", None, Some(error.as_str()), retry_at.map(ms))
+                }
+                Outcome::Released { reason } => ("release", None, Some(reason.as_str()), None),
+            };
+            sent.push(index);
+            columns.ids.push(c.id);
+            columns.attempts.push(i64::from(c.attempt));
+            columns.workers.push(c.worker.as_str());
+            columns.outcomes.push(outcome);
+            columns.results.push(result);
+            columns.errors.push(error);
+            columns.retry_at.push(retry_at);
+        }
+        let applied: Vec<(i64, String)> = sqlx::query_as(sql(&self.statements.complete))
             .bind(ms(now))
-            .bind(Json(rows))
+            .bind(&columns.ids)
+            .bind(&columns.attempts)
+            .bind(&columns.workers)
+            .bind(&columns.outcomes)
+            .bind(&columns.results)
+            .bind(&columns.errors)
+            .bind(&columns.retry_at)
             .fetch_all(&self.pool)
             .await
-            .map_err(backend)?
-            .into_iter()
-            .collect();
-        (0..completions.len())
-            .map(|ord| match applied.get(&(ord as i64)) {
-                Some(state) => rows::state(state).map(CompletionStatus::Applied),
-                None => Ok(CompletionStatus::Stale),
-            })
-            .collect()
+            .map_err(backend)?;
+        let mut statuses = vec![CompletionStatus::Stale; completions.len()];
+        for (position, state) in applied {
+            let index = usize::try_from(position - 1)
+                .ok()
+                .and_then(|p| sent.get(p))
+                .ok_or_else(|| StoreError::Backend(format!("completion {position} unknown")))?;
+            statuses[*index] = CompletionStatus::Applied(rows::state(&state)?);
+        }
+        Ok(statuses)
     }
 
     async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError> {

@@ -4,13 +4,17 @@
 //! - `schema=NAME`: the PostgreSQL schema holding wrangle's tables (default `wrangle`),
 //!   so that several wrangle deployments (or test cases) can share one database;
 //! - `pool_size=N`: most connections the store opens (default 10), besides the one it
-//!   keeps for LISTEN.
+//!   keeps for LISTEN;
+//! - `vacuum_every=N`: VACUUM the tasks table after every N tasks this handle claimed
+//!   (default 50,000; 0 leaves it to autovacuum; see the `vacuum` module).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use wrangle_core::store::StoreError;
+
+use crate::vacuum::DEFAULT_VACUUM_EVERY;
 
 /// The schema used when the URL names none.
 pub const DEFAULT_SCHEMA: &str = "wrangle";
@@ -34,6 +38,8 @@ pub struct PostgresOptions {
     pub schema: String,
     /// Most pooled connections.
     pub pool_size: u32,
+    /// Tasks claimed through one handle between two VACUUMs of the tasks table (0: never).
+    pub vacuum_every: u64,
 }
 
 impl Default for PostgresOptions {
@@ -41,12 +47,14 @@ impl Default for PostgresOptions {
         PostgresOptions {
             schema: DEFAULT_SCHEMA.to_string(),
             pool_size: DEFAULT_POOL_SIZE,
+            vacuum_every: DEFAULT_VACUUM_EVERY,
         }
     }
 }
 
 impl PostgresOptions {
-    /// Splits a store URL into the driver's options and wrangle's (`schema`, `pool_size`).
+    /// Splits a store URL into the driver's options and wrangle's (`schema`, `pool_size`,
+    /// `vacuum_every`).
     pub fn from_url(url: &str) -> Result<(PgConnectOptions, PostgresOptions), StoreError> {
         let mut options = PostgresOptions::default();
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
@@ -58,6 +66,13 @@ impl PostgresOptions {
                     options.pool_size = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                         StoreError::InvalidRequest(format!(
                             "pool_size must be a positive number, not '{value}'"
+                        ))
+                    })?;
+                }
+                Some(("vacuum_every", value)) => {
+                    options.vacuum_every = value.replace('_', "").parse().map_err(|_| {
+                        StoreError::InvalidRequest(format!(
+                            "vacuum_every must be a number of tasks (0: never), not '{value}'"
                         ))
                     })?;
                 }
@@ -102,14 +117,15 @@ mod tests {
     #[test]
     fn wrangle_options_are_taken_out_of_the_url() {
         let (connect, options) = PostgresOptions::from_url(
-            "postgres://u@h:5433/db?schema=jobs_1&sslmode=disable&pool_size=3",
+            "postgres://u@h:5433/db?schema=jobs_1&sslmode=disable&pool_size=3&vacuum_every=0",
         )
         .unwrap();
         assert_eq!(
             options,
             PostgresOptions {
                 schema: "jobs_1".into(),
-                pool_size: 3
+                pool_size: 3,
+                vacuum_every: 0,
             }
         );
         assert_eq!(connect.get_port(), 5433);
@@ -130,6 +146,7 @@ mod tests {
             "postgres://h/db?schema=",
             "postgres://h/db?pool_size=0",
             "postgres://h/db?pool_size=many",
+            "postgres://h/db?vacuum_every=-1",
         ] {
             assert!(
                 matches!(

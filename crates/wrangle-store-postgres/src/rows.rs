@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
 use wrangle_core::job::{BlockTally, Job, JobKind, NewJob};
 use wrangle_core::store::{QueueStats, StoreError};
-use wrangle_core::stored::StoredAttempt;
+use wrangle_core::stored::{StoredAttempt, imply_success};
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
 
@@ -51,7 +51,7 @@ pub(crate) fn timeout(ms: Option<i64>) -> Option<Duration> {
 pub(crate) fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {
     let attempts: Vec<StoredAttempt> = serde_json::from_value(column(row, "attempts")?)
         .map_err(|e| corrupt("attempt history", e))?;
-    Ok(Task {
+    let mut task = Task {
         id: column(row, "id")?,
         queue: column(row, "queue")?,
         kind: column(row, "kind")?,
@@ -72,7 +72,10 @@ pub(crate) fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {
         started_at: column::<Option<i64>>(row, "started_at")?.map(from_ms),
         finished_at: column::<Option<i64>>(row, "finished_at")?.map(from_ms),
         attempts: attempts.into_iter().map(AttemptRecord::from).collect(),
-    })
+    };
+    // complete.sql does not append a success's record.
+    imply_success(&mut task);
+    Ok(task)
 }
 
 pub(crate) fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {

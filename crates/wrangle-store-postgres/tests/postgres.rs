@@ -2,7 +2,7 @@
 //! server crash under a live store handle and listener, concurrent first-time migration and
 //! the migration of a version 1 schema, notification scoping by schema, the claim's plan
 //! with many finished tasks (and jobs), range jobs' blocks at the top of the i64 range and
-//! under many concurrent claimers, and the wake-up latency (printed, not asserted:
+//! under many concurrent claimers, COPY enqueue of big batches, vacuuming after claims, and the wake-up latency (printed, not asserted:
 //! performance is measured, never asserted).
 //!
 //! Each test starts its own throwaway server (the crash test must not disturb others).
@@ -211,7 +211,7 @@ async fn concurrent_first_connects_migrate_once() {
         .fetch_all(stores[0].pool())
         .await
         .unwrap();
-    assert_eq!(versions, vec![1, 2], "each migration recorded once");
+    assert_eq!(versions, vec![1, 2, 3], "each migration recorded once");
     let id = stores[1]
         .enqueue_batch(vec![task("t")], at(0))
         .await
@@ -378,7 +378,7 @@ async fn a_version_1_schema_is_migrated_to_jobs() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     store
         .create_job(NewJob::range("j", "scan", 0, 10, 5), at(0))
         .await
@@ -612,8 +612,10 @@ async fn claims_that_make_blocks_scan_no_table() {
     }
     assert_eq!(made.len(), 24, "3 blocks a claim");
     assert_eq!(made[23], (230, 240));
+    // Rows read by sequential scans (PostgreSQL counts the claim's TID scan of the rows
+    // it locked as a sequential scan, but it reads no row that way).
     let scans: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT relname::text, seq_scan FROM pg_stat_xact_user_tables
+        "SELECT relname::text, seq_tup_read FROM pg_stat_xact_user_tables
          WHERE schemaname = 'jplan' AND relname IN ('tasks', 'jobs') ORDER BY relname",
     )
     .fetch_all(&mut *tx)
@@ -622,6 +624,119 @@ async fn claims_that_make_blocks_scan_no_table() {
     assert_eq!(
         scans,
         [("jobs".to_string(), 0), ("tasks".to_string(), 0)],
-        "sequential scans by 8 claims"
+        "rows read by sequential scans in 8 claims"
     );
+}
+
+/// A big batch without unique keys goes in with COPY (ids reserved first): every field
+/// reads back exactly, including text COPY would otherwise take as syntax (tabs, newlines,
+/// backslashes, `\N`), ids increase in request order, it wakes workers, and inside a
+/// rolled-back transaction it leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_batches_go_in_by_copy_with_every_field_intact() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let store = PostgresStore::connect_with_schema(&pg.url(), "copy")
+        .await
+        .unwrap();
+    let mut listener = store.listen(Topic::Tasks).await.unwrap();
+    let awkward = "tab\there\nnewline\\backslash \\N café \r end";
+    let tasks: Vec<NewTask> = (0..200)
+        .map(|i| {
+            let task = NewTask::new(format!("kind{}", i % 3), json!({ "i": i, "text": awkward }))
+                .queue(if i % 2 == 0 { "even" } else { "odd\tq" })
+                .priority(i % 5 - 2);
+            match i % 4 {
+                0 => task.run_at(at(100)),
+                1 => task.timeout(Duration::from_millis(1500)).job("my job"),
+                _ => task,
+            }
+        })
+        .collect();
+    let enqueued = store.enqueue_batch(tasks.clone(), at(0)).await.unwrap();
+    assert!(
+        listener.wait(Duration::from_secs(2)).await.unwrap(),
+        "no wake-up"
+    );
+    assert_eq!(enqueued.len(), 200);
+    assert!(enqueued.iter().all(|e| !e.duplicate));
+    assert!(
+        enqueued.windows(2).all(|w| w[0].id < w[1].id),
+        "ids not increasing"
+    );
+    for (new, e) in tasks.iter().zip(&enqueued) {
+        let stored = store.get_task(e.id).await.unwrap().unwrap();
+        assert_eq!(stored.payload, new.payload);
+        assert_eq!((&stored.queue, &stored.kind), (&new.queue, &new.kind));
+        assert_eq!(stored.priority, new.priority);
+        assert_eq!(stored.timeout, new.timeout);
+        assert_eq!(stored.job, new.job);
+        assert_eq!(stored.run_at, new.run_at.unwrap_or(at(0)));
+        assert_eq!(stored.state, new.initial_state(at(0)));
+        assert_eq!((stored.attempt, stored.max_attempts), (0, new.max_attempts));
+        assert_eq!(stored.created_at, at(0));
+    }
+
+    let mut tx = store.pool().begin().await.unwrap();
+    store
+        .enqueue_in(&mut tx, tasks[..100].to_vec(), at(1))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM copy.tasks")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 200, "the rolled-back COPY left rows");
+}
+
+/// With `vacuum_every=N` the store VACUUMs the tasks table once a handle claimed N tasks
+/// (in the background; see the `vacuum` module); with 0 it never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_vacuum_the_tasks_table_every_n_tasks() {
+    let Some(pg) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    let vacuums = |store: PostgresStore, schema: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT vacuum_count FROM pg_stat_user_tables
+             WHERE schemaname = '{schema}' AND relname = 'tasks'"
+        )))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
+    let url = |every: u64| format!("{}?vacuum_every={every}", pg.url());
+    for (schema, every) in [("vac_on", 150), ("vac_off", 0)] {
+        let store = PostgresStore::connect_with_schema(&url(every), schema)
+            .await
+            .unwrap();
+        store
+            .enqueue_batch((0..400).map(|_| task("v")).collect(), at(0))
+            .await
+            .unwrap();
+        for _ in 0..4 {
+            store.claim_batch(claim_request(100, at(1))).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut count = vacuums(store.clone(), schema).await;
+        while every > 0 && count == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            count = vacuums(store.clone(), schema).await;
+        }
+        if every > 0 {
+            assert!(
+                count >= 1,
+                "no VACUUM after 400 claimed tasks with vacuum_every=150"
+            );
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(
+                vacuums(store, schema).await,
+                0,
+                "vacuumed with vacuum_every=0"
+            );
+        }
+    }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use wrangle_core::job::{Job, JobKind, NewJob};
 use wrangle_core::store::StoreError;
+use wrangle_core::stored::imply_success;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
 
@@ -127,8 +128,11 @@ impl StoredAttempt {
 
 /// A task from its hash.
 pub(crate) fn task_from_fields(fields: &Fields) -> Result<Task, StoreError> {
-    let attempts: Vec<StoredAttempt> =
-        serde_json::from_str(required(fields, "attempts")?).map_err(|e| corrupt("attempts", e))?;
+    // No history field until an attempt ends other than by success (see imply_success).
+    let attempts: Vec<StoredAttempt> = match fields.get("attempts") {
+        Some(text) => serde_json::from_str(text).map_err(|e| corrupt("attempts", e))?,
+        None => Vec::new(),
+    };
     let state: TaskState = number(fields, "state")?;
     // A completion leaves `lease_until` in the record (one command less per task): it
     // means something only while the task runs.
@@ -137,7 +141,7 @@ pub(crate) fn task_from_fields(fields: &Fields) -> Result<Task, StoreError> {
     } else {
         None
     };
-    Ok(Task {
+    let mut task = Task {
         id: number(fields, "id")?,
         queue: required(fields, "queue")?.to_string(),
         kind: required(fields, "kind")?.to_string(),
@@ -161,7 +165,10 @@ pub(crate) fn task_from_fields(fields: &Fields) -> Result<Task, StoreError> {
             .into_iter()
             .map(StoredAttempt::into_record)
             .collect::<Result<_, _>>()?,
-    })
+    };
+    // complete.lua does not append a success's record.
+    imply_success(&mut task);
+    Ok(task)
 }
 
 /// A command envelope from its hash.

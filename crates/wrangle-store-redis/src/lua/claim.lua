@@ -171,7 +171,7 @@ local function make_blocks(room, job_queues)
         local payload = '{"start":' .. i64_text(cursor) .. ',"end":' .. i64_text(block_end) .. '}'
         local fields = {'id', id, 'queue', queue, 'kind', kind, 'payload', payload,
           'priority', priority, 'state', 'running', 'run_at', now, 'attempt', '1',
-          'max_attempts', max_attempts, 'created_at', now, 'attempts', '[]',
+          'max_attempts', max_attempts, 'created_at', now,
           'worker', worker, 'lease_until', lease_until, 'started_at', now,
           'job', name, 'ids', i64_text(i64_sub(block_end, cursor))}
         if timeout then

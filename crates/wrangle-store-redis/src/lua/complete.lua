@@ -15,40 +15,23 @@ local applied, released = false, false
 -- for the finished index.
 local succeeded, finished = {}, {}
 
--- JSON strings of worker names, encoded once per batch.
-local quoted = {}
-local function json_string(text)
-  local q = quoted[text]
-  if not q then
-    q = cjson.encode(text)
-    quoted[text] = q
-  end
-  return q
-end
-
--- A success: returns 'completed', or 'stale'.
+-- A success: returns 'completed', or 'stale'. Its attempt record is not appended to the
+-- history: readers imply it from attempt, worker, started_at and finished_at (completed is
+-- final), which keeps this to three short fields (and the record a compact listpack).
 local function succeed(id, attempt, worker, result)
   local tk = task_key(id)
-  local f = redis.call('HMGET', tk, 'state', 'attempt', 'worker', 'started_at', 'attempts',
-    'unique_key', 'error')
+  local f = redis.call('HMGET', tk, 'state', 'attempt', 'worker', 'unique_key', 'error')
   if f[1] ~= 'running' or f[2] ~= attempt or f[3] ~= worker then
     return 'stale'
   end
-  -- The attempt record, as attempt_record + cjson would write it.
-  local record = '{"attempt":' .. attempt .. ',"worker":' .. json_string(worker)
-  if f[4] then
-    record = record .. ',"started_at":' .. f[4]
-  end
-  record = record .. ',"finished_at":' .. now .. ',"outcome":"completed"}'
   -- lease_until stays in the record: it means nothing once the task is not running and
   -- readers ignore it then (one HDEL less per task).
-  redis.call('HSET', tk, 'state', 'completed', 'result', result, 'finished_at', now,
-    'attempts', appended_history(f[5], record))
-  if f[7] then
+  redis.call('HSET', tk, 'state', 'completed', 'result', result, 'finished_at', now)
+  if f[5] then
     redis.call('HDEL', tk, 'error')
   end
   -- Indexed as finished for the whole batch below, not per task as `finish` does.
-  expire_final(id, f[6], ttl)
+  expire_final(id, f[4], ttl)
   succeeded[#succeeded + 1] = id
   finished[#finished + 1] = now
   finished[#finished + 1] = id

@@ -41,11 +41,11 @@ for i = 2, #ARGV, 11 do
     if timeout == '' and not unique and job == '-' then
       redis.call('HSET', tk, 'id', id, 'queue', queue, 'kind', kind, 'payload', payload,
         'priority', priority, 'state', state, 'run_at', run_at, 'attempt', '0',
-        'max_attempts', max_attempts, 'created_at', now, 'attempts', '[]')
+        'max_attempts', max_attempts, 'created_at', now)
     else
       local fields = {'id', id, 'queue', queue, 'kind', kind, 'payload', payload,
         'priority', priority, 'state', state, 'run_at', run_at, 'attempt', '0',
-        'max_attempts', max_attempts, 'created_at', now, 'attempts', '[]'}
+        'max_attempts', max_attempts, 'created_at', now}
       if timeout ~= '' then
         fields[#fields + 1] = 'timeout'
         fields[#fields + 1] = timeout
