@@ -2,8 +2,8 @@
 //! server crash under a live store handle and listener, concurrent first-time migration and
 //! the migration of a version 1 schema, notification scoping by schema, the claim's plan
 //! with many finished tasks (and jobs), range jobs' blocks at the top of the i64 range and
-//! under many concurrent claimers, COPY enqueue of big batches, vacuuming after claims, and the wake-up latency (printed, not asserted:
-//! performance is measured, never asserted).
+//! under many concurrent claimers, COPY enqueue of big batches, vacuuming after claims, and
+//! the wake-up latency (printed, not asserted: performance is measured, never asserted).
 //!
 //! Each test starts its own throwaway server (the crash test must not disturb others).
 
