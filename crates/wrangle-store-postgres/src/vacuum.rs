@@ -12,9 +12,9 @@
 //!
 //! Each store handle counts the tasks it claimed and, past the threshold, starts one
 //! `VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON)` in the background (never more than one per
-//! handle; SKIP_LOCKED makes it give way if another process's vacuum already runs). If
-//! VACUUM is refused (not the table's owner, or a server older than 12) it says so once and
-//! stops trying.
+//! handle; SKIP_LOCKED makes it give way if another process's vacuum already runs). If the
+//! server refuses it (options unknown before PostgreSQL 12) the store says so once and stops
+//! trying; a role that does not own the table gets a warning from PostgreSQL and a no-op.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +23,11 @@ use std::time::Instant;
 use sqlx::PgPool;
 
 use crate::sql::sql;
+
+/// SQLSTATEs meaning this server will never run our VACUUM: not the table's owner
+/// (insufficient_privilege), or options it does not know (syntax_error, before 12).
+/// Anything else (a restart, a dropped connection) is tried again after more claims.
+const REFUSED: [&str; 2] = ["42501", "42601"];
 
 /// Claimed tasks between two vacuums when the URL does not say (0 turns it off).
 pub const DEFAULT_VACUUM_EVERY: u64 = 50_000;
@@ -63,8 +68,10 @@ impl ClaimVacuum {
             let started = Instant::now();
             match sqlx::raw_sql(sql(&this.statement)).execute(&pool).await {
                 Ok(_) => tracing::debug!(took = ?started.elapsed(), "vacuumed the tasks table"),
-                Err(sqlx::Error::Database(err)) => {
-                    // Permissions or syntax: it will not get better by retrying.
+                Err(sqlx::Error::Database(err))
+                    if err.code().is_some_and(|c| REFUSED.contains(&&*c)) =>
+                {
+                    // It will not get better by retrying.
                     this.refused.store(true, Ordering::Relaxed);
                     tracing::warn!(error = %err, "cannot VACUUM the tasks table; leaving it to autovacuum (claims slow down between its runs)");
                 }
