@@ -403,8 +403,9 @@ fn an_endless_dispatch_runs_in_flat_memory() {
         .stdin(Stdio::null());
     let child = command.spawn().unwrap();
     // The allocator's footprint moves by several MiB from one moment to the next at
-    // 20,000 items/s, so compare the peaks of two windows, not two single samples: a
-    // leak of even 64 bytes per item would still add ~8 MiB between them.
+    // 20,000 items/s (more when the other tests of this file load both cores: 11 MiB was
+    // seen between windows 6 s apart), so compare the peaks of two windows 12 s apart,
+    // not two single samples: a leak of even 64 bytes per item would add ~15 MiB.
     let peak = |from: u64, to: u64, started: std::time::Instant| {
         let mut peak = 0;
         while started.elapsed() < Duration::from_secs(to) {
@@ -417,7 +418,7 @@ fn an_endless_dispatch_runs_in_flat_memory() {
     };
     let started = std::time::Instant::now();
     let early = peak(2, 4, started);
-    let late = peak(8, 10, started);
+    let late = peak(14, 16, started);
     signal(child.id(), "INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
@@ -430,7 +431,7 @@ fn an_endless_dispatch_runs_in_flat_memory() {
         .unwrap_or_else(|| panic!("no summary: {stderr}"));
     assert!(done > 20_000, "the run made progress: {done} items");
     assert!(
-        late < early + 8 * 1024,
+        late < early + 12 * 1024,
         "peak memory grew from {early} KiB to {late} KiB over {done} items"
     );
 }

@@ -5,8 +5,11 @@
 //!   each other's rows instead of queueing on them, and walk a partial index that holds
 //!   only waiting tasks, so their cost stays flat however many finished tasks pile up.
 //! - Every hot-path operation (enqueue, claim, complete, heartbeat, rescue) is one
-//!   statement over the whole batch, which travels as one JSON (or array) parameter, and
-//!   runs in autocommit: one round trip per batch.
+//!   statement over the whole batch, which travels as arrays (or one JSON parameter), and
+//!   runs in autocommit: one round trip per batch. A big enqueue without unique keys is
+//!   two: ids reserved, then the rows streamed with COPY.
+//! - Every `vacuum_every` claimed tasks the store VACUUMs the tasks table itself (the
+//!   `vacuum` module says why).
 //! - Range jobs hand out their blocks lazily: a claim that finds fewer due tasks than asked
 //!   for advances the cursor of the jobs it takes (row-locked) and inserts the blocks, already
 //!   running, in the same statement (`sql/claim.sql`, through the `claim_blocks` function
@@ -18,7 +21,8 @@
 //! - [`PostgresStore::enqueue_in`] enqueues inside the caller's own transaction.
 //!
 //! Modules: `options` (URL options), `sql` (the statements, from `sql/*.sql`), `schema`
-//! (migrations), `rows` (row decoding), `listen` (the LISTEN bridge).
+//! (migrations), `rows` (row decoding), `listen` (the LISTEN bridge), `vacuum` (the
+//! store's own VACUUM).
 
 mod listen;
 mod options;
@@ -65,8 +69,9 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, with
-    /// wrangle's options `schema`, `pool_size` and `vacuum_every` and any of the driver's, such as
-    /// `sslmode`, in the query string), creating and migrating wrangle's schema as needed.
+    /// wrangle's options `schema`, `pool_size` and `vacuum_every` and any of the driver's,
+    /// such as `sslmode`, in the query string), creating and migrating wrangle's schema as
+    /// needed.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
         let (connect, options) = PostgresOptions::from_url(url)?;
         PostgresStore::connect_with(connect, options).await
@@ -247,22 +252,18 @@ impl PostgresStore {
         let created_at = ms(now);
         let mut data = String::with_capacity(tasks.len() * 128);
         for (task, id) in tasks.iter().zip(&ids) {
-            copy_row(
-                &mut data,
-                &[
-                    Some(&id.to_string()),
-                    Some(&task.queue),
-                    Some(&task.kind),
-                    Some(&task.payload.to_string()),
-                    Some(&task.priority.to_string()),
-                    Some(task.initial_state(now).as_str()),
-                    Some(&ms(task.run_at.unwrap_or(now).max(now)).to_string()),
-                    Some(&task.max_attempts.max(1).to_string()),
-                    task.timeout.map(|d| d.as_millis().to_string()).as_deref(),
-                    task.job.as_deref(),
-                    Some(&created_at.to_string()),
-                ],
-            );
+            let mut row = CopyRow::new(&mut data);
+            row.field(id);
+            row.field(&task.queue);
+            row.field(&task.kind);
+            row.field(&task.payload);
+            row.field(task.priority);
+            row.field(task.initial_state(now).as_str());
+            row.field(ms(task.run_at.unwrap_or(now).max(now)));
+            row.field(task.max_attempts.max(1));
+            row.optional(task.timeout.map(|d| d.as_millis()));
+            row.optional(task.job.as_deref());
+            row.field(created_at);
         }
         let mut copy = connection
             .copy_in_raw(&self.statements.enqueue_copy)
@@ -382,29 +383,70 @@ fn claimed_from_row(
 /// smaller one is one INSERT, a round trip less (what a single submit's latency wants).
 const COPY_FROM: usize = 64;
 
-/// Appends one row of COPY's text format to `data`: tab-separated, `\N` for NULL, and
-/// backslash, newline, carriage return and tab escaped (user text is data, never syntax).
-fn copy_row(data: &mut String, fields: &[Option<&str>]) {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            data.push('\t');
+/// Writes one row of COPY's text format into a buffer, field by field, with no temporary
+/// strings: tab-separated, `\N` for NULL, and backslash, newline, carriage return and tab
+/// escaped as they are written (user text is data, never syntax). The row ends on drop.
+struct CopyRow<'a> {
+    data: &'a mut String,
+    first: bool,
+}
+
+impl<'a> CopyRow<'a> {
+    fn new(data: &'a mut String) -> Self {
+        CopyRow { data, first: true }
+    }
+
+    fn separate(&mut self) {
+        if !self.first {
+            self.data.push('\t');
         }
-        match field {
-            None => data.push_str("\\N"),
-            Some(text) => {
-                for c in text.chars() {
-                    match c {
-                        '\\' => data.push_str("\\\\"),
-                        '\n' => data.push_str("\\n"),
-                        '\r' => data.push_str("\\r"),
-                        '\t' => data.push_str("\\t"),
-                        c => data.push(c),
-                    }
-                }
+        self.first = false;
+    }
+
+    fn field(&mut self, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        self.separate();
+        // Writing into a String cannot fail.
+        let _ = write!(self, "{value}");
+    }
+
+    fn optional(&mut self, value: Option<impl std::fmt::Display>) {
+        match value {
+            Some(value) => self.field(value),
+            None => {
+                self.separate();
+                self.data.push_str("\\N");
             }
         }
     }
-    data.push('\n');
+}
+
+impl std::fmt::Write for CopyRow<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        if !text
+            .bytes()
+            .any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t'))
+        {
+            self.data.push_str(text);
+            return Ok(());
+        }
+        for c in text.chars() {
+            match c {
+                '\\' => self.data.push_str("\\\\"),
+                '\n' => self.data.push_str("\\n"),
+                '\r' => self.data.push_str("\\r"),
+                '\t' => self.data.push_str("\\t"),
+                c => self.data.push(c),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CopyRow<'_> {
+    fn drop(&mut self) {
+        self.data.push('\n');
+    }
 }
 
 /// A completion batch as the arrays `complete.sql` takes, one element per completion.
