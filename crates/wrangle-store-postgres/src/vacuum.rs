@@ -24,9 +24,10 @@ use sqlx::PgPool;
 
 use crate::sql::sql;
 
-/// SQLSTATEs meaning this server will never run our VACUUM: not the table's owner
-/// (insufficient_privilege), or options it does not know (syntax_error, before 12).
-/// Anything else (a restart, a dropped connection) is tried again after more claims.
+/// SQLSTATEs meaning this server will never run our VACUUM: options it does not know
+/// (syntax_error, before 12), or a refusal of the privilege (PostgreSQL itself only warns
+/// and skips a table the role does not own). Anything else (a restart, a dropped
+/// connection) is tried again after more claims.
 const REFUSED: [&str; 2] = ["42501", "42601"];
 
 /// Claimed tasks between two vacuums when the URL does not say (0 turns it off).
