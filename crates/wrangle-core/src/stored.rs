@@ -9,10 +9,10 @@ use serde::Deserialize;
 use crate::task::{AttemptRecord, Task, TaskState};
 
 /// Completes the history of a task read from a store that does not write the record of a
-/// successful attempt (PostgreSQL, Redis: building and appending it was a measurable part
-/// of every completion). Completed is final, so that record is fully implied by the task's
-/// `attempt`, `worker`, `started_at` and `finished_at`; it is appended here unless the
-/// history already ends with it (tasks completed before the rule was introduced).
+/// successful attempt (PostgreSQL, Redis, MySQL: building and appending it was a
+/// measurable part of every completion). Completed is final, so that record is implied by
+/// the task's `attempt`, `worker`, `started_at` and `finished_at`; it is appended here
+/// unless the history already ends with it (tasks completed before the rule existed).
 pub fn imply_success(task: &mut Task) {
     if task.state != TaskState::Completed {
         return;

@@ -11,7 +11,7 @@ use sqlx::Row;
 use sqlx::mysql::MySqlRow;
 use wrangle_core::job::{Job, JobKind, NewJob};
 use wrangle_core::store::{QueueStats, StoreError};
-use wrangle_core::stored::StoredAttempt;
+use wrangle_core::stored::{StoredAttempt, imply_success};
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
 
@@ -48,7 +48,7 @@ pub(crate) fn task_from_row(row: &MySqlRow) -> Result<Task, Failure> {
     let attempts: String = row.try_get("attempts")?;
     let attempts: Vec<StoredAttempt> =
         serde_json::from_str(&attempts).map_err(|e| corrupt("attempt history", e))?;
-    Ok(Task {
+    let mut task = Task {
         id: row.try_get("id")?,
         queue: row.try_get("queue")?,
         kind: row.try_get("kind")?,
@@ -71,7 +71,10 @@ pub(crate) fn task_from_row(row: &MySqlRow) -> Result<Task, Failure> {
         started_at: row.try_get::<Option<i64>, _>("started_at")?.map(from_ms),
         finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(from_ms),
         attempts: attempts.into_iter().map(AttemptRecord::from).collect(),
-    })
+    };
+    // attempts_end.sql does not append a success's record.
+    imply_success(&mut task);
+    Ok(task)
 }
 
 pub(crate) fn job_from_row(row: &MySqlRow) -> Result<Job, Failure> {

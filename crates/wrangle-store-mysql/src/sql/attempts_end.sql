@@ -4,6 +4,8 @@
 -- multi-table UPDATE). Text columns name their character set: MariaDB would read them
 -- in the server's default one (often latin1). Binds: JSON array of
 -- {id, state, run_at, attempt, finished_at?, result?, error?, keep_error, record: {…}}.
+-- A success's record is not appended: readers imply it (completed is final; see
+-- wrangle_core::stored::imply_success), which spares rewriting the history per task.
 UPDATE wrangle_tasks AS t
 JOIN JSON_TABLE(?, '$[*]' COLUMNS (
     id              BIGINT                                                   PATH '$.id',
@@ -22,11 +24,12 @@ JOIN JSON_TABLE(?, '$[*]' COLUMNS (
     rec_error       LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin       PATH '$.record.error',
     rec_retry_at    BIGINT                                                   PATH '$.record.retry_at'
 )) AS ended ON t.id = ended.id
-SET t.attempts = JSON_ARRAY_APPEND(t.attempts, '$', JSON_OBJECT(
-        'attempt', ended.rec_attempt, 'worker', ended.rec_worker,
-        'started_at', ended.rec_started_at, 'finished_at', ended.rec_finished_at,
-        'outcome', ended.rec_outcome, 'error', ended.rec_error,
-        'retry_at', ended.rec_retry_at)),
+SET t.attempts = IF(ended.rec_outcome = 'completed', t.attempts,
+        JSON_ARRAY_APPEND(t.attempts, '$', JSON_OBJECT(
+            'attempt', ended.rec_attempt, 'worker', ended.rec_worker,
+            'started_at', ended.rec_started_at, 'finished_at', ended.rec_finished_at,
+            'outcome', ended.rec_outcome, 'error', ended.rec_error,
+            'retry_at', ended.rec_retry_at))),
     t.state = ended.state,
     t.run_at = ended.run_at,
     t.attempt = ended.attempt,
