@@ -932,7 +932,9 @@ struct AttemptEnd {
     error: Option<String>,
     /// 1 to leave the stored error alone.
     keep_error: u8,
-    record: AttemptEndRecord,
+    /// The record appended to the history; none for a success, which readers imply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<AttemptEndRecord>,
 }
 
 /// The attempt record appended to the history (times in ms).
@@ -981,22 +983,23 @@ impl LockedAttempt {
             result: None,
             error: None,
             keep_error: 0,
-            record: self.record(now, "completed"),
+            record: None,
         };
         match outcome {
             Outcome::Succeeded { result } => end.result = Some(json_text(result)),
             Outcome::Failed { error, retry_at } => {
                 end.error = Some(error.clone());
-                end.record.outcome = "failed";
-                end.record.error = Some(error.clone());
+                let mut record = self.record(now, "failed");
+                record.error = Some(error.clone());
                 match retry_at.filter(|_| self.attempt < self.max_attempts) {
                     Some(at) => {
                         end.state = TaskState::Retryable.as_str();
                         end.run_at = ms(at.max(now));
-                        end.record.retry_at = Some(ms(at));
+                        record.retry_at = Some(ms(at));
                     }
                     None => end.state = TaskState::Dead.as_str(),
                 }
+                end.record = Some(record);
             }
             Outcome::Released { reason } => {
                 // Handed back unfinished: available now, and the attempt does not count.
@@ -1005,8 +1008,9 @@ impl LockedAttempt {
                 end.attempt = self.attempt - 1;
                 end.finished_at = None;
                 end.keep_error = 1;
-                end.record.outcome = "released";
-                end.record.error = Some(reason.clone());
+                let mut record = self.record(now, "released");
+                record.error = Some(reason.clone());
+                end.record = Some(record);
             }
         }
         end
@@ -1032,7 +1036,7 @@ impl LockedAttempt {
             result: None,
             error: Some(message),
             keep_error: 0,
-            record,
+            record: Some(record),
         }
     }
 
@@ -1477,7 +1481,7 @@ mod tests {
             ("retryable", 50_000),
             "retry_at in the past runs now"
         );
-        assert_eq!(end.record.retry_at, Some(10_000));
+        assert_eq!(end.record.as_ref().and_then(|r| r.retry_at), Some(10_000));
         running.attempt = 3;
         assert_eq!(running.end_by(&failed, now).state, "dead");
         assert_eq!(running.expire(now).state, "dead");

@@ -4,8 +4,8 @@
 -- multi-table UPDATE). Text columns name their character set: MariaDB would read them
 -- in the server's default one (often latin1). Binds: JSON array of
 -- {id, state, run_at, attempt, finished_at?, result?, error?, keep_error, record: {…}}.
--- A success's record is not appended: readers imply it (completed is final; see
--- wrangle_core::stored::imply_success), which spares rewriting the history per task.
+-- A success comes without a record and appends none: readers imply it (completed is
+-- final; see wrangle_core::stored::imply_success), which spares rewriting the history.
 UPDATE wrangle_tasks AS t
 JOIN JSON_TABLE(?, '$[*]' COLUMNS (
     id              BIGINT                                                   PATH '$.id',
@@ -24,7 +24,7 @@ JOIN JSON_TABLE(?, '$[*]' COLUMNS (
     rec_error       LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin       PATH '$.record.error',
     rec_retry_at    BIGINT                                                   PATH '$.record.retry_at'
 )) AS ended ON t.id = ended.id
-SET t.attempts = IF(ended.rec_outcome = 'completed', t.attempts,
+SET t.attempts = IF(ended.rec_outcome IS NULL, t.attempts,
         JSON_ARRAY_APPEND(t.attempts, '$', JSON_OBJECT(
             'attempt', ended.rec_attempt, 'worker', ended.rec_worker,
             'started_at', ended.rec_started_at, 'finished_at', ended.rec_finished_at,
