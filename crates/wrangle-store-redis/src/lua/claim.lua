@@ -194,8 +194,9 @@ local function make_blocks(room, job_queues)
         break
       end
     end
-    -- Cancelled, gone, or every block made: the job leaves the open set.
-    close_job(best_queue, member)
+    -- Cancelled, gone, or every block made: the job leaves the open set (job_head takes
+    -- the queue out of `job-queues` when that was its last open job).
+    redis.call('ZREM', open_jobs_key(best_queue), member)
     heads[best_queue] = job_head(best_queue)
   end
   if last_id then

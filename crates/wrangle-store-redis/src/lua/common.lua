@@ -197,19 +197,17 @@ local function attempt_record(task, now, outcome)
   }
 end
 
--- A task's history (a JSON array kept as text, or nil for none) with the JSON object
--- `entry` appended.
-local function appended_history(history, entry)
-  if not history or history == '[]' then
-    return '[' .. entry .. ']'
-  end
-  return string.sub(history, 1, -2) .. ',' .. entry .. ']'
-end
-
--- Appends `record` to the task's history.
+-- Appends `record` to the task's history (a JSON array kept as text; no field until the
+-- first record).
 local function push_attempt(id, record)
   local history = redis.call('HGET', task_key(id), 'attempts')
-  redis.call('HSET', task_key(id), 'attempts', appended_history(history, cjson.encode(record)))
+  local entry = cjson.encode(record)
+  if not history or history == '[]' then
+    history = '[' .. entry .. ']'
+  else
+    history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
+  end
+  redis.call('HSET', task_key(id), 'attempts', history)
 end
 
 -- An operator's "run it again now": available at `now`, with one more attempt when it
