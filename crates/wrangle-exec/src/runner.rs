@@ -350,18 +350,18 @@ impl RunnerSlot {
             .current
             .as_ref()
             .is_some_and(|current| current.retire.is_cancelled());
-        if recycled {
-            // Replaced on purpose: start the new one at once.
+        if let Some(started) = slot.last_start {
             slot.restarts += 1;
-        } else if let Some(started) = slot.last_start {
-            slot.restarts += 1;
-            slot.restart_pause = if started.elapsed() < HEALTHY_LIFETIME {
-                (slot.restart_pause * 2).clamp(Duration::from_millis(100), MAX_RESTART_PAUSE)
-            } else {
-                Duration::ZERO
-            };
-            tracing::warn!(runner = self.number, pause = ?slot.restart_pause, "runner exited; starting it again");
-            tokio::time::sleep(slot.restart_pause).await;
+            // Replaced on purpose (recycled): the new one starts at once. Exited: back off.
+            if !recycled {
+                slot.restart_pause = if started.elapsed() < HEALTHY_LIFETIME {
+                    (slot.restart_pause * 2).clamp(Duration::from_millis(100), MAX_RESTART_PAUSE)
+                } else {
+                    Duration::ZERO
+                };
+                tracing::warn!(runner = self.number, pause = ?slot.restart_pause, "runner exited; starting it again");
+                tokio::time::sleep(slot.restart_pause).await;
+            }
         }
         slot.last_start = Some(Instant::now());
         let runner = Arc::new(self.start(spec)?);

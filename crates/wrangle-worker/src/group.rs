@@ -28,6 +28,8 @@ pub(crate) struct Group {
     pub(crate) name: String,
     pub(crate) queues: QueueFilter,
     target: AtomicUsize,
+    /// Busy runners. Not `tasks.len()`: after a lease lapsed this worker may claim the new
+    /// attempt of a task whose old attempt it still runs, and the set holds the id once.
     running: AtomicUsize,
     /// Woken when a runner frees up or the target changes.
     changed: Notify,
