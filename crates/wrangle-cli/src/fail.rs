@@ -27,15 +27,10 @@ impl CliError {
 
     /// Prints the one-line message and returns the exit code.
     pub(crate) fn report(&self) -> i32 {
+        eprintln!("wrangle: error: {self}");
         match self {
-            CliError::Input(message) => {
-                eprintln!("wrangle: error: {message}");
-                EXIT_BAD_INPUT
-            }
-            CliError::Runtime(message) => {
-                eprintln!("wrangle: error: {message}");
-                EXIT_TASK_FAILED
-            }
+            CliError::Input(_) => EXIT_BAD_INPUT,
+            CliError::Runtime(_) => EXIT_TASK_FAILED,
         }
     }
 }
