@@ -1,174 +1,30 @@
 //! End-to-end tests of the `wrangle` binary on the embedded SQLite store: real worker
 //! processes, real signals, real kill -9. Each test gets its own temp dir and database.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-/// A temp dir with its own store, and helpers to run `wrangle` against it.
-struct Sandbox {
-    dir: tempfile::TempDir,
-    workers: Vec<Child>,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-            workers: Vec::new(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wrangle"));
-        command
-            .current_dir(self.dir.path())
-            .env_remove("WRANGLE_STORE")
-            .env("WRANGLE_LOG", "info");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.run(&all);
-        assert!(
-            out.status.success(),
-            "wrangle {args:?} failed: {}",
-            stderr(&out)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Starts a worker process and keeps it; its log goes to `NAME.log` in the sandbox.
-    fn spawn_worker(&mut self, name: &str, args: &[&str]) -> usize {
-        let child = self.start_worker(name, args);
-        self.workers.push(child);
-        self.workers.len() - 1
-    }
-
-    /// Starts a worker process logging to `NAME.log`.
-    fn start_worker(&self, name: &str, args: &[&str]) -> Child {
-        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
-        self.command()
-            .args(["worker", "--name", name])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    }
-
-    fn task(&self, id: i64) -> Value {
-        self.json(&["tasks", "show", &id.to_string()])
-    }
-
-    /// Waits until task `id` reaches `state`.
-    fn wait_for_state(&self, id: i64, state: &str, limit: Duration) -> Value {
-        let started = Instant::now();
-        loop {
-            let task = self.task(id);
-            if task["state"] == state {
-                return task;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "task {id} never became {state}: {task}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn count(&self, state: &str) -> u64 {
-        let status = self.json(&["status"]);
-        status["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|q| q["counts"][state].as_u64().unwrap_or(0))
-            .sum()
-    }
-
-    fn stop_workers(&mut self) {
-        for child in &mut self.workers {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        for child in &mut self.workers {
-            let _ = child.wait();
-        }
-        self.workers.clear();
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        for child in &mut self.workers {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.display())
-}
+use common::{Sandbox, shell_word, text};
 
 #[test]
 fn two_worker_processes_complete_1000_tasks_exactly_once() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::default_store();
     let effects = sandbox.path("effects.txt");
     // Each run appends its task id: the side effect we count. O_APPEND writes of one
     // short line are atomic, so concurrent processes cannot interleave within a line.
-    let exec = format!("sh -c 'echo $WRANGLE_TASK_ID >> {}'", shell_quote(&effects));
+    let exec = format!(
+        "sh -c 'echo $WRANGLE_TASK_ID >> {}'",
+        shell_word(&effects.display().to_string())
+    );
     let payloads: String = (0..1000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
     let out = sandbox.run_with_stdin(&["submit", "effect", "--batch", "-"], &payloads);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ids: Vec<i64> = stdout(&out).lines().map(|l| l.parse().unwrap()).collect();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ids: Vec<i64> = text(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
     assert_eq!(ids.len(), 1000);
 
     sandbox.spawn_worker("w1", &["--exec", &exec, "-n", "4"]);
@@ -207,29 +63,29 @@ fn two_worker_processes_complete_1000_tasks_exactly_once() {
 
 #[test]
 fn submit_wait_prints_the_result_or_fails_with_the_error() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::default_store();
     let exec =
         "sh -c 'if [ \"$WRANGLE_KIND\" = fail ]; then echo broken pipe dream >&2; exit 4; fi; cat'";
     sandbox.spawn_worker("w", &["--exec", exec, "--backoff", "50ms"]);
     let out = sandbox.run(&["submit", "echo", r#"{"x":1}"#, "--wait"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), r#"{"x":1}"#);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), r#"{"x":1}"#);
 
     let out = sandbox.run(&["submit", "fail", "{}", "--wait", "--retries", "1"]);
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = text(&out.stderr);
     assert!(err.contains("failed after 2 attempt(s)"), "{err}");
     assert!(err.contains("exit code 4: broken pipe dream"), "{err}");
 }
 
 #[test]
 fn a_task_failing_twice_completes_on_attempt_3_with_visible_backoff() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::default_store();
     let exec = "sh -c 'test $WRANGLE_ATTEMPT -ge 3 || { echo attempt $WRANGLE_ATTEMPT failed >&2; exit 1; }; echo done'";
     sandbox.spawn_worker("w", &["--exec", exec, "--backoff", "200ms"]);
     let out = sandbox.run(&["submit", "flaky", "{}", "--retries", "3", "--wait"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), "done");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "done");
     let id = 1;
     let task = sandbox.task(id);
     assert_eq!(task["state"], "completed");
@@ -258,18 +114,18 @@ fn a_task_failing_twice_completes_on_attempt_3_with_visible_backoff() {
             "next attempt waited for the backoff"
         );
     }
-    let human = stdout(&sandbox.run(&["tasks", "show", "1"]));
+    let human = text(&sandbox.run(&["tasks", "show", "1"]).stdout);
     assert!(human.contains("backoff"), "{human}");
     assert!(human.contains("attempt 1 failed"), "{human}");
 }
 
 #[test]
 fn a_delayed_task_does_not_start_before_its_delay() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::default_store();
     sandbox.spawn_worker("w", &["--exec", "true"]);
     let submitted = chrono::Utc::now();
     let out = sandbox.run(&["submit", "later", "{}", "--delay", "2s", "--wait"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let task = sandbox.task(1);
     let started =
         chrono::DateTime::parse_from_rfc3339(task["started_at"].as_str().unwrap()).unwrap();
@@ -282,11 +138,11 @@ fn a_delayed_task_does_not_start_before_its_delay() {
 
 #[test]
 fn kill_9_mid_task_reruns_it_elsewhere_after_the_lease_expires() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::default_store();
     let marks = sandbox.path("marks.txt");
     let exec = format!(
         "sh -c 'echo start $WRANGLE_ATTEMPT >> {0}; sleep 2; echo end $WRANGLE_ATTEMPT >> {0}; echo finished'",
-        shell_quote(&marks)
+        shell_word(&marks.display().to_string())
     );
     let victim = sandbox.spawn_worker("victim", &["--exec", &exec, "--lease", "1s"]);
     let out = sandbox.run(&["submit", "long", "{}"]);
@@ -319,7 +175,7 @@ fn kill_9_mid_task_reruns_it_elsewhere_after_the_lease_expires() {
 
 #[test]
 fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::default_store();
     let cases: &[&[&str]] = &[
         &["submit", "k", "{bad"],
         &["submit", "k", "{}", "--delay", "5x"],
@@ -334,8 +190,13 @@ fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
     ];
     for args in cases {
         let out = sandbox.run(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
         assert_eq!(
             err.trim_end().lines().count(),
             1,
@@ -346,7 +207,11 @@ fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
     // A batch with one bad line enqueues none of the good ones.
     let out = sandbox.run_with_stdin(&["submit", "k", "--batch", "-"], "{\"a\":1}\n{bad\n");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert!(
+        text(&out.stderr).contains("line 2"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(
         !sandbox.path(".wrangle/wrangle.db").exists(),
         "bad input never even created the store"
@@ -362,13 +227,13 @@ fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
         "k",
         "{}",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(sandbox.path("fast.db").exists());
 }
 
 #[test]
 fn sigterm_hands_unfinished_tasks_back_without_burning_an_attempt() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::default_store();
     let worker = sandbox.spawn_worker("w", &["--exec", "sleep 30", "--shutdown-timeout", "300ms"]);
     sandbox.run(&["submit", "slow", "{}"]);
     sandbox.wait_for_state(1, "running", Duration::from_secs(10));
@@ -384,12 +249,20 @@ fn sigterm_hands_unfinished_tasks_back_without_burning_an_attempt() {
 
 #[test]
 fn unique_keys_make_submit_idempotent_and_cancel_and_retry_work() {
-    let sandbox = Sandbox::new();
-    let first = stdout(&sandbox.run(&["submit", "mail", "{}", "--unique", "k1"]));
-    let second = stdout(&sandbox.run(&["submit", "mail", "{}", "--unique", "k1"]));
+    let sandbox = Sandbox::default_store();
+    let first = text(
+        &sandbox
+            .run(&["submit", "mail", "{}", "--unique", "k1"])
+            .stdout,
+    );
+    let second = text(
+        &sandbox
+            .run(&["submit", "mail", "{}", "--unique", "k1"])
+            .stdout,
+    );
     assert_eq!(first, second);
     let out = sandbox.run(&["tasks", "cancel", first.trim()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(sandbox.task(1)["state"], "cancelled");
     let out = sandbox.run(&["tasks", "cancel", "1"]);
     assert_eq!(
@@ -404,7 +277,7 @@ fn unique_keys_make_submit_idempotent_and_cancel_and_retry_work() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::default_store();
     for args in [
         vec!["--help"],
         vec!["submit", "--help"],
@@ -427,25 +300,25 @@ fn every_command_has_help_with_an_example() {
     ] {
         let out = sandbox.run(&args);
         assert!(out.status.success(), "{args:?}");
-        let text = stdout(&out);
+        let text = text(&out.stdout);
         assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
     }
 }
 
 #[test]
 fn workers_killed_again_and_again_lose_no_task_and_complete_none_twice() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::default_store();
     let effects = sandbox.path("effects.txt");
     let exec = format!(
         "sh -c 'sleep 0.05; echo $WRANGLE_TASK_ID $WRANGLE_ATTEMPT >> {}'",
-        shell_quote(&effects)
+        shell_word(&effects.display().to_string())
     );
     let payloads: String = (0..400).map(|i| format!("{i}\n")).collect();
     let out = sandbox.run_with_stdin(
         &["submit", "chaos", "--batch", "-", "--retries", "20"],
         &payloads,
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let worker_args = ["--exec", exec.as_str(), "-n", "3", "--lease", "600ms"];
     for name in ["a", "b", "c"] {
         sandbox.spawn_worker(name, &worker_args);
@@ -513,13 +386,11 @@ fn workers_killed_again_and_again_lose_no_task_and_complete_none_twice() {
 #[test]
 fn processes_opening_a_new_store_at_once_all_succeed() {
     for round in 0..10 {
-        let sandbox = Sandbox::new();
+        let sandbox = Sandbox::default_store();
         let children: Vec<Child> = (0..12)
             .map(|i| {
                 sandbox
-                    .command()
-                    .args(["submit", "k", &i.to_string()])
-                    .stdin(Stdio::null())
+                    .command(&["submit", "k", &i.to_string()])
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
@@ -528,7 +399,7 @@ fn processes_opening_a_new_store_at_once_all_succeed() {
             .collect();
         for child in children {
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+            assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
         }
         assert_eq!(
             sandbox.json(&["tasks", "list"]).as_array().unwrap().len(),

@@ -285,7 +285,7 @@ fn piped_tail_follows_until_sigterm_then_runs_the_next_command() {
     sandbox.wait_for_worker("w1", PATIENCE);
     let before = sandbox.submit("old", "0", "b");
     sandbox.wait_until(&format!("task {before} completed"), PATIENCE, || {
-        sandbox.json(&["tasks", "show", &before.to_string()])["state"] == "completed"
+        sandbox.task(before)["state"] == "completed"
     });
     let mut console = sandbox.spawn_piped(&["console"]);
     console

@@ -25,10 +25,6 @@ fn submit(sandbox: &Sandbox, queue: &str, count: usize) -> Vec<i64> {
         .collect()
 }
 
-fn task(sandbox: &Sandbox, id: i64) -> Value {
-    sandbox.json(&["tasks", "show", &id.to_string()])
-}
-
 #[test]
 fn a_pool_scaled_from_another_shell_serves_3_runners_within_2s_and_retires_gracefully() {
     let mut sandbox = Sandbox::sqlite();
@@ -75,7 +71,7 @@ fn a_pool_scaled_from_another_shell_serves_3_runners_within_2s_and_retires_grace
     );
     for id in &running {
         let done = wait_for("a running task to finish", Duration::from_secs(20), || {
-            let t = task(&sandbox, *id);
+            let t = sandbox.task(*id);
             (t["state"] != "running").then_some(t)
         });
         assert_eq!(done["state"], "completed", "{done}");
@@ -88,7 +84,7 @@ fn a_pool_scaled_from_another_shell_serves_3_runners_within_2s_and_retires_grace
         assert!(busy <= 1, "{busy} tasks of a after scaling to 1");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(ids.iter().all(|id| task(&sandbox, *id)["state"] != "dead"));
+    assert!(ids.iter().all(|id| sandbox.task(*id)["state"] != "dead"));
 }
 
 /// `queues pause` on one store: a running worker claims nothing from the queue a second
@@ -104,7 +100,7 @@ fn pause_stops_claims_within_a_second(url: &str) {
         Duration::from_secs(30),
         || {
             warm.iter()
-                .all(|id| task(&sandbox, *id)["state"] == "completed")
+                .all(|id| sandbox.task(*id)["state"] == "completed")
                 .then_some(())
         },
     );
@@ -119,7 +115,7 @@ fn pause_stops_claims_within_a_second(url: &str) {
             "task {id} started {:?} after the pause",
             paused_at.elapsed()
         );
-        assert_eq!(task(&sandbox, *id)["state"], "available");
+        assert_eq!(sandbox.task(*id)["state"], "available");
     }
     sandbox.ok(&["queues", "resume", "a"]);
     wait_for(
@@ -127,7 +123,7 @@ fn pause_stops_claims_within_a_second(url: &str) {
         Duration::from_secs(30),
         || {
             held.iter()
-                .all(|id| task(&sandbox, *id)["state"] == "completed")
+                .all(|id| sandbox.task(*id)["state"] == "completed")
                 .then_some(())
         },
     );
@@ -136,7 +132,7 @@ fn pause_stops_claims_within_a_second(url: &str) {
 #[test]
 fn sqlite_pause_stops_claims_within_a_second() {
     let sandbox = Sandbox::sqlite();
-    pause_stops_claims_within_a_second(&sandbox.store);
+    pause_stops_claims_within_a_second(sandbox.store());
 }
 
 #[test]
@@ -187,7 +183,7 @@ fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
     sandbox.spawn_worker("rw", &["-n", "2"]);
     let before = submit(&sandbox, "default", 30);
     wait_for("some v1 results", Duration::from_secs(30), || {
-        (task(&sandbox, before[5])["state"] == "completed").then_some(())
+        (sandbox.task(before[5])["state"] == "completed").then_some(())
     });
     std::fs::write(sandbox.path("runner.py"), runner_script("v2")).unwrap();
     let out = sandbox.ok(&["workers", "reload", "rw"]);
@@ -200,13 +196,12 @@ fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
     wait_for("every task to finish", Duration::from_secs(60), || {
         all.iter()
             .all(|id| {
-                task(&sandbox, *id)["state"] != "available"
-                    && task(&sandbox, *id)["state"] != "running"
+                sandbox.task(*id)["state"] != "available" && sandbox.task(*id)["state"] != "running"
             })
             .then_some(())
     });
     for id in &all {
-        let t = task(&sandbox, *id);
+        let t = sandbox.task(*id);
         assert_eq!(
             t["state"], "completed",
             "no task fails because of a reload: {t}"
@@ -215,12 +210,12 @@ fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
     }
     for id in after.iter().chain(&later) {
         assert_eq!(
-            task(&sandbox, *id)["result"],
+            sandbox.task(*id)["result"],
             "v2",
             "task {id} after the reload"
         );
     }
-    assert_eq!(task(&sandbox, before[0])["result"], "v1");
+    assert_eq!(sandbox.task(before[0])["result"], "v1");
     let logs = sandbox.worker_logs();
     assert!(logs.matches("control: reloaded").count() >= 2, "{logs}");
 }
@@ -251,7 +246,7 @@ fn autoscale_grows_with_a_backlog_then_shrinks_to_1_and_logs_why() {
     wait_for("the backlog to drain", Duration::from_secs(90), || {
         most = most.max(group(&sandbox, "aw", "s").map_or(0, |g| g.0));
         ids.iter()
-            .all(|id| task(&sandbox, *id)["state"] == "completed")
+            .all(|id| sandbox.task(*id)["state"] == "completed")
             .then_some(())
     });
     assert!(most >= 4, "the worker grew only to {most} runners");
@@ -345,7 +340,7 @@ fn a_crash_looping_runner_backs_off_and_is_reported() {
     assert!(logs.contains("runner exited; starting it again"), "{logs}");
     assert!(
         ids.iter()
-            .all(|id| task(&sandbox, *id)["state"] != "completed")
+            .all(|id| sandbox.task(*id)["state"] != "completed")
     );
 }
 
@@ -375,7 +370,7 @@ for line in sys.stdin:
         .iter()
         .map(|id| {
             wait_for("a task to finish", Duration::from_secs(60), || {
-                let t = task(&sandbox, *id);
+                let t = sandbox.task(*id);
                 (t["state"] != "available" && t["state"] != "running").then_some(t)
             })
         })

@@ -157,7 +157,7 @@ fn three_workers_one_killed_process_every_id(url: &str) {
 #[test]
 fn sqlite_range_job_survives_a_worker_killed_with_kill_9() {
     let sandbox = Sandbox::sqlite();
-    three_workers_one_killed_process_every_id(&sandbox.store);
+    three_workers_one_killed_process_every_id(sandbox.store());
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn creating_a_huge_job_is_one_record(url: &str) {
 #[test]
 fn sqlite_creating_a_job_over_10_to_the_12_ids_is_one_record() {
     let sandbox = Sandbox::sqlite();
-    creating_a_huge_job_is_one_record(&sandbox.store);
+    creating_a_huge_job_is_one_record(sandbox.store());
 }
 
 #[test]
@@ -373,11 +373,8 @@ fn job_status_follow_draws_a_live_bar_with_rate_and_eta_and_json_agrees() {
         &["--exec", "sh -c 'sleep 0.2'", "-n", "2", "--output", "out"],
     );
     // `script` gives `job status --follow` a pseudo-terminal, as a user's shell would.
-    let command = format!(
-        "{} --store {} job status slow --follow --interval 200ms",
-        env!("CARGO_BIN_EXE_wrangle"),
-        sandbox.store
-    );
+    let command =
+        sandbox.shell_command(&["job", "status", "slow", "--follow", "--interval", "200ms"]);
     let out = Command::new("script")
         .args(["-qfec", &command, "/dev/null"])
         .current_dir(sandbox.dir.path())

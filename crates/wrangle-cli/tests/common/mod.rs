@@ -13,30 +13,43 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A temp dir and a store URL, with helpers to run `wrangle` against them.
+/// A temp dir and a store, with helpers to run `wrangle` against them.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
-    pub store: String,
+    /// Passed as `--store`; `None` leaves wrangle its default (SQLite under the temp dir).
+    store_url: Option<String>,
     pub workers: Vec<Child>,
 }
 
 impl Sandbox {
-    /// The embedded default store in a new temp dir.
-    pub fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = format!("sqlite://{}", dir.path().join("w.db").display());
+    /// wrangle's default store (`.wrangle/wrangle.db` in a new temp dir), no `--store`.
+    pub fn default_store() -> Self {
         Sandbox {
-            dir,
-            store,
+            dir: tempfile::tempdir().unwrap(),
+            store_url: None,
             workers: Vec::new(),
         }
     }
 
+    /// An SQLite store named by URL in a new temp dir.
+    pub fn sqlite() -> Self {
+        let mut sandbox = Sandbox::default_store();
+        sandbox.store_url = Some(format!("sqlite://{}", sandbox.path("w.db").display()));
+        sandbox
+    }
+
     /// A server's store.
     pub fn on(url: &str) -> Self {
-        let mut sandbox = Sandbox::sqlite();
-        sandbox.store = url.to_string();
+        let mut sandbox = Sandbox::default_store();
+        sandbox.store_url = Some(url.to_string());
         sandbox
+    }
+
+    /// The store's URL (not for `default_store` sandboxes).
+    pub fn store(&self) -> &str {
+        self.store_url
+            .as_deref()
+            .expect("a sandbox with a store URL")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -49,7 +62,7 @@ impl Sandbox {
             .current_dir(self.dir.path())
             .env_remove("WRANGLE_STORE")
             .env("WRANGLE_LOG", "info")
-            .args(["--store", &self.store])
+            .args(self.store_url.iter().flat_map(|url| ["--store", url]))
             .args(args)
             .stdin(Stdio::null());
         command
@@ -102,7 +115,7 @@ impl Sandbox {
         let mut words = vec![
             shell_word(env!("CARGO_BIN_EXE_wrangle")),
             "--store".into(),
-            shell_word(&self.store),
+            shell_word(self.store()),
         ];
         words.extend(args.iter().map(|a| shell_word(a)));
         words.join(" ")
@@ -114,6 +127,30 @@ impl Sandbox {
             .trim()
             .parse()
             .unwrap()
+    }
+
+    /// Task `id` as `--json tasks show` gives it.
+    pub fn task(&self, id: i64) -> Value {
+        self.json(&["tasks", "show", &id.to_string()])
+    }
+
+    /// Waits until task `id` reaches `state`; the task then.
+    #[track_caller]
+    pub fn wait_for_state(&self, id: i64, state: &str, limit: Duration) -> Value {
+        wait_for(&format!("task {id} {state}"), limit, || {
+            let task = self.task(id);
+            (task["state"] == state).then_some(task)
+        })
+    }
+
+    /// Tasks in `state` over every queue, from `--json status`.
+    pub fn count(&self, state: &str) -> u64 {
+        self.json(&["status"])["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["counts"][state].as_u64().unwrap_or(0))
+            .sum()
     }
 
     /// Queue `name`'s entry in `--json status`, if it has one.
@@ -145,17 +182,23 @@ impl Sandbox {
             .cloned()
     }
 
+    /// Starts `wrangle worker --name NAME ARGS…` and keeps it (stopped when the sandbox
+    /// is dropped); its index in `workers`.
+    pub fn spawn_worker(&mut self, name: &str, args: &[&str]) -> usize {
+        let child = self.start_worker(name, args);
+        self.workers.push(child);
+        self.workers.len() - 1
+    }
+
     /// Starts `wrangle worker --name NAME ARGS…`, logging to NAME.log.
-    pub fn spawn_worker(&mut self, name: &str, args: &[&str]) {
+    pub fn start_worker(&self, name: &str, args: &[&str]) -> Child {
         let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
-        let child = self
-            .command(&["worker", "--name", name])
+        self.command(&["worker", "--name", name])
             .args(args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap();
-        self.workers.push(child);
+            .unwrap()
     }
 
     pub fn worker_logs(&self) -> String {
