@@ -216,6 +216,16 @@ impl NewTask {
             _ => TaskState::Available,
         }
     }
+
+    /// When a task enqueued at `now` becomes due: its `run_at`, never before `now`.
+    pub fn initial_run_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.run_at.unwrap_or(now).max(now)
+    }
+
+    /// The attempts it is stored with: at least one.
+    pub fn stored_max_attempts(&self) -> u32 {
+        self.max_attempts.max(1)
+    }
 }
 
 /// One finished (or abandoned) attempt, kept on the task so that `tasks show` can tell

@@ -232,6 +232,8 @@ impl Store for MemoryStore {
             let id = state.next_id;
             state.next_id += 1;
             let initial = new.initial_state(now);
+            let run_at = new.initial_run_at(now);
+            let max_attempts = new.stored_max_attempts();
             let task = Task {
                 id,
                 queue: new.queue,
@@ -239,9 +241,9 @@ impl Store for MemoryStore {
                 payload: new.payload,
                 priority: new.priority,
                 state: initial,
-                run_at: new.run_at.unwrap_or(now).max(now),
+                run_at,
                 attempt: 0,
-                max_attempts: new.max_attempts.max(1),
+                max_attempts,
                 timeout: new.timeout,
                 unique_key: new.unique_key,
                 job: new.job,

@@ -160,8 +160,8 @@ impl PostgresStore {
                     "payload": t.payload,
                     "priority": t.priority,
                     "state": t.initial_state(now).as_str(),
-                    "run_at": ms(t.run_at.unwrap_or(now).max(now)),
-                    "max_attempts": t.max_attempts.max(1),
+                    "run_at": ms(t.initial_run_at(now)),
+                    "max_attempts": t.stored_max_attempts(),
                     "timeout_ms": t.timeout.map(|d| d.as_millis() as i64),
                     "unique_key": t.unique_key,
                     "job": t.job,
@@ -259,8 +259,8 @@ impl PostgresStore {
             row.field(&task.payload);
             row.field(task.priority);
             row.field(task.initial_state(now).as_str());
-            row.field(ms(task.run_at.unwrap_or(now).max(now)));
-            row.field(task.max_attempts.max(1));
+            row.field(ms(task.initial_run_at(now)));
+            row.field(task.stored_max_attempts());
             row.optional(task.timeout.map(|d| d.as_millis()));
             row.optional(task.job.as_deref());
             row.field(created_at);

@@ -325,8 +325,8 @@ impl Store for RedisStore {
                 .arg(json_text(&task.payload)?)
                 .arg(task.priority)
                 .arg(task.initial_state(now).as_str())
-                .arg(ms(task.run_at.unwrap_or(now).max(now)))
-                .arg(task.max_attempts.max(1))
+                .arg(ms(task.initial_run_at(now)))
+                .arg(task.stored_max_attempts())
                 .arg(
                     task.timeout
                         .map_or(String::new(), |t| t.as_millis().to_string()),
