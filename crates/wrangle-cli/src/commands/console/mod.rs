@@ -88,6 +88,17 @@ enum Ran {
     Interrupted,
 }
 
+/// Parses and performs one line; `None` for `exit`. A blank or comment line finishes with
+/// 0, a line that does not parse fails with its message.
+async fn run_line(context: &Context, line: &str, interrupts: &mut Interrupts) -> Option<Ran> {
+    match command::parse(line) {
+        Ok(Some(ConsoleCommand::Exit)) => None,
+        Ok(Some(command)) => Some(perform(context, command, interrupts).await),
+        Ok(None) => Some(Ran::Finished(0)),
+        Err(message) => Some(Ran::Failed(CliError::input(message))),
+    }
+}
+
 async fn perform(context: &Context, command: ConsoleCommand, interrupts: &mut Interrupts) -> Ran {
     interrupts.discard_pending().await;
     let result = match command {
@@ -120,20 +131,12 @@ async fn interactive(context: Context) -> CliResult {
             Input::Interrupted => continue,
             Input::End => break,
         };
-        let command = match command::parse(&line) {
-            Ok(Some(ConsoleCommand::Exit)) => break,
-            Ok(Some(command)) => command,
-            Ok(None) => continue,
-            Err(message) => {
-                eprintln!("error: {message}");
-                continue;
-            }
-        };
-        match perform(&context, command, &mut interrupts).await {
-            Ran::Finished(_) => {}
-            Ran::Failed(err) => eprintln!("error: {err}"),
+        match run_line(&context, &line, &mut interrupts).await {
+            None => break,
+            Some(Ran::Finished(_)) => {}
+            Some(Ran::Failed(err)) => eprintln!("error: {err}"),
             // The terminal echoed ^C without a newline.
-            Ran::Interrupted => eprintln!("\ninterrupted"),
+            Some(Ran::Interrupted) => eprintln!("\ninterrupted"),
         }
     }
     Ok(0)
@@ -154,23 +157,14 @@ async fn scripted(context: Context) -> CliResult {
             Some(Err(err)) => return Err(CliError::Runtime(format!("reading commands: {err}"))),
             None => break,
         };
-        let command = match command::parse(&line) {
-            Ok(Some(ConsoleCommand::Exit)) => break,
-            Ok(Some(command)) => command,
-            Ok(None) => continue,
-            Err(message) => {
-                eprintln!("error: {message}");
-                all_succeeded = false;
-                continue;
-            }
-        };
-        match perform(&context, command, &mut interrupts).await {
-            Ran::Finished(code) => all_succeeded &= code == 0,
-            Ran::Failed(err) => {
+        match run_line(&context, &line, &mut interrupts).await {
+            None => break,
+            Some(Ran::Finished(code)) => all_succeeded &= code == 0,
+            Some(Ran::Failed(err)) => {
                 eprintln!("error: {err}");
                 all_succeeded = false;
             }
-            Ran::Interrupted => return Ok(EXIT_INTERRUPTED),
+            Some(Ran::Interrupted) => return Ok(EXIT_INTERRUPTED),
         }
     }
     Ok(if all_succeeded { 0 } else { EXIT_TASK_FAILED })
