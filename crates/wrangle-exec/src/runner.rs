@@ -103,20 +103,22 @@ impl RunnerExecutor {
         }
     }
 
-    /// The slot with the fewest tasks in flight.
-    fn least_loaded(&self) -> Arc<RunnerSlot> {
-        self.slots
-            .read()
-            .expect("slots lock")
+    /// The slot with the fewest tasks in flight, with this task counted in its load. The
+    /// count is taken under the slots lock: `resize` removes slots under that lock and then
+    /// waits for their load to drain, so it cannot retire a slot between the pick and the
+    /// count and stop its process under the task.
+    fn take_least_loaded(&self) -> Arc<RunnerSlot> {
+        let slots = self.slots.read().expect("slots lock");
+        let slot = slots
             .iter()
             .min_by_key(|slot| slot.load.load(Ordering::Relaxed))
-            .expect("at least one slot")
-            .clone()
+            .expect("at least one slot");
+        slot.load.fetch_add(1, Ordering::Relaxed);
+        slot.clone()
     }
 
     async fn run_on_runner(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
-        let slot = self.least_loaded();
-        slot.load.fetch_add(1, Ordering::Relaxed);
+        let slot = self.take_least_loaded();
         let _load = LoadGuard(&slot.load);
         let _permit = tokio::select! {
             permit = slot.permits.acquire() => permit.expect("the semaphore is never closed"),
