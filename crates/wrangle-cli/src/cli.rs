@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// How long `workers scale|reload|stop` (and the console's) wait for the worker's
+/// acknowledgement by default.
+pub(crate) const ACK_WAIT: &str = "10s";
+
 /// wrangle runs work in parallel: on this machine with no infrastructure, or across many
 /// machines through a shared store.
 #[derive(Debug, Parser)]
@@ -467,7 +471,7 @@ Examples:
         /// N or QUEUES=N
         target: String,
         /// How long to wait for the worker's acknowledgement
-        #[arg(long, default_value = "10s", value_name = "DUR")]
+        #[arg(long, default_value = ACK_WAIT, value_name = "DUR")]
         wait: String,
     },
     /// Restart a worker's runner processes after their current tasks, re-reading wrangle.toml
@@ -476,7 +480,7 @@ Examples:
         /// Worker name
         worker: String,
         /// How long to wait for the worker's acknowledgement
-        #[arg(long, default_value = "10s", value_name = "DUR")]
+        #[arg(long, default_value = ACK_WAIT, value_name = "DUR")]
         wait: String,
     },
     /// Stop a worker gracefully: no new claims, running tasks finish
@@ -485,7 +489,7 @@ Examples:
         /// Worker name
         worker: String,
         /// How long to wait for the worker's acknowledgement
-        #[arg(long, default_value = "10s", value_name = "DUR")]
+        #[arg(long, default_value = ACK_WAIT, value_name = "DUR")]
         wait: String,
     },
 }

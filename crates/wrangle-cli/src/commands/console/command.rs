@@ -145,10 +145,6 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     },
 ];
 
-/// How long `scale`, `reload` and `stop` wait for the worker's acknowledgement (Ctrl-C
-/// gives up sooner), as `wrangle workers` does by default.
-const ACKNOWLEDGEMENT_WAIT: &str = "10s";
-
 /// One parsed console line.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum ConsoleCommand {
@@ -281,7 +277,7 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
                 WorkersCommand::Scale {
                     worker,
                     target,
-                    wait: ACKNOWLEDGEMENT_WAIT.into(),
+                    wait: crate::cli::ACK_WAIT.into(),
                 },
             )
             .await
@@ -296,11 +292,11 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
             Ok(0)
         }
         ConsoleCommand::Reload(worker) => {
-            let wait = ACKNOWLEDGEMENT_WAIT.into();
+            let wait = crate::cli::ACK_WAIT.into();
             control(context, WorkersCommand::Reload { worker, wait }).await
         }
         ConsoleCommand::Stop(worker) => {
-            let wait = ACKNOWLEDGEMENT_WAIT.into();
+            let wait = crate::cli::ACK_WAIT.into();
             control(context, WorkersCommand::Stop { worker, wait }).await
         }
         ConsoleCommand::Pause(queue) => {
