@@ -388,6 +388,21 @@ fn blocked_listener_wakes_within_milliseconds() {
 }
 
 /// Claims everything `store` hands out at `t0` for worker w1, 10 at a time.
+/// Successful completions (result null) of tasks `w1` claimed on their first attempt.
+fn successes(claimed: &[wrangle_core::ClaimedTask]) -> Vec<Completion> {
+    claimed
+        .iter()
+        .map(|task| Completion {
+            id: task.id,
+            attempt: 1,
+            worker: "w1".into(),
+            outcome: Outcome::Succeeded {
+                result: json!(null),
+            },
+        })
+        .collect()
+}
+
 async fn claim_all(store: &RedisStore) -> Vec<wrangle_core::ClaimedTask> {
     let mut all = Vec::new();
     loop {
@@ -432,18 +447,10 @@ fn range_jobs_stay_exact_beyond_2_pow_53() {
             let read = store.get_job(name).await.unwrap().unwrap();
             assert_eq!(read.cursor, end, "{name}: the cursor");
             assert_eq!(claimed.len() as u64, read.total_blocks(), "{name}");
-            let done: Vec<Completion> = claimed
-                .iter()
-                .map(|task| Completion {
-                    id: task.id,
-                    attempt: 1,
-                    worker: "w1".into(),
-                    outcome: Outcome::Succeeded {
-                        result: json!(null),
-                    },
-                })
-                .collect();
-            store.complete_batch(&done, t0()).await.unwrap();
+            store
+                .complete_batch(&successes(&claimed), t0())
+                .await
+                .unwrap();
             let tallies = store.job_tallies(name, t0()).await.unwrap();
             assert_eq!(tallies.len(), 1, "{name}: {tallies:?}");
             assert_eq!(tallies[0].state, TaskState::Completed);
@@ -494,18 +501,10 @@ fn pruned_and_expired_tasks_leave_the_job_index() {
         );
 
         // Two complete (and get the short TTL); one is pruned at once.
-        let done: Vec<Completion> = claimed[..2]
-            .iter()
-            .map(|task| Completion {
-                id: task.id,
-                attempt: 1,
-                worker: "w1".into(),
-                outcome: Outcome::Succeeded {
-                    result: json!(null),
-                },
-            })
-            .collect();
-        store.complete_batch(&done, t0()).await.unwrap();
+        store
+            .complete_batch(&successes(&claimed[..2]), t0())
+            .await
+            .unwrap();
         let later = t0() + chrono::Duration::seconds(1);
         assert_eq!(store.prune_finished(later, 1).await.unwrap(), 1);
         assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 5, "pruned");
