@@ -14,7 +14,7 @@ use serde_json::json;
 use sqlx::{Connection, MySqlConnection, Row};
 use wrangle_core::job::NewJob;
 use wrangle_core::store::{
-    ClaimRequest, Completion, Outcome, QueueFilter, Store, StoreError, TaskFilter,
+    ClaimRequest, ClaimedTask, Completion, Outcome, QueueFilter, Store, StoreError, TaskFilter,
 };
 use wrangle_core::task::{NewTask, TaskId, TaskState};
 use wrangle_store_mysql::MySqlStore;
@@ -100,78 +100,101 @@ fn server_restart_is_unavailable_then_recovers() {
     );
 }
 
+/// `STORES` store handles (as many worker processes would have) on `db`.
+async fn connect_stores(db: &MariaDbServer) -> Vec<Arc<MySqlStore>> {
+    let mut stores = Vec::new();
+    for _ in 0..STORES {
+        stores.push(Arc::new(
+            MySqlStore::connect(&db.url()).await.expect("connect"),
+        ));
+    }
+    stores
+}
+
+/// `CLAIMERS_PER_STORE` claimers on each store (claimer k taking batches of `batch(k)`)
+/// claim and complete, all at once, until nothing is left; every completion must apply.
+/// Each claimer's name and the tasks it ran.
+async fn claim_and_complete_until_empty(
+    stores: &[Arc<MySqlStore>],
+    batch: fn(usize) -> usize,
+) -> Vec<(String, Vec<ClaimedTask>)> {
+    let mut claimers = tokio::task::JoinSet::new();
+    for (s, store) in stores.iter().enumerate() {
+        for k in 0..CLAIMERS_PER_STORE {
+            let store = Arc::clone(store);
+            let worker = format!("w{s}-{k}");
+            claimers.spawn(async move {
+                let mut ran = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim_batch(claim(&worker, batch(k), at(1)))
+                        .await
+                        .unwrap_or_else(|e| panic!("{worker} claiming: {e}"));
+                    if claimed.is_empty() {
+                        return (worker, ran);
+                    }
+                    let done: Vec<Completion> = claimed
+                        .iter()
+                        .map(|c| Completion {
+                            id: c.id,
+                            attempt: c.attempt,
+                            worker: worker.clone(),
+                            outcome: Outcome::Succeeded {
+                                result: json!(c.id),
+                            },
+                        })
+                        .collect();
+                    let statuses = store
+                        .complete_batch(&done, at(2))
+                        .await
+                        .unwrap_or_else(|e| panic!("{worker} completing: {e}"));
+                    assert!(
+                        statuses.iter().all(|s| *s
+                            == wrangle_core::store::CompletionStatus::Applied(
+                                TaskState::Completed
+                            )),
+                        "{worker}'s completions: {statuses:?}"
+                    );
+                    ran.extend(claimed);
+                }
+            });
+        }
+    }
+    let mut all = Vec::new();
+    while let Some(joined) = claimers.join_next().await {
+        all.push(joined.expect("a claimer panicked"));
+    }
+    all
+}
+
+/// Store handles in the concurrency tests, as worker processes.
+const STORES: usize = 4;
+/// Concurrent claimers per store handle.
+const CLAIMERS_PER_STORE: usize = 4;
+
 /// Claimers on four stores (as four processes) claim and complete 3,000 tasks at once
 /// with small batches: every task runs exactly once, and no lock conflict surfaces as an
 /// error (the store runs conflicted transactions again itself).
 #[test]
 fn many_claimers_and_completers_never_share_a_task_or_fail() {
     const TASKS: usize = 3_000;
-    const STORES: usize = 4;
-    const CLAIMERS_PER_STORE: usize = 4;
     let Some(db) = or_skip(MariaDbServer::start()) else {
         return;
     };
     let rt = runtime();
     rt.block_on(async {
-        let mut stores = Vec::new();
-        for _ in 0..STORES {
-            stores.push(Arc::new(
-                MySqlStore::connect(&db.url()).await.expect("connect"),
-            ));
-        }
+        let stores = connect_stores(&db).await;
         stores[0]
             .enqueue_batch(tasks(TASKS), at(0))
             .await
             .expect("enqueue");
         let started = Instant::now();
-        let mut claimers = tokio::task::JoinSet::new();
-        for (s, store) in stores.iter().enumerate() {
-            for k in 0..CLAIMERS_PER_STORE {
-                let store = Arc::clone(store);
-                let worker = format!("w{s}-{k}");
-                claimers.spawn(async move {
-                    let mut ran = Vec::new();
-                    loop {
-                        let claimed = store
-                            .claim_batch(claim(&worker, 2 + k * 3, at(1)))
-                            .await
-                            .unwrap_or_else(|e| panic!("{worker} claiming: {e}"));
-                        if claimed.is_empty() {
-                            return (worker, ran);
-                        }
-                        let done: Vec<Completion> = claimed
-                            .iter()
-                            .map(|c| Completion {
-                                id: c.id,
-                                attempt: c.attempt,
-                                worker: worker.clone(),
-                                outcome: Outcome::Succeeded {
-                                    result: json!(c.id),
-                                },
-                            })
-                            .collect();
-                        let statuses = store
-                            .complete_batch(&done, at(2))
-                            .await
-                            .unwrap_or_else(|e| panic!("{worker} completing: {e}"));
-                        assert!(
-                            statuses.iter().all(|s| *s
-                                == wrangle_core::store::CompletionStatus::Applied(
-                                    TaskState::Completed
-                                )),
-                            "{worker}'s completions: {statuses:?}"
-                        );
-                        ran.extend(claimed.iter().map(|c| c.id));
-                    }
-                });
-            }
-        }
+        let claimers = claim_and_complete_until_empty(&stores, |k| 2 + k * 3).await;
         let mut runner: BTreeMap<TaskId, String> = BTreeMap::new();
-        while let Some(joined) = claimers.join_next().await {
-            let (worker, ran) = joined.expect("a claimer panicked");
-            for id in ran {
-                if let Some(first) = runner.insert(id, worker.clone()) {
-                    panic!("task {id} ran under both {first} and {worker}");
+        for (worker, ran) in claimers {
+            for task in ran {
+                if let Some(first) = runner.insert(task.id, worker.clone()) {
+                    panic!("task {} ran under both {first} and {worker}", task.id);
                 }
             }
         }
@@ -304,19 +327,12 @@ fn concurrent_first_connects_migrate_once() {
 /// tile each range, and no lock conflict surfaces as an error.
 #[test]
 fn many_claimers_partition_range_jobs_exactly() {
-    const STORES: usize = 4;
-    const CLAIMERS_PER_STORE: usize = 4;
     let Some(db) = or_skip(MariaDbServer::start()) else {
         return;
     };
     let rt = runtime();
     rt.block_on(async {
-        let mut stores = Vec::new();
-        for _ in 0..STORES {
-            stores.push(Arc::new(
-                MySqlStore::connect(&db.url()).await.expect("connect"),
-            ));
-        }
+        let stores = connect_stores(&db).await;
         stores[0]
             .enqueue_batch(tasks(50), at(0))
             .await
@@ -332,53 +348,13 @@ fn many_claimers_partition_range_jobs_exactly() {
             )
             .await
             .expect("create near-max");
-        let mut claimers = tokio::task::JoinSet::new();
-        for (s, store) in stores.iter().enumerate() {
-            for k in 0..CLAIMERS_PER_STORE {
-                let store = Arc::clone(store);
-                let worker = format!("w{s}-{k}");
-                claimers.spawn(async move {
-                    let mut blocks = Vec::new();
-                    loop {
-                        let claimed = store
-                            .claim_batch(claim(&worker, 1 + k * 4, at(1)))
-                            .await
-                            .unwrap_or_else(|e| panic!("{worker} claiming: {e}"));
-                        if claimed.is_empty() {
-                            return blocks;
-                        }
-                        let done: Vec<Completion> = claimed
-                            .iter()
-                            .map(|c| Completion {
-                                id: c.id,
-                                attempt: c.attempt,
-                                worker: worker.clone(),
-                                outcome: Outcome::Succeeded { result: json!(0) },
-                            })
-                            .collect();
-                        let statuses = store
-                            .complete_batch(&done, at(2))
-                            .await
-                            .unwrap_or_else(|e| panic!("{worker} completing: {e}"));
-                        assert!(
-                            statuses.iter().all(|s| *s
-                                == wrangle_core::store::CompletionStatus::Applied(
-                                    TaskState::Completed
-                                )),
-                            "{worker}'s completions: {statuses:?}"
-                        );
-                        for c in claimed.iter().filter(|c| c.job.is_some()) {
-                            let start = c.payload["start"].as_i64().expect("start");
-                            let end = c.payload["end"].as_i64().expect("end");
-                            blocks.push((c.job.clone().unwrap_or_default(), start, end, c.id));
-                        }
-                    }
-                });
-            }
-        }
         let mut all = Vec::new();
-        while let Some(joined) = claimers.join_next().await {
-            all.extend(joined.expect("a claimer panicked"));
+        for (_, ran) in claim_and_complete_until_empty(&stores, |k| 1 + k * 4).await {
+            for c in ran.iter().filter(|c| c.job.is_some()) {
+                let start = c.payload["start"].as_i64().expect("start");
+                let end = c.payload["end"].as_i64().expect("end");
+                all.push((c.job.clone().unwrap_or_default(), start, end, c.id));
+            }
         }
         all.sort_unstable();
         let ids: std::collections::BTreeSet<TaskId> = all.iter().map(|b| b.3).collect();
