@@ -19,8 +19,11 @@
 //! | `B:queues` | set | queues that may have waiting tasks (for claims from every queue) |
 //! | `B:paused` | set | paused queues |
 //! | `B:running` | zset | running tasks (score = lease end), for rescues |
-//! | `B:finished` | zset | final tasks (score = `finished_at`), for pruning |
+//! | `B:finished` | zset | final tasks (score = `finished_at`, member `ID:S:QUEUE`, S the state's letter), for pruning |
 //! | `B:dead` | zset | dead tasks, for `retry_dead` |
+//! | `B:queue:Q:counts`, `B:queue:Q:recent` | hash, hash | tasks of Q per state; attempts completed/failed per second (`queue_stats`) |
+//! | `B:stats-queues` | set | queues with counts |
+//! | `B:layout` | string | the key layout's version (see `upgrade_layout`) |
 //! | `B:unique:KEY` | string | the id of the task holding unique key KEY |
 //! | `B:job:NAME` | hash | one job's definition, cursor, cancelled flag and created_at |
 //! | `B:jobs` | zset | every job name (score 0, so in name order), for listing |
@@ -200,7 +203,7 @@ impl RedisStore {
             .map_err(redis_error)?;
         let base = format!("{{{}}}", options.prefix);
         let wakeups = Wakeups::new(&client, &base)?;
-        Ok(RedisStore {
+        let store = RedisStore {
             inner: Arc::new(Inner {
                 connection,
                 scripts: Scripts::new(),
@@ -208,7 +211,16 @@ impl RedisStore {
                 result_ttl_ms: options.result_ttl.map_or(0, |ttl| ttl.as_millis() as u64),
                 base,
             }),
-        })
+        };
+        store.upgrade_layout().await?;
+        Ok(store)
+    }
+
+    /// Brings the keys to the current layout (`lua/upgrade_layout.lua`); returns the
+    /// version they were at (0: a new store).
+    pub async fn upgrade_layout(&self) -> Result<u32, StoreError> {
+        self.run(&self.inner.scripts.upgrade_layout.key(&self.inner.base))
+            .await
     }
 
     /// The name of the key `name` of this store, `{prefix}:name`.

@@ -38,6 +38,7 @@ pub(crate) struct Scripts {
     pub(crate) pending_commands: Script,
     pub(crate) ack_command: Script,
     pub(crate) prune_workers: Script,
+    pub(crate) upgrade_layout: Script,
 }
 
 impl Scripts {
@@ -62,6 +63,7 @@ impl Scripts {
             pending_commands: script!("pending_commands.lua"),
             ack_command: script!("ack_command.lua"),
             prune_workers: script!("prune_workers.lua"),
+            upgrade_layout: script!("upgrade_layout.lua"),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! TTL, wake-up latency, and range jobs' exact arithmetic and task index. Each test starts
 //! its own throwaway server.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone as _, Utc};
@@ -518,5 +519,230 @@ fn pruned_and_expired_tasks_leave_the_job_index() {
             (TaskState::Running, 4)
         );
         assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 4, "expired");
+    });
+}
+
+/// Tasks per queue and state as `list_tasks` reads them, with paused queues and no
+/// throughput: what `queue_stats` must report.
+async fn recount(store: &RedisStore) -> BTreeMap<String, BTreeMap<TaskState, u64>> {
+    let tasks = store
+        .list_tasks(TaskFilter {
+            limit: 100_000,
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut counts: BTreeMap<String, BTreeMap<TaskState, u64>> = BTreeMap::new();
+    for task in tasks {
+        *counts
+            .entry(task.queue)
+            .or_default()
+            .entry(task.state)
+            .or_default() += 1;
+    }
+    counts
+}
+
+async fn stats_counts(
+    store: &RedisStore,
+    now: DateTime<Utc>,
+) -> BTreeMap<String, BTreeMap<TaskState, u64>> {
+    store
+        .queue_stats(now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| (q.queue, q.counts))
+        .collect()
+}
+
+/// Puts tasks of two queues in every state: 10 of queue q completed, 3 dead, 2
+/// cancelled, 5 running, 4 available and 2 scheduled; and a range job's 3 blocks on the
+/// default queue, one completed.
+async fn tasks_in_every_state(store: &RedisStore) {
+    let mut batch: Vec<NewTask> = (0..24)
+        .map(|i| NewTask::new("k", json!(i)).queue("q"))
+        .collect();
+    batch.extend((0..2).map(|i| {
+        NewTask::new("k", json!(i))
+            .queue("q")
+            .run_at(t0() + chrono::Duration::hours(1))
+    }));
+    store.enqueue_batch(batch, t0()).await.unwrap();
+    store
+        .create_job(NewJob::range("j", "k", 0, 30, 10), t0())
+        .await
+        .unwrap();
+    let mut request = claim_request(Some("q"));
+    request.limit = 18;
+    let claimed = store.claim_batch(request).await.unwrap();
+    let mut outcomes = successes(&claimed[..10]);
+    for task in &claimed[10..13] {
+        outcomes.push(Completion {
+            id: task.id,
+            attempt: 1,
+            worker: "w1".into(),
+            outcome: Outcome::Failed {
+                error: "boom".into(),
+                retry_at: None,
+            },
+        });
+    }
+    store.complete_batch(&outcomes, t0()).await.unwrap();
+    for task in &claimed[13..15] {
+        store.cancel_task(task.id, t0()).await.unwrap();
+    }
+    let blocks = store
+        .claim_batch(claim_request(Some("default")))
+        .await
+        .unwrap();
+    assert_eq!(blocks.len(), 3, "the job's blocks");
+    store
+        .complete_batch(&successes(&blocks[..1]), t0())
+        .await
+        .unwrap();
+}
+
+/// `queue_stats` reads per-queue counts instead of walking the tasks (a fixed number of
+/// commands whatever the number of tasks), and the counts follow every move, range
+/// job blocks, pruning and the result TTL: after each, they equal a recount of the
+/// listed tasks. Completions and failures stay in the last minute's numbers after the
+/// tasks are gone.
+#[test]
+fn queue_stats_reads_counts_that_follow_pruning_and_expiry() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let options = RedisOptions {
+            prefix: "stats".into(),
+            result_ttl: Some(Duration::from_millis(400)),
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::connect_with(&server.url(), options)
+            .await
+            .unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        tasks_in_every_state(&store).await;
+
+        let counts = stats_counts(&store, t0()).await;
+        assert_eq!(counts, recount(&store).await);
+        use TaskState::{Available, Cancelled, Completed, Dead, Running, Scheduled};
+        let q: BTreeMap<_, _> = [
+            (Completed, 10),
+            (Dead, 3),
+            (Cancelled, 2),
+            (Running, 3),
+            (Available, 6),
+            (Scheduled, 2),
+        ]
+        .into();
+        assert_eq!(counts["q"], q);
+        assert_eq!(counts["default"], [(Running, 2), (Completed, 1)].into());
+
+        // A fixed number of commands: no HMGET per task.
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let stats = store.queue_stats(t0()).await.unwrap();
+        let q_stats = stats.iter().find(|s| s.queue == "q").unwrap();
+        assert_eq!(
+            (q_stats.completed_last_minute, q_stats.failed_last_minute),
+            (10, 3)
+        );
+        assert_eq!(q_stats.oldest_due_at, Some(t0()));
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(!info.contains("cmdstat_hmget"), "{info}");
+
+        // Pruning takes tasks off the counts.
+        let later = t0() + chrono::Duration::seconds(1);
+        assert_eq!(store.prune_finished(later, 4).await.unwrap(), 4);
+        assert_eq!(stats_counts(&store, later).await, recount(&store).await);
+
+        // Expired records leave the counts; the last minute's numbers stay.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let counts = stats_counts(&store, later).await;
+        assert_eq!(counts, recount(&store).await);
+        assert_eq!(
+            counts["q"],
+            [(Running, 3), (Available, 6), (Scheduled, 2)].into()
+        );
+        let stats = store.queue_stats(later).await.unwrap();
+        let q_stats = stats.iter().find(|s| s.queue == "q").unwrap();
+        assert_eq!(
+            (q_stats.completed_last_minute, q_stats.failed_last_minute),
+            (10, 3)
+        );
+        let a_minute_on = store
+            .queue_stats(later + chrono::Duration::seconds(60))
+            .await
+            .unwrap();
+        assert_eq!(a_minute_on[1].completed_last_minute, 0);
+    });
+}
+
+/// A store written before the layout was numbered (no counts, `B:finished` members that
+/// are bare ids) is upgraded when a handle connects: the counts are rebuilt from the
+/// tasks and the finished index is rewritten, so stats, pruning and expiry work on it.
+#[test]
+fn an_unnumbered_layout_is_upgraded_on_connect() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let url = format!("{}?prefix=old", server.url());
+        let store = RedisStore::connect(&url).await.unwrap();
+        assert_eq!(
+            store.upgrade_layout().await.unwrap(),
+            2,
+            "a new store is current"
+        );
+        tasks_in_every_state(&store).await;
+        let before = stats_counts(&store, t0()).await;
+
+        // Back to the old layout, as the previous version left it.
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let finished: Vec<(String, f64)> = raw
+            .zrange_withscores("{old}:finished", 0, -1)
+            .await
+            .unwrap();
+        assert_eq!(finished.len(), 16);
+        let _: () = raw.del("{old}:finished").await.unwrap();
+        for (member, score) in finished {
+            let id = member.split(':').next().unwrap().to_string();
+            let _: () = raw.zadd("{old}:finished", id, score).await.unwrap();
+        }
+        for key in [
+            "{old}:layout",
+            "{old}:stats-queues",
+            "{old}:queue:q:counts",
+            "{old}:queue:default:counts",
+        ] {
+            let _: () = raw.del(key).await.unwrap();
+        }
+        assert_eq!(
+            stats_counts(&store, t0()).await,
+            BTreeMap::new(),
+            "counts gone"
+        );
+
+        let upgraded = RedisStore::connect(&url).await.unwrap();
+        assert_eq!(upgraded.upgrade_layout().await.unwrap(), 2);
+        assert_eq!(stats_counts(&upgraded, t0()).await, before);
+        let later = t0() + chrono::Duration::seconds(1);
+        assert_eq!(upgraded.prune_finished(later, 100).await.unwrap(), 16);
+        let after = stats_counts(&upgraded, later).await;
+        assert_eq!(after, recount(&upgraded).await);
+        assert!(!after["q"].contains_key(&TaskState::Completed));
     });
 }

@@ -602,6 +602,7 @@ impl Run {
             "list_tasks is not newest first: {ids:?}"
         );
         ensure_eq!(set(ids), set(self.tasks.keys().copied()), "stored task ids");
+        self.verify_queue_stats(&listed).await?;
         for task in listed {
             let e = &self.tasks[&task.id];
             let id = task.id;
@@ -634,6 +635,43 @@ impl Run {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// `queue_stats` agrees with the tasks: every queue with a task or a pause is listed,
+    /// counted per state as `list_tasks` reads them, with the model's oldest due `run_at`.
+    async fn verify_queue_stats(&mut self, listed: &[Task]) -> Result<()> {
+        let stats = self.handle().queue_stats(self.now).await?;
+        let mut expected: BTreeMap<&str, (bool, BTreeMap<TaskState, u64>, Option<DateTime<Utc>>)> =
+            self.paused
+                .iter()
+                .map(|queue| (queue.as_str(), (true, BTreeMap::new(), None)))
+                .collect();
+        for task in listed {
+            let entry =
+                expected
+                    .entry(task.queue.as_str())
+                    .or_insert((false, BTreeMap::new(), None));
+            *entry.1.entry(task.state).or_default() += 1;
+            if self.tasks[&task.id].due(self.now) {
+                let run_at = self.tasks[&task.id].run_at;
+                entry.2 = Some(entry.2.map_or(run_at, |oldest| oldest.min(run_at)));
+            }
+        }
+        let got: BTreeMap<&str, (bool, BTreeMap<TaskState, u64>, Option<DateTime<Utc>>)> = stats
+            .iter()
+            .map(|q| {
+                (
+                    q.queue.as_str(),
+                    (q.paused, q.counts.clone(), q.oldest_due_at),
+                )
+            })
+            .collect();
+        ensure_eq!(
+            got,
+            expected,
+            "queue_stats (paused, counts, oldest_due_at) per queue"
+        );
         Ok(())
     }
 }

@@ -19,6 +19,8 @@ if state == 'running' then
 end
 redis.call('HSET', tk, 'state', 'cancelled', 'finished_at', now)
 redis.call('HDEL', tk, 'lease_until')
-finish(id, task, now, ttl)
+move_count(task.queue, state, 'cancelled')
+finish(id, task, 'cancelled', now, ttl)
+save_counts()
 publish('outcomes')
 return {'ok', redis.call('HGETALL', tk)}

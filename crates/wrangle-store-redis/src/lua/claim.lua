@@ -74,7 +74,7 @@ for i = 1, math.min(limit, #candidates) do
   local id = member_id(candidate.member)
   local tk = task_key(id)
   local fields = redis.call('HMGET', tk, 'attempt', 'kind', 'payload', 'max_attempts',
-    'timeout', 'job')
+    'timeout', 'job', 'state')
   -- A member whose record is gone (it cannot be claimed) is only dropped from the set.
   if fields[1] then
     local attempt = tonumber(fields[1]) + 1
@@ -82,6 +82,7 @@ for i = 1, math.min(limit, #candidates) do
       'lease_until', lease_until, 'started_at', now)
     running[#running + 1] = lease_until
     running[#running + 1] = id
+    move_count(candidate.queue, fields[7], 'running')
     claimed[#claimed + 1] = {id, candidate.queue, fields[2], fields[3], attempt, fields[4],
       fields[5], fields[6]}
   end
@@ -184,6 +185,7 @@ local function make_blocks(room, job_queues)
         members[#members + 1] = id
         running[#running + 1] = lease_until
         running[#running + 1] = id
+        count(queue, 'running', 1)
         claimed[#claimed + 1] = {id, queue, kind, payload, 1, max_attempts, timeout, name}
         cursor = block_end
         room = room - 1
@@ -213,4 +215,5 @@ if #claimed < limit then
 end
 
 zadd_many(key('running'), running)
+save_counts()
 return claimed

@@ -114,9 +114,119 @@ local function unlist(id, task)
   redis.call('ZREM', key('running'), id)
 end
 
+-- Per-queue numbers, kept by every move of a task so that queue_stats reads them instead of
+-- walking the tasks: `B:queue:Q:counts` (hash: state -> tasks, no field at 0) and
+-- `B:queue:Q:recent` (hash: 'c:S' / 'f:S' -> attempts completed / failed in second S, i.e.
+-- finished_at in (S-1, S] seconds). `B:stats-queues` lists the queues that have counts.
+-- A script adds its changes with `count`, `move_count` and `count_recent`, then writes
+-- them once with `save_counts` (one HINCRBY per queue and state, not one per task).
+local function counts_key(queue)
+  return base .. ':queue:' .. queue .. ':counts'
+end
+
+local function recent_key(queue)
+  return base .. ':queue:' .. queue .. ':recent'
+end
+
+-- The second whose bucket holds an attempt that ended at `at` ms.
+local function recent_second(at)
+  return math.floor((tonumber(at) + 999) / 1000)
+end
+
+local count_changes = {}   -- queue -> state -> change
+local recent_changes = {}  -- queue -> bucket field -> attempts
+
+local function count(queue, state, change)
+  local of_queue = count_changes[queue]
+  if not of_queue then
+    of_queue = {}
+    count_changes[queue] = of_queue
+  end
+  of_queue[state] = (of_queue[state] or 0) + change
+end
+
+local function move_count(queue, from, to)
+  count(queue, from, -1)
+  count(queue, to, 1)
+end
+
+-- An attempt of a `queue` task ended at `at`: 'c' completed, 'f' failed.
+local function count_recent(queue, outcome, at)
+  local of_queue = recent_changes[queue]
+  if not of_queue then
+    of_queue = {}
+    recent_changes[queue] = of_queue
+  end
+  local field = outcome .. ':' .. fmt_int(recent_second(at))
+  of_queue[field] = (of_queue[field] or 0) + 1
+end
+
+local function save_counts()
+  for queue, states in pairs(count_changes) do
+    local ck = counts_key(queue)
+    for state, change in pairs(states) do
+      if change ~= 0 and redis.call('HINCRBY', ck, state, change) == 0 then
+        redis.call('HDEL', ck, state)
+      end
+    end
+    redis.call('SADD', key('stats-queues'), queue)
+  end
+  for queue, fields in pairs(recent_changes) do
+    local rk = recent_key(queue)
+    local newest = 0
+    for field, n in pairs(fields) do
+      redis.call('HINCRBY', rk, field, n)
+      newest = math.max(newest, tonumber(string.sub(field, 3)))
+    end
+    -- Buckets older than a minute are dropped now and then (about every 60 writes).
+    if redis.call('HLEN', rk) > 180 then
+      local stale = {}
+      for _, field in ipairs(redis.call('HKEYS', rk)) do
+        if tonumber(string.sub(field, 3)) <= newest - 60 then
+          stale[#stale + 1] = field
+        end
+      end
+      if #stale > 0 then
+        redis.call('HDEL', rk, unpack(stale))
+      end
+    end
+  end
+  count_changes, recent_changes = {}, {}
+end
+
+-- `B:finished` holds final tasks scored by finished_at; a member is 'ID:S:QUEUE' with S
+-- the state's letter, so that removing the entry of a record that expired (which Redis
+-- deletes without telling anyone) can still take it off its queue's counts.
+local FINAL_LETTER = {completed = 'c', dead = 'd', cancelled = 'x'}
+local FINAL_STATE = {c = 'completed', d = 'dead', x = 'cancelled'}
+
+local function finished_member(id, state, queue)
+  return id .. ':' .. FINAL_LETTER[state] .. ':' .. queue
+end
+
+-- id, state and queue of a `B:finished` member; a bare id (a member written before layout
+-- 2 by a worker not yet upgraded) gives only the id.
+local function parse_finished(member)
+  local id, letter, queue = string.match(member, '^(%d+):(%a):(.*)$')
+  if not id then
+    return member
+  end
+  return id, FINAL_STATE[letter], queue
+end
+
+-- Removes a final task from every index and its count (its record is gone or going).
+local function unindex_finished(member, id, state, queue)
+  redis.call('ZREM', key('finished'), member)
+  redis.call('ZREM', key('tasks'), id)
+  redis.call('ZREM', key('dead'), id)
+  if queue then
+    count(queue, state, -1)
+  end
+end
+
 -- Drops the index entries of finished tasks whose records expired (the result TTL),
--- oldest first and at most `budget` (default 8) per call, so the indexes do not grow
--- without pruning. Stops at the first record that still exists.
+-- oldest first and at most `budget` (default 8) per call, so the indexes and the per-queue
+-- counts do not keep what is gone. Stops at the first record that still exists.
 local function sweep_expired(budget)
   budget = budget or 8
   while budget > 0 do
@@ -124,13 +234,12 @@ local function sweep_expired(budget)
     if #oldest == 0 then
       return
     end
-    for _, id in ipairs(oldest) do
+    for _, member in ipairs(oldest) do
+      local id, state, queue = parse_finished(member)
       if redis.call('EXISTS', task_key(id)) == 1 then
         return
       end
-      redis.call('ZREM', key('finished'), id)
-      redis.call('ZREM', key('tasks'), id)
-      redis.call('ZREM', key('dead'), id)
+      unindex_finished(member, id, state, queue)
     end
     budget = budget - #oldest
   end
@@ -169,16 +278,18 @@ local function expire_final(id, unique, ttl)
   end
 end
 
--- A task reached a final state at `now`: index it for pruning and let it expire.
-local function finish(id, task, now, ttl)
-  redis.call('ZADD', key('finished'), now, id)
+-- A task reached final `state` at `now`: index it for pruning and let it expire.
+local function finish(id, task, state, now, ttl)
+  redis.call('ZADD', key('finished'), now, finished_member(id, state, task.queue))
   expire_final(id, task.unique_key, ttl)
   sweep_expired()
 end
 
 -- The reverse of `finish`, for an operator's retry of a dead or cancelled task.
 local function unfinish(id, task)
-  redis.call('ZREM', key('finished'), id)
+  if FINAL_LETTER[task.state] then
+    redis.call('ZREM', key('finished'), finished_member(id, task.state, task.queue))
+  end
   redis.call('ZREM', key('dead'), id)
   redis.call('PERSIST', task_key(id))
   if task.unique_key then
@@ -221,6 +332,7 @@ local function revive(id, task, now)
   end
   redis.call('HSET', tk, 'state', 'available', 'run_at', now)
   redis.call('HDEL', tk, 'lease_until')
+  move_count(task.queue, task.state, 'available')
   add_waiting(id, task, now, now)
 end
 

@@ -20,7 +20,8 @@ local succeeded, finished = {}, {}
 -- final), which keeps this to three short fields (and the record a compact listpack).
 local function succeed(id, attempt, worker, result)
   local tk = task_key(id)
-  local f = redis.call('HMGET', tk, 'state', 'attempt', 'worker', 'unique_key', 'error')
+  local f = redis.call('HMGET', tk, 'state', 'attempt', 'worker', 'unique_key', 'error',
+    'queue')
   if f[1] ~= 'running' or f[2] ~= attempt or f[3] ~= worker then
     return 'stale'
   end
@@ -34,7 +35,9 @@ local function succeed(id, attempt, worker, result)
   expire_final(id, f[4], ttl)
   succeeded[#succeeded + 1] = id
   finished[#finished + 1] = now
-  finished[#finished + 1] = id
+  finished[#finished + 1] = finished_member(id, 'completed', f[6])
+  move_count(f[6], 'running', 'completed')
+  count_recent(f[6], 'c', now)
   return 'completed'
 end
 
@@ -48,6 +51,7 @@ local function fail_or_release(id, attempt, worker, outcome, text, retry_at)
   redis.call('ZREM', key('running'), id)
   redis.call('HDEL', tk, 'lease_until')
   if outcome == 'failed' then
+    count_recent(task.queue, 'f', now)
     local record = attempt_record(task, now, 'failed')
     record.error = text
     redis.call('HSET', tk, 'error', text, 'finished_at', now)
@@ -59,13 +63,15 @@ local function fail_or_release(id, attempt, worker, outcome, text, retry_at)
         run_at = now
       end
       redis.call('HSET', tk, 'state', 'retryable', 'run_at', run_at)
+      move_count(task.queue, 'running', 'retryable')
       add_waiting(id, task, run_at, now)
       return 'retryable'
     end
     push_attempt(id, record)
     redis.call('HSET', tk, 'state', 'dead')
     redis.call('ZADD', key('dead'), id, id)
-    finish(id, task, now, ttl)
+    move_count(task.queue, 'running', 'dead')
+    finish(id, task, 'dead', now, ttl)
     return 'dead'
   end
   -- Released: handed back unfinished, so the attempt does not count.
@@ -74,6 +80,7 @@ local function fail_or_release(id, attempt, worker, outcome, text, retry_at)
   push_attempt(id, record)
   redis.call('HINCRBY', tk, 'attempt', -1)
   redis.call('HSET', tk, 'state', 'available', 'run_at', now)
+  move_count(task.queue, 'running', 'available')
   task.run_at = now
   add_waiting(id, task, now, now)
   released = true
@@ -100,6 +107,7 @@ if #succeeded > 0 then
   sweep_expired(math.min(4 * #succeeded, 1000))
 end
 
+save_counts()
 if applied then
   publish('outcomes')
 end

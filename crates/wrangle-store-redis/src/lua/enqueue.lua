@@ -85,6 +85,7 @@ for i = 2, #ARGV, 11 do
       redis.call('ZADD', scheduled_key(queue), run_at, id)
     end
     queues[queue] = true
+    count(queue, state, 1)
     results[#results + 1] = {id, 0}
   end
 end
@@ -101,6 +102,7 @@ if last_id > first_id then
   for job, ids_of_job in pairs(jobs) do
     sadd_many(job_tasks_key(job), ids_of_job)
   end
+  save_counts()
   publish('tasks')
 end
 return results

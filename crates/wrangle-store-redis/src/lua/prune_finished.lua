@@ -5,12 +5,13 @@
 local before, limit = ARGV[1], tonumber(ARGV[2])
 local pruned = 0
 while pruned < limit do
-  local ids = redis.call('ZRANGEBYSCORE', key('finished'), '-inf', '(' .. before,
+  local members = redis.call('ZRANGEBYSCORE', key('finished'), '-inf', '(' .. before,
     'LIMIT', 0, limit - pruned)
-  if #ids == 0 then
+  if #members == 0 then
     break
   end
-  for _, id in ipairs(ids) do
+  for _, member in ipairs(members) do
+    local id, state, queue = parse_finished(member)
     local tk = task_key(id)
     if redis.call('EXISTS', tk) == 1 then
       local f = redis.call('HMGET', tk, 'unique_key', 'job')
@@ -24,9 +25,8 @@ while pruned < limit do
       redis.call('DEL', tk)
       pruned = pruned + 1
     end
-    redis.call('ZREM', key('finished'), id)
-    redis.call('ZREM', key('tasks'), id)
-    redis.call('ZREM', key('dead'), id)
+    unindex_finished(member, id, state, queue)
   end
 end
+save_counts()
 return pruned

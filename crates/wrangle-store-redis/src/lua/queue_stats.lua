@@ -1,12 +1,14 @@
--- Numbers for every queue with tasks or a pause setting, computed in one pass over the
--- tasks (an operator's call: it costs O(tasks)).
+-- Numbers for every queue with tasks or a pause setting, read from the per-queue counts
+-- that every move keeps (see save_counts): O(queues), not O(tasks). Entries of records
+-- that expired are swept first (a bounded amount per call) so they leave the counts.
 -- ARGV: now. Returns a JSON object: queue -> {paused, counts, oldest_due_at,
 -- completed_last_minute, failed_last_minute}.
 
 local now = tonumber(ARGV[1])
-local minute_ago = now - 60000
-local stats = {}
+sweep_expired(10000)
+save_counts()
 
+local stats = {}
 local function entry(queue)
   local e = stats[queue]
   if not e then
@@ -16,29 +18,63 @@ local function entry(queue)
   return e
 end
 
+-- The oldest run_at that is due at `now` among a queue's waiting tasks: the head of each
+-- priority level of its ready set (members start with the zero-padded run_at), and the
+-- head of its scheduled set (due tasks a claim has not promoted yet).
+local function oldest_due(queue)
+  local oldest
+  local function consider(run_at)
+    if run_at <= now and (not oldest or run_at < oldest) then
+      oldest = run_at
+    end
+  end
+  local rk = ready_key(queue)
+  local head = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+  while #head > 0 do
+    consider(tonumber(string.sub(head[1], 1, 15)))
+    head = redis.call('ZRANGEBYSCORE', rk, '(' .. head[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  end
+  local scheduled = redis.call('ZRANGE', scheduled_key(queue), 0, 0, 'WITHSCORES')
+  if #scheduled > 0 then
+    consider(tonumber(scheduled[2]))
+  end
+  return oldest
+end
+
+-- Attempts completed ('c') and failed ('f') in the minute before now, from the per-second
+-- buckets (exact when now falls on a whole second).
+local function recent(queue, e)
+  local newest = recent_second(now)
+  local buckets = redis.call('HGETALL', recent_key(queue))
+  for i = 1, #buckets, 2 do
+    local second = tonumber(string.sub(buckets[i], 3))
+    if second > newest - 60 and second <= newest then
+      local n = tonumber(buckets[i + 1])
+      if string.sub(buckets[i], 1, 1) == 'c' then
+        e.completed_last_minute = e.completed_last_minute + n
+      else
+        e.failed_last_minute = e.failed_last_minute + n
+      end
+    end
+  end
+end
+
 for _, queue in ipairs(redis.call('SMEMBERS', key('paused'))) do
   entry(queue).paused = true
 end
 
-for _, id in ipairs(redis.call('ZRANGE', key('tasks'), 0, -1)) do
-  local f = redis.call('HMGET', task_key(id), 'queue', 'state', 'run_at', 'finished_at')
-  if f[1] then
-    local e = entry(f[1])
-    local state = f[2]
-    e.counts[state] = (e.counts[state] or 0) + 1
-    local run_at = tonumber(f[3])
-    local waiting = state == 'scheduled' or state == 'available' or state == 'retryable'
-    if waiting and run_at <= now and (not e.oldest_due_at or run_at < e.oldest_due_at) then
-      e.oldest_due_at = run_at
+for _, queue in ipairs(redis.call('SMEMBERS', key('stats-queues'))) do
+  local counts = redis.call('HGETALL', counts_key(queue))
+  if #counts == 0 then
+    -- No task left: the queue is listed again once one comes.
+    redis.call('SREM', key('stats-queues'), queue)
+  else
+    local e = entry(queue)
+    for i = 1, #counts, 2 do
+      e.counts[counts[i]] = tonumber(counts[i + 1])
     end
-    local finished_at = tonumber(f[4] or nil)
-    if finished_at and finished_at > minute_ago and finished_at <= now then
-      if state == 'completed' then
-        e.completed_last_minute = e.completed_last_minute + 1
-      elseif state == 'retryable' or state == 'dead' then
-        e.failed_last_minute = e.failed_last_minute + 1
-      end
-    end
+    e.oldest_due_at = oldest_due(queue)
+    recent(queue, e)
   end
 end
 return cjson.encode(stats)

@@ -25,17 +25,21 @@ while #rescued < limit do
       redis.call('HDEL', tk, 'lease_until')
       if tonumber(task.attempt) < tonumber(task.max_attempts) then
         redis.call('HSET', tk, 'state', 'available', 'run_at', now)
+        move_count(task.queue, 'running', 'available')
         add_waiting(id, task, now, now)
       else
         redis.call('HSET', tk, 'state', 'dead')
         redis.call('ZADD', key('dead'), id, id)
-        finish(id, task, now, ttl)
+        move_count(task.queue, 'running', 'dead')
+        count_recent(task.queue, 'f', now)
+        finish(id, task, 'dead', now, ttl)
       end
       rescued[#rescued + 1] = id
     end
   end
 end
 
+save_counts()
 if #rescued > 0 then
   publish('tasks')
   publish('outcomes')

@@ -13,5 +13,6 @@ if state ~= 'scheduled' and state ~= 'retryable' and state ~= 'dead' and state ~
   return {'invalid', state}
 end
 revive(id, task, now)
+save_counts()
 publish('tasks')
 return {'ok', redis.call('HGETALL', task_key(id))}

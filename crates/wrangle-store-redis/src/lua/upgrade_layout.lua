@@ -1,0 +1,38 @@
+-- Brings a store's keys to the current layout, once (every connect runs it; it is one GET
+-- when there is nothing to do). `B:layout` holds the version; a store without it is
+-- either new (no `B:ids`) or written by a version before the layout was numbered (1).
+-- Version 2 added the per-queue counts and `B:finished` members that name their state
+-- and queue (see save_counts): building them walks every task once, blocking the server
+-- meanwhile (about a second per million tasks), and needs every worker upgraded at once.
+-- Returns the version the store was at.
+
+local CURRENT = 2
+local found = redis.call('GET', key('layout'))
+if found then
+  return tonumber(found)
+end
+local version = 0
+if redis.call('EXISTS', key('ids')) == 1 then
+  version = 1
+  for _, id in ipairs(redis.call('ZRANGE', key('tasks'), 0, -1)) do
+    local f = redis.call('HMGET', task_key(id), 'queue', 'state')
+    if f[1] then
+      count(f[1], f[2], 1)
+    end
+  end
+  local old = redis.call('ZRANGE', key('finished'), 0, -1, 'WITHSCORES')
+  for i = 1, #old, 2 do
+    local id = old[i]
+    redis.call('ZREM', key('finished'), id)
+    local f = redis.call('HMGET', task_key(id), 'queue', 'state')
+    if f[1] and FINAL_LETTER[f[2]] then
+      redis.call('ZADD', key('finished'), old[i + 1], finished_member(id, f[2], f[1]))
+    else
+      redis.call('ZREM', key('tasks'), id)
+      redis.call('ZREM', key('dead'), id)
+    end
+  end
+  save_counts()
+end
+redis.call('SET', key('layout'), CURRENT)
+return version
