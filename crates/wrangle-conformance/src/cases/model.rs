@@ -43,6 +43,9 @@ const QUEUES: [&str; 2] = ["a", "b"];
 /// Workers the model uses.
 const WORKERS: [&str; 2] = ["w1", "w2"];
 
+/// What `queue_stats` must say per queue: (paused, tasks per state, oldest due run_at).
+type QueueView<'a> = BTreeMap<&'a str, (bool, BTreeMap<TaskState, u64>, Option<DateTime<Utc>>)>;
+
 /// Random operations keep the store and the model in step.
 async fn random_operations_match_model(a: Handle, b: Handle) -> Result<()> {
     let seed = setting("WRANGLE_MODEL_SEED", SEED)?;
@@ -642,11 +645,11 @@ impl Run {
     /// counted per state as `list_tasks` reads them, with the model's oldest due `run_at`.
     async fn verify_queue_stats(&mut self, listed: &[Task]) -> Result<()> {
         let stats = self.handle().queue_stats(self.now).await?;
-        let mut expected: BTreeMap<&str, (bool, BTreeMap<TaskState, u64>, Option<DateTime<Utc>>)> =
-            self.paused
-                .iter()
-                .map(|queue| (queue.as_str(), (true, BTreeMap::new(), None)))
-                .collect();
+        let mut expected: QueueView = self
+            .paused
+            .iter()
+            .map(|queue| (queue.as_str(), (true, BTreeMap::new(), None)))
+            .collect();
         for task in listed {
             let entry =
                 expected
@@ -658,7 +661,7 @@ impl Run {
                 entry.2 = Some(entry.2.map_or(run_at, |oldest| oldest.min(run_at)));
             }
         }
-        let got: BTreeMap<&str, (bool, BTreeMap<TaskState, u64>, Option<DateTime<Utc>>)> = stats
+        let got: QueueView = stats
             .iter()
             .map(|q| {
                 (
