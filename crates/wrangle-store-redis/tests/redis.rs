@@ -739,6 +739,11 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         let upgraded = RedisStore::connect(&url).await.unwrap();
         assert_eq!(upgraded.upgrade_layout().await.unwrap(), 2);
         assert_eq!(stats_counts(&upgraded, t0()).await, before);
+
+        // Run again by hand over an upgraded store: counts rebuilt, not added to.
+        let _: () = raw.del("{old}:layout").await.unwrap();
+        assert_eq!(upgraded.upgrade_layout().await.unwrap(), 1);
+        assert_eq!(stats_counts(&upgraded, t0()).await, before);
         let later = t0() + chrono::Duration::seconds(1);
         assert_eq!(upgraded.prune_finished(later, 100).await.unwrap(), 16);
         let after = stats_counts(&upgraded, later).await;

@@ -659,6 +659,9 @@ struct Measured {
     latency_us: Vec<f64>,
     /// How long each of those submit calls took (the store's own commit).
     submit_us: Vec<f64>,
+    /// Median time of one `queue_stats` call (what `wrangle status`, `top` and
+    /// `--autoscale` run every interval) with every task of the run kept, in ms.
+    stats_ms: f64,
 }
 
 fn report(store: &'static str, args: &Args, m: &Measured, c: &Ceilings) -> Vec<Row> {
@@ -727,6 +730,14 @@ fn report(store: &'static str, args: &Args, m: &Measured, c: &Ceilings) -> Vec<R
             fmt_value(pct(1.0), Unit::Ms),
         ));
     }
+    rows.push(row(
+        store,
+        format!(
+            "queue_stats call, {} tasks kept",
+            thousands((args.completed + args.tasks * args.batches.len()) as f64)
+        ),
+        fmt_value(m.stats_ms, Unit::Ms),
+    ));
     rows
 }
 
@@ -778,12 +789,26 @@ where
         runs.push((batch, enqueue, e2e, trips));
     }
     let (latency_us, submit_us) = latency(&store, url, args.samples).await;
+    let stats_ms = stats_call_ms(&store).await;
     Measured {
         preload,
         runs,
         latency_us,
         submit_us,
+        stats_ms,
     }
+}
+
+/// The median of five `queue_stats` calls, in ms.
+async fn stats_call_ms(store: &Arc<dyn Store>) -> f64 {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        store.queue_stats(Utc::now()).await.expect("queue_stats");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    times[2]
 }
 
 fn noop_tasks(n: usize, start: usize) -> Vec<NewTask> {

@@ -14,6 +14,11 @@ end
 local version = 0
 if redis.call('EXISTS', key('ids')) == 1 then
   version = 1
+  -- Counts are rebuilt from scratch (an operator may rerun this by deleting B:layout).
+  for _, queue in ipairs(redis.call('SMEMBERS', key('stats-queues'))) do
+    redis.call('DEL', counts_key(queue))
+  end
+  redis.call('DEL', key('stats-queues'))
   for _, id in ipairs(redis.call('ZRANGE', key('tasks'), 0, -1)) do
     local f = redis.call('HMGET', task_key(id), 'queue', 'state')
     if f[1] then
@@ -22,14 +27,17 @@ if redis.call('EXISTS', key('ids')) == 1 then
   end
   local old = redis.call('ZRANGE', key('finished'), 0, -1, 'WITHSCORES')
   for i = 1, #old, 2 do
-    local id = old[i]
-    redis.call('ZREM', key('finished'), id)
-    local f = redis.call('HMGET', task_key(id), 'queue', 'state')
-    if f[1] and FINAL_LETTER[f[2]] then
-      redis.call('ZADD', key('finished'), old[i + 1], finished_member(id, f[2], f[1]))
-    else
-      redis.call('ZREM', key('tasks'), id)
-      redis.call('ZREM', key('dead'), id)
+    local id, state = parse_finished(old[i])
+    if not state then
+      -- A bare id: name its state and queue, or drop it if its record is gone.
+      redis.call('ZREM', key('finished'), id)
+      local f = redis.call('HMGET', task_key(id), 'queue', 'state')
+      if f[1] and FINAL_LETTER[f[2]] then
+        redis.call('ZADD', key('finished'), old[i + 1], finished_member(id, f[2], f[1]))
+      else
+        redis.call('ZREM', key('tasks'), id)
+        redis.call('ZREM', key('dead'), id)
+      end
     end
   end
   save_counts()
