@@ -547,14 +547,216 @@ fn redis_ceilings(port: &str, secs: u64) -> Ceilings {
         eval_hset.first().map(|r| r.1),
         Unit::PerSec,
     );
-    all.push(hset.clone());
-    all.push(record.clone());
+    all.push(hset);
+    all.push(record);
+    let (enqueue, e2e) = redis_hot_path_ceilings(port, 50_000 * secs as usize);
+    all.push(enqueue.clone());
+    all.push(e2e.clone());
     Ceilings {
-        enqueue: record,
-        e2e: hset,
+        enqueue,
+        e2e,
         latency,
         all,
     }
+}
+
+/// The commands the store's hot path sends for a task, as plain commands piped by
+/// `redis-cli --pipe` (no Lua, no wrangle client, one connection): what the same work
+/// costs this server at best. Enqueue: per 1000 tasks a MULTI with each task's HSET,
+/// one ZADD to the task index and one to the ready set, EXEC (what `bulk.rs` sends).
+/// Claim and complete: per 100 tasks what `claim.lua` and `complete.lua` run, i.e.
+/// ZRANGE of the ready set, per task HMGET + HSET, ZREMRANGEBYRANK, ZADD of the running
+/// set, counts; then per task HMGET + HSET + PEXPIRE, ZREM running, ZADD finished,
+/// counts, PUBLISH. Returns the two rates as ceilings.
+fn redis_hot_path_ceilings(port: &str, tasks: usize) -> (Ceiling, Ceiling) {
+    fn resp(out: &mut Vec<u8>, args: &[&str]) {
+        write!(out, "*{}\r\n", args.len()).unwrap();
+        for arg in args {
+            write!(out, "${}\r\n{arg}\r\n", arg.len()).unwrap();
+        }
+    }
+    let now = 1_767_225_600_000_i64;
+    let key = |id: usize| format!("{{hot}}:task:{id}");
+    let ready = "{hot}:queue:default:ready";
+    let counts = "{hot}:queue:default:counts";
+    let mut enqueue = Vec::new();
+    for block in (1..=tasks).step_by(1000) {
+        let ids: Vec<usize> = (block..(block + 1000).min(tasks + 1)).collect();
+        resp(&mut enqueue, &["MULTI"]);
+        let mut index = vec!["ZADD".to_string(), "{hot}:tasks".to_string()];
+        let mut waiting = vec!["ZADD".to_string(), ready.to_string()];
+        for &id in &ids {
+            let (id_text, payload) = (id.to_string(), format!("{{\"i\":{id}}}"));
+            let now_text = now.to_string();
+            resp(
+                &mut enqueue,
+                &[
+                    "HSET",
+                    &key(id),
+                    "id",
+                    &id_text,
+                    "queue",
+                    "default",
+                    "kind",
+                    "noop",
+                    "payload",
+                    &payload,
+                    "priority",
+                    "0",
+                    "state",
+                    "available",
+                    "run_at",
+                    &now_text,
+                    "attempt",
+                    "0",
+                    "max_attempts",
+                    "3",
+                    "created_at",
+                    &now_text,
+                ],
+            );
+            index.extend([id_text.clone(), id_text]);
+            waiting.extend(["0".to_string(), format!("{now:015}:{id:016}")]);
+        }
+        resp(
+            &mut enqueue,
+            &index.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        resp(
+            &mut enqueue,
+            &waiting.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        resp(
+            &mut enqueue,
+            &["HINCRBY", counts, "available", &ids.len().to_string()],
+        );
+        resp(&mut enqueue, &["EXEC"]);
+    }
+    let mut e2e = Vec::new();
+    let lease = (now + 30_000).to_string();
+    for block in (1..=tasks).step_by(100) {
+        let ids: Vec<usize> = (block..(block + 100).min(tasks + 1)).collect();
+        let n = ids.len().to_string();
+        resp(&mut e2e, &["ZRANGE", ready, "0", "99", "WITHSCORES"]);
+        let mut running = vec!["ZADD".to_string(), "{hot}:running".to_string()];
+        for &id in &ids {
+            resp(
+                &mut e2e,
+                &[
+                    "HMGET",
+                    &key(id),
+                    "attempt",
+                    "kind",
+                    "payload",
+                    "max_attempts",
+                    "timeout",
+                    "job",
+                    "state",
+                ],
+            );
+            resp(
+                &mut e2e,
+                &[
+                    "HSET",
+                    &key(id),
+                    "state",
+                    "running",
+                    "attempt",
+                    "1",
+                    "worker",
+                    "w1",
+                    "lease_until",
+                    &lease,
+                    "started_at",
+                    "1767225600000",
+                ],
+            );
+            running.extend([lease.clone(), id.to_string()]);
+        }
+        resp(&mut e2e, &["ZREMRANGEBYRANK", ready, "0", "99"]);
+        resp(
+            &mut e2e,
+            &running.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        resp(
+            &mut e2e,
+            &["HINCRBY", counts, "available", &format!("-{n}")],
+        );
+        resp(&mut e2e, &["HINCRBY", counts, "running", &n]);
+        let mut unrun = vec!["ZREM".to_string(), "{hot}:running".to_string()];
+        let mut finished = vec!["ZADD".to_string(), "{hot}:finished".to_string()];
+        for &id in &ids {
+            resp(
+                &mut e2e,
+                &[
+                    "HMGET",
+                    &key(id),
+                    "state",
+                    "attempt",
+                    "worker",
+                    "unique_key",
+                    "error",
+                    "queue",
+                ],
+            );
+            resp(
+                &mut e2e,
+                &[
+                    "HSET",
+                    &key(id),
+                    "state",
+                    "completed",
+                    "result",
+                    "null",
+                    "finished_at",
+                    "1767225600005",
+                ],
+            );
+            resp(&mut e2e, &["PEXPIRE", &key(id), "604800000"]);
+            unrun.push(id.to_string());
+            finished.extend(["1767225600005".to_string(), format!("{id}:c:default")]);
+        }
+        resp(
+            &mut e2e,
+            &unrun.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        resp(
+            &mut e2e,
+            &finished.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        resp(&mut e2e, &["HINCRBY", counts, "running", &format!("-{n}")]);
+        resp(&mut e2e, &["HINCRBY", counts, "completed", &n]);
+        resp(&mut e2e, &["PUBLISH", "{hot}:wake:outcomes", "1"]);
+    }
+    let pipe = |commands: &[u8]| -> Option<f64> {
+        let mut child = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", port, "--pipe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        let started = Instant::now();
+        child.stdin.take()?.write_all(commands).ok()?;
+        child
+            .wait()
+            .ok()?
+            .success()
+            .then(|| tasks as f64 / started.elapsed().as_secs_f64())
+    };
+    let enqueue = pipe(&enqueue);
+    let e2e = pipe(&e2e);
+    (
+        Ceiling::new(
+            "redis-cli --pipe: enqueue's commands (HSET, 2 ZADD / task)",
+            enqueue,
+            Unit::PerSec,
+        ),
+        Ceiling::new(
+            "redis-cli --pipe: claim + complete's commands, no Lua",
+            e2e,
+            Unit::PerSec,
+        ),
+    )
 }
 
 async fn mariadb(args: &Args) -> Vec<Row> {
