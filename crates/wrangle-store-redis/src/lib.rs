@@ -2,7 +2,8 @@
 //! many machines share one Redis server.
 //!
 //! Every operation that changes more than one key runs as one Lua script (see
-//! [`scripts`] and `src/lua/`), so it is atomic and a whole batch costs one round trip.
+//! [`scripts`] and `src/lua/`), so it is atomic and a whole batch costs one round trip;
+//! big enqueue batches without unique keys are one `MULTI`/`EXEC` instead ([`bulk`]).
 //! Times are the `now` the caller passes, as epoch milliseconds; the server's clock is
 //! used only for the result TTL.
 //!
