@@ -404,6 +404,26 @@ fn successes(claimed: &[wrangle_core::ClaimedTask]) -> Vec<Completion> {
         .collect()
 }
 
+/// A store under `prefix` whose finished tasks expire after `ttl_ms`, and a plain
+/// connection to the same server to look at its keys.
+async fn store_with_ttl(
+    server: &RedisServer,
+    prefix: &str,
+    ttl_ms: u64,
+) -> (RedisStore, redis::aio::MultiplexedConnection) {
+    let options = RedisOptions {
+        prefix: prefix.into(),
+        result_ttl: Some(Duration::from_millis(ttl_ms)),
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect_with(&server.url(), options)
+        .await
+        .unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let raw = client.get_multiplexed_async_connection().await.unwrap();
+    (store, raw)
+}
+
 async fn claim_all(store: &RedisStore) -> Vec<wrangle_core::ClaimedTask> {
     let mut all = Vec::new();
     loop {
@@ -470,16 +490,7 @@ fn pruned_and_expired_tasks_leave_the_job_index() {
     };
     let rt = runtime();
     rt.block_on(async {
-        let options = RedisOptions {
-            prefix: "job-index".into(),
-            result_ttl: Some(Duration::from_millis(300)),
-            ..RedisOptions::default()
-        };
-        let store = RedisStore::connect_with(&server.url(), options)
-            .await
-            .unwrap();
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let (store, mut raw) = store_with_ttl(&server, "job-index", 300).await;
         let index = "{job-index}:job-tasks:j";
 
         let items: Vec<NewTask> = (0..3)
@@ -615,16 +626,7 @@ fn queue_stats_reads_counts_that_follow_pruning_and_expiry() {
     };
     let rt = runtime();
     rt.block_on(async {
-        let options = RedisOptions {
-            prefix: "stats".into(),
-            result_ttl: Some(Duration::from_millis(400)),
-            ..RedisOptions::default()
-        };
-        let store = RedisStore::connect_with(&server.url(), options)
-            .await
-            .unwrap();
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let (store, mut raw) = store_with_ttl(&server, "stats", 400).await;
         tasks_in_every_state(&store).await;
 
         let counts = stats_counts(&store, t0()).await;
