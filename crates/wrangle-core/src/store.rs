@@ -406,6 +406,16 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// heartbeat and stops it.
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError>;
 
+    /// Cancels every task of `ids` that is not final, as [`cancel_task`](Store::cancel_task)
+    /// does one, in one call (a job's thousands of tasks need not cost a round trip each);
+    /// unknown and final ones are skipped. Returns how many were cancelled.
+    async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Retries every task of `ids` that [`retry_task`](Store::retry_task) would, in one
+    /// call; the others (unknown, waiting for nothing, running, completed) are skipped.
+    /// Returns how many were retried.
+    async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Deletes up to `limit` completed, dead or cancelled tasks that finished before
     /// `before`; returns how many.
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError>;
@@ -564,6 +574,12 @@ impl Store for CountingStore {
     }
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
         self.count().cancel_task(id, now).await
+    }
+    async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.count().cancel_tasks(ids, now).await
+    }
+    async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.count().retry_tasks(ids, now).await
     }
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
         self.count().prune_finished(before, limit).await

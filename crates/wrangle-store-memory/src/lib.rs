@@ -70,6 +70,44 @@ impl State {
         self.tasks.get_mut(&id).ok_or(StoreError::TaskNotFound(id))
     }
 
+    /// An operator's retry of task `id` (see `Store::retry_task`).
+    fn retry(&mut self, id: TaskId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let task = self.task_mut(id)?;
+        if !task.state.can_retry() {
+            return Err(StoreError::InvalidTransition {
+                id,
+                state: task.state,
+                action: "retry",
+            });
+        }
+        if task.attempt >= task.max_attempts {
+            task.max_attempts = task.attempt + 1;
+        }
+        self.make_waiting(id, TaskState::Available, now);
+        Ok(())
+    }
+
+    /// An operator's cancel of task `id` (see `Store::cancel_task`).
+    fn cancel(&mut self, id: TaskId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let task = self.task_mut(id)?;
+        if !task.state.can_cancel() {
+            return Err(StoreError::InvalidTransition {
+                id,
+                state: task.state,
+                action: "cancel",
+            });
+        }
+        self.unlist(id);
+        let task = self.tasks.get_mut(&id).expect("exists");
+        if task.state == TaskState::Running {
+            task.attempts.push(attempt_record(task, now, "cancelled"));
+        }
+        task.state = TaskState::Cancelled;
+        task.finished_at = Some(now);
+        task.lease_until = None;
+        Ok(())
+    }
+
     /// The range job a claim makes blocks from: not cancelled, blocks left, its queue
     /// passing the filter and not paused; highest priority, then oldest, then by name.
     fn job_to_advance(&self, request: &ClaimRequest) -> Option<String> {
@@ -485,22 +523,24 @@ impl Store for MemoryStore {
 
     async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
         let mut state = self.lock();
-        let task = state.task_mut(id)?;
-        if !task.state.can_retry() {
-            return Err(StoreError::InvalidTransition {
-                id,
-                state: task.state,
-                action: "retry",
-            });
-        }
-        if task.attempt >= task.max_attempts {
-            task.max_attempts = task.attempt + 1;
-        }
-        state.make_waiting(id, TaskState::Available, now);
+        state.retry(id, now)?;
         let task = state.tasks[&id].clone();
         drop(state);
         self.topics.notify(Topic::Tasks);
         Ok(task)
+    }
+
+    async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let retried = ids
+            .iter()
+            .filter(|&&id| state.retry(id, now).is_ok())
+            .count();
+        drop(state);
+        if retried > 0 {
+            self.topics.notify(Topic::Tasks);
+        }
+        Ok(retried as u64)
     }
 
     async fn retry_dead(
@@ -532,26 +572,24 @@ impl Store for MemoryStore {
 
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
         let mut state = self.lock();
-        let task = state.task_mut(id)?;
-        if !task.state.can_cancel() {
-            return Err(StoreError::InvalidTransition {
-                id,
-                state: task.state,
-                action: "cancel",
-            });
-        }
-        state.unlist(id);
-        let task = state.tasks.get_mut(&id).expect("exists");
-        if task.state == TaskState::Running {
-            task.attempts.push(attempt_record(task, now, "cancelled"));
-        }
-        task.state = TaskState::Cancelled;
-        task.finished_at = Some(now);
-        task.lease_until = None;
-        let task = task.clone();
+        state.cancel(id, now)?;
+        let task = state.tasks[&id].clone();
         drop(state);
         self.topics.notify(Topic::Outcomes);
         Ok(task)
+    }
+
+    async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let cancelled = ids
+            .iter()
+            .filter(|&&id| state.cancel(id, now).is_ok())
+            .count();
+        drop(state);
+        if cancelled > 0 {
+            self.topics.notify(Topic::Outcomes);
+        }
+        Ok(cancelled as u64)
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {

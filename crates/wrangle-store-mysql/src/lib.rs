@@ -823,6 +823,20 @@ impl MySqlStore {
 
     /// Runs one statement outside a transaction (autocommit): the writes that touch one
     /// table and notify nobody.
+    /// Runs an UPDATE of tasks and wakes the listeners of `topic` if it changed any;
+    /// returns how many it changed.
+    async fn update_tasks_once(
+        &self,
+        query: sqlx::query::Query<'_, MySql, sqlx::mysql::MySqlArguments>,
+        topic: Topic,
+    ) -> Result<u64, Failure> {
+        let mut tx = self.begin().await?;
+        let changed = query.execute(&mut *tx).await?.rows_affected();
+        let topics: &[Topic] = if changed == 0 { &[] } else { &[topic] };
+        self.commit_notify(tx, topics).await?;
+        Ok(changed)
+    }
+
     async fn execute_once(
         &self,
         query: sqlx::query::Query<'_, MySql, sqlx::mysql::MySqlArguments>,
@@ -837,6 +851,25 @@ const REVIVE_ONE: &str =
     "UPDATE wrangle_tasks SET state = 'available', run_at = ?, lease_until = NULL,
          max_attempts = GREATEST(max_attempts, attempt + 1)
      WHERE id = ?";
+
+/// [`REVIVE_ONE`] for every task of a JSON array of ids that an operator may retry.
+/// Binds: now, the ids.
+const REVIVE_MANY: &str =
+    "UPDATE wrangle_tasks SET state = 'available', run_at = ?, lease_until = NULL,
+         max_attempts = GREATEST(max_attempts, attempt + 1)
+     WHERE state IN ('scheduled', 'retryable', 'dead', 'cancelled')
+       AND id IN (SELECT j.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS j)";
+
+/// Cancels every task of a JSON array of ids that is not final; a running attempt ends
+/// with a `cancelled` record (appended first: single-table assignments are evaluated left
+/// to right, so `attempts` still sees the old state). Binds: now, now, the ids.
+const CANCEL_MANY: &str = "UPDATE wrangle_tasks SET
+         attempts = IF(state = 'running', JSON_ARRAY_APPEND(attempts, '$', JSON_OBJECT(
+             'attempt', attempt, 'worker', worker, 'started_at', started_at,
+             'finished_at', ?, 'outcome', 'cancelled')), attempts),
+         state = 'cancelled', finished_at = ?, lease_until = NULL
+     WHERE state IN ('scheduled', 'available', 'retryable', 'running')
+       AND id IN (SELECT j.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS j)";
 
 /// [`REVIVE_ONE`] for every dead task, of one queue or all. Binds: now, queue, queue.
 const REVIVE_DEAD: &str =
@@ -1236,6 +1269,27 @@ impl Store for MySqlStore {
 
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
         retrying!(self.cancel_once(id, now))
+    }
+
+    async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let ids = serde_json::to_string(ids).expect("ids serialize");
+        retrying!(
+            self.update_tasks_once(
+                sqlx::query(CANCEL_MANY)
+                    .bind(ms(now))
+                    .bind(ms(now))
+                    .bind(&ids),
+                Topic::Outcomes
+            )
+        )
+    }
+
+    async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let ids = serde_json::to_string(ids).expect("ids serialize");
+        retrying!(self.update_tasks_once(
+            sqlx::query(REVIVE_MANY).bind(ms(now)).bind(&ids),
+            Topic::Tasks
+        ))
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {

@@ -286,6 +286,22 @@ impl PostgresStore {
     /// An operator action on task `id` in one transaction: locks the task, checks that
     /// `allowed` accepts its state (else `InvalidTransition`), runs `statement` (which takes
     /// the id and `now` and returns the task) and commits.
+    /// Runs `statement` (binds: the ids, now) and returns how many rows it changed.
+    async fn update_tasks(
+        &self,
+        statement: &Arc<str>,
+        ids: &[TaskId],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql(statement))
+            .bind(ids)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected())
+    }
+
     async fn operator_action(
         &self,
         id: TaskId,
@@ -661,6 +677,16 @@ impl Store for PostgresStore {
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
         let statement = &self.statements.cancel_task;
         self.operator_action(id, now, "cancel", TaskState::can_cancel, statement)
+            .await
+    }
+
+    async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.update_tasks(&self.statements.cancel_tasks, ids, now)
+            .await
+    }
+
+    async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.update_tasks(&self.statements.retry_tasks, ids, now)
             .await
     }
 

@@ -55,6 +55,8 @@ statements! {
     retry_task => "retry_task.sql",
     retry_dead => "retry_dead.sql",
     cancel_task => "cancel_task.sql",
+    cancel_tasks => "cancel_tasks.sql",
+    retry_tasks => "retry_tasks.sql",
     prune_finished => "prune_finished.sql",
     pause_queue => "pause_queue.sql",
     resume_queue => "resume_queue.sql",

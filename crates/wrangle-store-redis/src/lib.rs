@@ -565,6 +565,27 @@ impl Store for RedisStore {
         transition_reply(self.run(&invocation).await?, id, "cancel")
     }
 
+    async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = self.inner.scripts.cancel_tasks.key(&self.inner.base);
+        invocation
+            .arg(ms(now))
+            .arg(self.inner.result_ttl_ms)
+            .arg(ids);
+        self.run(&invocation).await
+    }
+
+    async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = self.inner.scripts.retry_tasks.key(&self.inner.base);
+        invocation.arg(ms(now)).arg(ids);
+        self.run(&invocation).await
+    }
+
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
         if limit == 0 {
             return Ok(0);

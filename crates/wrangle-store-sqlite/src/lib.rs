@@ -209,6 +209,28 @@ macro_rules! revive_sql {
     };
 }
 
+/// Cancels the tasks matched by `$where` (which binds ?1) at ?2: a running attempt ends
+/// with a `cancelled` record; its worker learns it at its next heartbeat.
+macro_rules! cancel_sql {
+    ($where:literal) => {
+        concat!(
+            "UPDATE tasks SET
+                 attempts = CASE WHEN state = 'running' THEN json_insert(attempts, '$[#]',
+                     json_object('attempt', attempt, 'worker', worker, 'started_at', started_at,
+                                 'finished_at', ?2, 'outcome', 'cancelled'))
+                     ELSE attempts END,
+                 state = 'cancelled', finished_at = ?2, lease_until = NULL
+             WHERE ",
+            $where
+        )
+    };
+}
+
+/// Task ids as a JSON array, for `json_each` (one bound parameter however many ids).
+fn json_ids(ids: &[TaskId]) -> String {
+    serde_json::to_string(ids).expect("ids serialize")
+}
+
 /// Fails with `InvalidTransition` unless `allowed` accepts task `id`'s current state.
 async fn guard_transition(
     tx: &mut Transaction<'static, Sqlite>,
@@ -646,22 +668,52 @@ impl Store for SqliteStore {
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
         let mut tx = self.write_tx().await?;
         guard_transition(&mut tx, id, "cancel", TaskState::can_cancel).await?;
-        sqlx::query(
-            "UPDATE tasks SET
-                 attempts = CASE WHEN state = 'running' THEN json_insert(attempts, '$[#]',
-                     json_object('attempt', attempt, 'worker', worker, 'started_at', started_at,
-                                 'finished_at', ?2, 'outcome', 'cancelled'))
-                     ELSE attempts END,
-                 state = 'cancelled', finished_at = ?2, lease_until = NULL
-             WHERE id = ?1",
-        )
-        .bind(id)
+        sqlx::query(cancel_sql!("id = ?1"))
+            .bind(id)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        self.commit_notify(tx, &[Topic::Outcomes]).await?;
+        self.fetch_task(id).await
+    }
+
+    async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let cancelled = sqlx::query(cancel_sql!(
+            "id IN (SELECT value FROM json_each(?1))
+             AND state IN ('scheduled', 'available', 'retryable', 'running')"
+        ))
+        .bind(json_ids(ids))
         .bind(ms(now))
         .execute(&mut *tx)
         .await
-        .map_err(backend)?;
-        self.commit_notify(tx, &[Topic::Outcomes]).await?;
-        self.fetch_task(id).await
+        .map_err(backend)?
+        .rows_affected();
+        let topics: &[Topic] = if cancelled == 0 {
+            &[]
+        } else {
+            &[Topic::Outcomes]
+        };
+        self.commit_notify(tx, topics).await?;
+        Ok(cancelled)
+    }
+
+    async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let retried = sqlx::query(revive_sql!(
+            "id IN (SELECT value FROM json_each(?1))
+             AND state IN ('scheduled', 'retryable', 'dead', 'cancelled')"
+        ))
+        .bind(json_ids(ids))
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        let topics: &[Topic] = if retried == 0 { &[] } else { &[Topic::Tasks] };
+        self.commit_notify(tx, topics).await?;
+        Ok(retried)
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {

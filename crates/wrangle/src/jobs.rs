@@ -117,14 +117,7 @@ pub async fn cancel(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreErro
     let mut cancelled = 0;
     // Only the unfinished tasks are read: a big job's finished ones stay in the store.
     for state in TaskState::ALL.into_iter().filter(|s| s.can_cancel()) {
-        for task in job_tasks(store, name, state).await? {
-            match store.cancel_task(task.id, Utc::now()).await {
-                Ok(_) => cancelled += 1,
-                // It finished in the meantime.
-                Err(StoreError::InvalidTransition { .. }) => {}
-                Err(other) => return Err(other),
-            }
-        }
+        cancelled += move_job_tasks(store, name, state, Move::Cancel).await?;
     }
     Ok(cancelled)
 }
@@ -134,24 +127,27 @@ pub async fn retry(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreError
     if store.get_job(name).await?.is_none() {
         return Err(StoreError::JobNotFound(name.to_string()));
     }
-    let mut retried = 0;
-    for task in job_tasks(store, name, TaskState::Dead).await? {
-        match store.retry_task(task.id, Utc::now()).await {
-            Ok(_) => retried += 1,
-            Err(StoreError::InvalidTransition { .. } | StoreError::TaskNotFound(_)) => {}
-            Err(other) => return Err(other),
-        }
-    }
-    Ok(retried)
+    move_job_tasks(store, name, TaskState::Dead, Move::Retry).await
 }
 
-/// Every task of job `name` in `state`, newest first.
-async fn job_tasks(
+/// What an operator does to a job's tasks.
+#[derive(Clone, Copy)]
+enum Move {
+    Cancel,
+    Retry,
+}
+
+/// Cancels or retries every task of job `name` in `state`, newest first, a page of ids
+/// per store call (tasks that moved meanwhile are skipped by the store); returns how many
+/// moved. Listing by state with `before_id` is unaffected by the moves: the moved tasks
+/// leave the state, and the next page starts below the last id seen.
+async fn move_job_tasks(
     store: &Arc<dyn Store>,
     name: &str,
     state: TaskState,
-) -> Result<Vec<wrangle_core::Task>, StoreError> {
-    let mut tasks = Vec::new();
+    operation: Move,
+) -> Result<u64, StoreError> {
+    let mut moved = 0;
     let mut before_id = None;
     loop {
         let page = store
@@ -163,14 +159,17 @@ async fn job_tasks(
                 ..TaskFilter::default()
             })
             .await?;
-        let Some(last) = page.last() else {
-            return Ok(tasks);
+        let ids: Vec<_> = page.iter().map(|task| task.id).collect();
+        let Some(&last) = ids.last() else {
+            return Ok(moved);
         };
-        before_id = Some(last.id);
-        let full = page.len() == PAGE;
-        tasks.extend(page);
-        if !full {
-            return Ok(tasks);
+        moved += match operation {
+            Move::Cancel => store.cancel_tasks(&ids, Utc::now()).await?,
+            Move::Retry => store.retry_tasks(&ids, Utc::now()).await?,
+        };
+        if ids.len() < PAGE {
+            return Ok(moved);
         }
+        before_id = Some(last);
     }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wrangle::{Client, NewTask, Registry, Shutdown, Store, TaskState, Worker, WorkerConfig};
+use wrangle::{
+    Client, NewTask, Registry, Shutdown, Store, TaskFilter, TaskState, Worker, WorkerConfig,
+};
 
 fn registry(flaky_calls: Arc<AtomicU32>) -> Registry {
     let mut registry = Registry::new();
@@ -201,4 +203,65 @@ async fn cancelling_a_running_task_stops_its_handler_at_the_next_heartbeat() {
         store.get_task(id).await.unwrap().unwrap().state,
         TaskState::Cancelled
     );
+}
+
+/// `jobs::cancel` and `jobs::retry` walk a big list job a page of 1000 ids at a time with
+/// one store call per page (not one per task): 2,500 items, 1,200 of them dead, 10
+/// running; retry moves exactly the dead ones, cancel every unfinished one, and the
+/// store calls stay a handful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_cancel_and_retry_move_tasks_a_page_per_store_call() {
+    use wrangle::jobs::{self, NewJob};
+    use wrangle::store::{ClaimRequest, Completion, CountingStore, Outcome};
+
+    let counting = Arc::new(CountingStore::new(
+        wrangle::connect("memory://").await.unwrap(),
+    ));
+    let store: Arc<dyn Store> = counting.clone();
+    let items: Vec<Value> = (0..2500).map(|i| json!(i)).collect();
+    jobs::create_list(&store, NewJob::list("big", "t", 2500), items)
+        .await
+        .unwrap();
+    let claim = |limit| ClaimRequest {
+        worker: "w".into(),
+        queues: wrangle::QueueFilter::All,
+        limit,
+        lease: Duration::from_secs(60),
+        now: chrono::Utc::now(),
+    };
+    let doomed = store.claim_batch(claim(1200)).await.unwrap();
+    let failures: Vec<Completion> = doomed
+        .iter()
+        .map(|task| Completion {
+            id: task.id,
+            attempt: task.attempt,
+            worker: "w".into(),
+            outcome: Outcome::Failed {
+                error: "no".into(),
+                retry_at: None,
+            },
+        })
+        .collect();
+    store
+        .complete_batch(&failures, chrono::Utc::now())
+        .await
+        .unwrap();
+    store.claim_batch(claim(10)).await.unwrap();
+
+    let before = counting.calls();
+    assert_eq!(jobs::retry(&store, "big").await.unwrap(), 1200);
+    let dead_left = store
+        .list_tasks(TaskFilter {
+            state: Some(TaskState::Dead),
+            limit: 10,
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(dead_left.is_empty(), "{dead_left:?}");
+    assert_eq!(jobs::cancel(&store, "big").await.unwrap(), 2500);
+    let calls = counting.calls() - before;
+    assert!(calls < 30, "{calls} store calls for 3,700 task moves");
+    let progress = jobs::progress(&store, "big").await.unwrap();
+    assert_eq!(progress.status, jobs::JobStatus::Cancelled, "{progress:?}");
 }

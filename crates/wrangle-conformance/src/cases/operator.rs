@@ -1,5 +1,7 @@
 //! Operator actions: cancel, retry, retry-dead, listing and pruning.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, ensure};
 use wrangle_core::{TaskFilter, TaskState};
 
@@ -18,6 +20,7 @@ cases![
     retry_of_exhausted_task_grants_one_more_attempt,
     retry_of_completed_running_or_available_is_invalid,
     unknown_task_is_not_found,
+    cancel_and_retry_many_skip_what_they_cannot_move,
     retry_dead_moves_only_that_queues_dead_tasks,
     list_tasks_filters_newest_first_and_pages,
     prune_finished_deletes_only_old_final_tasks,
@@ -182,6 +185,59 @@ async fn unknown_task_is_not_found(a: Handle, b: Handle) -> Result<()> {
         None,
         "get_task of an unknown id"
     );
+    Ok(())
+}
+
+/// `cancel_tasks` cancels, in one call, every listed task that is not final (a running
+/// one gets its `cancelled` attempt record) and skips final and unknown ids; `retry_tasks`
+/// then makes every listed task an operator may retry available and skips the others.
+/// Both count what they moved, and tasks not listed are untouched.
+async fn cancel_and_retry_many_skip_what_they_cannot_move(a: Handle, b: Handle) -> Result<()> {
+    use TaskState::{Available, Cancelled, Completed, Dead, Retryable, Running, Scheduled};
+    let mut ids = BTreeMap::new();
+    for state in [
+        Running, Completed, Dead, Retryable, Scheduled, Available, Cancelled,
+    ] {
+        ids.insert(state, task_in_state(&a, task("t"), state, at(0)).await?);
+    }
+    let untouched = enqueue_one(&a, task("t"), at(0)).await?;
+    let unknown = ids.values().max().copied().unwrap_or_default() + 1_000;
+    let mut listed: Vec<_> = ids.values().copied().collect();
+    listed.push(unknown);
+
+    ensure_eq!(b.cancel_tasks(&listed, at(5)).await?, 4, "tasks cancelled");
+    for (&state, &id) in &ids {
+        let t = get(&a, id).await?;
+        let expected = if state.is_final() { state } else { Cancelled };
+        ensure_eq!(t.state, expected, "the {state} task after cancel_tasks");
+        if !state.is_final() {
+            ensure_eq!(
+                t.finished_at,
+                Some(at(5)),
+                "finished_at of the {state} task"
+            );
+        }
+    }
+    let running = get(&a, ids[&Running]).await?;
+    ensure_eq!(
+        running.attempts.last().map(|r| r.outcome.as_str()),
+        Some("cancelled"),
+        "the running task's last attempt record"
+    );
+    ensure_state(&a, untouched, Available).await?;
+
+    // Completed stays completed; the other six (dead, and the five cancelled) run again.
+    ensure_eq!(b.retry_tasks(&listed, at(6)).await?, 6, "tasks retried");
+    for (&state, &id) in &ids {
+        let expected = if state == Completed {
+            Completed
+        } else {
+            Available
+        };
+        ensure_state(&a, id, expected).await?;
+    }
+    ensure_eq!(b.retry_tasks(&[], at(7)).await?, 0, "retry of no ids");
+    ensure_eq!(b.cancel_tasks(&[], at(7)).await?, 0, "cancel of no ids");
     Ok(())
 }
 

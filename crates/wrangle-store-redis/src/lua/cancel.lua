@@ -8,19 +8,10 @@ local task = load_task(id)
 if not task then
   return {'not_found'}
 end
-local state = task.state
-if state == 'completed' or state == 'dead' or state == 'cancelled' then
-  return {'invalid', state}
+if not CANCELLABLE[task.state] then
+  return {'invalid', task.state}
 end
-unlist(id, task)
-local tk = task_key(id)
-if state == 'running' then
-  push_attempt(id, attempt_record(task, now, 'cancelled'))
-end
-redis.call('HSET', tk, 'state', 'cancelled', 'finished_at', now)
-redis.call('HDEL', tk, 'lease_until')
-move_count(task.queue, state, 'cancelled')
-finish(id, task, 'cancelled', now, ttl)
+cancel(id, task, now, ttl)
 save_counts()
 publish('outcomes')
-return {'ok', redis.call('HGETALL', tk)}
+return {'ok', redis.call('HGETALL', task_key(id))}

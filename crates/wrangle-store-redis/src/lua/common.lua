@@ -321,6 +321,24 @@ local function push_attempt(id, record)
   redis.call('HSET', task_key(id), 'attempts', history)
 end
 
+-- An operator's cancel of a task that is not final (its state is checked by the caller).
+-- A running task's worker learns it at its next heartbeat.
+local function cancel(id, task, now, ttl)
+  unlist(id, task)
+  local tk = task_key(id)
+  if task.state == 'running' then
+    push_attempt(id, attempt_record(task, now, 'cancelled'))
+  end
+  redis.call('HSET', tk, 'state', 'cancelled', 'finished_at', now)
+  redis.call('HDEL', tk, 'lease_until')
+  move_count(task.queue, task.state, 'cancelled')
+  finish(id, task, 'cancelled', now, ttl)
+end
+
+-- Whether an operator may cancel / retry a task in `state`.
+local CANCELLABLE = {scheduled = true, available = true, retryable = true, running = true}
+local RETRYABLE = {scheduled = true, retryable = true, dead = true, cancelled = true}
+
 -- An operator's "run it again now": available at `now`, with one more attempt when it
 -- has none left.
 local function revive(id, task, now)

@@ -8,9 +8,8 @@ local task = load_task(id)
 if not task then
   return {'not_found'}
 end
-local state = task.state
-if state ~= 'scheduled' and state ~= 'retryable' and state ~= 'dead' and state ~= 'cancelled' then
-  return {'invalid', state}
+if not RETRYABLE[task.state] then
+  return {'invalid', task.state}
 end
 revive(id, task, now)
 save_counts()
