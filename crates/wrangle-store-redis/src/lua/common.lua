@@ -178,7 +178,8 @@ local function save_counts()
       redis.call('HINCRBY', rk, field, n)
       newest = math.max(newest, tonumber(string.sub(field, 3)))
     end
-    -- Buckets older than a minute are dropped now and then (about every 60 writes).
+    -- Buckets older than a minute are dropped once the hash holds more than 180 (every
+    -- minute or so of buckets, one HKEYS of at most a few hundred fields).
     if redis.call('HLEN', rk) > 180 then
       local stale = {}
       for _, field in ipairs(redis.call('HKEYS', rk)) do
