@@ -297,7 +297,9 @@ pub struct QueueStats {
     pub oldest_due_at: Option<DateTime<Utc>>,
     /// Tasks completed in the minute before `now`.
     pub completed_last_minute: u64,
-    /// Attempts that failed (retryable or dead) in the minute before `now`.
+    /// Attempts that failed (retryable or dead) in the minute before `now`. The SQL and
+    /// memory stores count tasks whose current state is retryable or dead; Redis counts
+    /// attempts as they end, so a failure since retried still counts there.
     pub failed_last_minute: u64,
 }
 

@@ -821,8 +821,6 @@ impl MySqlStore {
         self.commit_notify(tx, topics).await
     }
 
-    /// Runs one statement outside a transaction (autocommit): the writes that touch one
-    /// table and notify nobody.
     /// Runs an UPDATE of tasks and wakes the listeners of `topic` if it changed any;
     /// returns how many it changed.
     async fn update_tasks_once(
@@ -837,6 +835,8 @@ impl MySqlStore {
         Ok(changed)
     }
 
+    /// Runs one statement outside a transaction (autocommit): the writes that touch one
+    /// table and notify nobody.
     async fn execute_once(
         &self,
         query: sqlx::query::Query<'_, MySql, sqlx::mysql::MySqlArguments>,
@@ -852,15 +852,14 @@ const REVIVE_ONE: &str =
          max_attempts = GREATEST(max_attempts, attempt + 1)
      WHERE id = ?";
 
-/// [`REVIVE_ONE`] for every task of a JSON array of ids that an operator may retry.
-/// Binds: now, the ids.
+/// [`REVIVE_ONE`] for every task of the ids that follow (`id IN (?, …)`, see
+/// [`with_ids`]) that an operator may retry. Binds: now, the ids.
 const REVIVE_MANY: &str =
     "UPDATE wrangle_tasks SET state = 'available', run_at = ?, lease_until = NULL,
          max_attempts = GREATEST(max_attempts, attempt + 1)
-     WHERE state IN ('scheduled', 'retryable', 'dead', 'cancelled')
-       AND id IN (SELECT j.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS j)";
+     WHERE state IN ('scheduled', 'retryable', 'dead', 'cancelled') AND id IN";
 
-/// Cancels every task of a JSON array of ids that is not final; a running attempt ends
+/// Cancels every task of the ids that follow that is not final; a running attempt ends
 /// with a `cancelled` record (appended first: single-table assignments are evaluated left
 /// to right, so `attempts` still sees the old state). Binds: now, now, the ids.
 const CANCEL_MANY: &str = "UPDATE wrangle_tasks SET
@@ -868,8 +867,13 @@ const CANCEL_MANY: &str = "UPDATE wrangle_tasks SET
              'attempt', attempt, 'worker', worker, 'started_at', started_at,
              'finished_at', ?, 'outcome', 'cancelled')), attempts),
          state = 'cancelled', finished_at = ?, lease_until = NULL
-     WHERE state IN ('scheduled', 'available', 'retryable', 'running')
-       AND id IN (SELECT j.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS j)";
+     WHERE state IN ('scheduled', 'available', 'retryable', 'running') AND id IN";
+
+/// `statement` (ending in `id IN`) followed by one placeholder per id: a plain list, which
+/// every MySQL and MariaDB version answers with primary-key lookups.
+fn with_ids(statement: &str, ids: usize) -> String {
+    format!("{statement} ({})", vec!["?"; ids].join(", "))
+}
 
 /// [`REVIVE_ONE`] for every dead task, of one queue or all. Binds: now, queue, queue.
 const REVIVE_DEAD: &str =
@@ -1272,24 +1276,33 @@ impl Store for MySqlStore {
     }
 
     async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let ids = serde_json::to_string(ids).expect("ids serialize");
-        retrying!(
-            self.update_tasks_once(
-                sqlx::query(CANCEL_MANY)
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let statement = with_ids(CANCEL_MANY, ids.len());
+        let query = || {
+            ids.iter().fold(
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
                     .bind(ms(now))
-                    .bind(ms(now))
-                    .bind(&ids),
-                Topic::Outcomes
+                    .bind(ms(now)),
+                |query, id| query.bind(id),
             )
-        )
+        };
+        retrying!(self.update_tasks_once(query(), Topic::Outcomes))
     }
 
     async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let ids = serde_json::to_string(ids).expect("ids serialize");
-        retrying!(self.update_tasks_once(
-            sqlx::query(REVIVE_MANY).bind(ms(now)).bind(&ids),
-            Topic::Tasks
-        ))
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let statement = with_ids(REVIVE_MANY, ids.len());
+        let query = || {
+            ids.iter().fold(
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str())).bind(ms(now)),
+                |query, id| query.bind(id),
+            )
+        };
+        retrying!(self.update_tasks_once(query(), Topic::Tasks))
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {

@@ -283,9 +283,6 @@ impl PostgresStore {
             .collect())
     }
 
-    /// An operator action on task `id` in one transaction: locks the task, checks that
-    /// `allowed` accepts its state (else `InvalidTransition`), runs `statement` (which takes
-    /// the id and `now` and returns the task) and commits.
     /// Runs `statement` (binds: the ids, now) and returns how many rows it changed.
     async fn update_tasks(
         &self,
@@ -302,6 +299,9 @@ impl PostgresStore {
             .rows_affected())
     }
 
+    /// An operator action on task `id` in one transaction: locks the task, checks that
+    /// `allowed` accepts its state (else `InvalidTransition`), runs `statement` (which takes
+    /// the id and `now` and returns the task) and commits.
     async fn operator_action(
         &self,
         id: TaskId,

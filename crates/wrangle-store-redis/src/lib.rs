@@ -75,6 +75,10 @@ pub const DEFAULT_PREFIX: &str = "wrangle";
 /// How long finished tasks are kept when no `result_ttl` is given: 7 days.
 pub const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The key layout version this code reads and writes (`B:layout`; see
+/// `lua/upgrade_layout.lua`).
+const LAYOUT: u32 = 2;
+
 /// The smallest batch [`RedisOptions::bulk_enqueue_from`] sends without a script by
 /// default: below it the extra round trip costs more than the script's overhead saves.
 pub const DEFAULT_BULK_ENQUEUE_FROM: usize = 64;
@@ -226,7 +230,14 @@ impl RedisStore {
                 base,
             }),
         };
-        store.upgrade_layout().await?;
+        let found = store.upgrade_layout().await?;
+        if found > LAYOUT {
+            return Err(StoreError::InvalidRequest(format!(
+                "the Redis store under prefix '{}' has key layout {found}, newer than this \
+                 wrangle's {LAYOUT}: upgrade wrangle",
+                options.prefix
+            )));
+        }
         Ok(store)
     }
 

@@ -669,9 +669,15 @@ fn queue_stats_reads_counts_that_follow_pruning_and_expiry() {
         assert_eq!(store.prune_finished(later, 4).await.unwrap(), 4);
         assert_eq!(stats_counts(&store, later).await, recount(&store).await);
 
-        // Expired records leave the counts; the last minute's numbers stay.
+        // Expired records leave the counts; the last minute's numbers stay. An upgrade run
+        // again by hand meanwhile (the documented way to rebuild the counts) drops the
+        // entries of expired records instead of leaving them to be subtracted twice.
         tokio::time::sleep(Duration::from_millis(800)).await;
+        let _: () = raw.del("{stats}:layout").await.unwrap();
+        assert_eq!(store.upgrade_layout().await.unwrap(), 1);
         let counts = stats_counts(&store, later).await;
+        let stored: BTreeMap<String, i64> = raw.hgetall("{stats}:queue:q:counts").await.unwrap();
+        assert!(stored.values().all(|&n| n > 0), "stored counts: {stored:?}");
         assert_eq!(counts, recount(&store).await);
         assert_eq!(
             counts["q"],
@@ -746,6 +752,15 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         let _: () = raw.del("{old}:layout").await.unwrap();
         assert_eq!(upgraded.upgrade_layout().await.unwrap(), 1);
         assert_eq!(stats_counts(&upgraded, t0()).await, before);
+
+        // A layout newer than this code knows is refused, not written over.
+        let _: () = raw.set("{old}:layout", 3).await.unwrap();
+        let refused = RedisStore::connect(&url).await.unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::InvalidRequest(m) if m.contains("layout 3")),
+            "{refused}"
+        );
+        let _: () = raw.set("{old}:layout", 2).await.unwrap();
         let later = t0() + chrono::Duration::seconds(1);
         assert_eq!(upgraded.prune_finished(later, 100).await.unwrap(), 16);
         let after = stats_counts(&upgraded, later).await;

@@ -192,6 +192,29 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Runs `statement` over the tasks of `ids` (bound as a JSON array to ?1, `now` to ?2)
+    /// in one write transaction, waking the listeners of `topic` if it changed any;
+    /// returns how many it changed.
+    async fn update_tasks(
+        &self,
+        statement: &'static str,
+        ids: &[TaskId],
+        now: DateTime<Utc>,
+        topic: Topic,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let changed = sqlx::query(statement)
+            .bind(serde_json::to_string(ids).expect("ids serialize"))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        let topics: &[Topic] = if changed == 0 { &[] } else { &[topic] };
+        self.commit_notify(tx, topics).await?;
+        Ok(changed)
+    }
+
     async fn fetch_task(&self, id: TaskId) -> Result<Task, StoreError> {
         self.get_task(id).await?.ok_or(StoreError::TaskNotFound(id))
     }
@@ -224,11 +247,6 @@ macro_rules! cancel_sql {
             $where
         )
     };
-}
-
-/// Task ids as a JSON array, for `json_each` (one bound parameter however many ids).
-fn json_ids(ids: &[TaskId]) -> String {
-    serde_json::to_string(ids).expect("ids serialize")
 }
 
 /// Fails with `InvalidTransition` unless `allowed` accepts task `id`'s current state.
@@ -679,41 +697,20 @@ impl Store for SqliteStore {
     }
 
     async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let cancelled = sqlx::query(cancel_sql!(
+        let statement = cancel_sql!(
             "id IN (SELECT value FROM json_each(?1))
              AND state IN ('scheduled', 'available', 'retryable', 'running')"
-        ))
-        .bind(json_ids(ids))
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        let topics: &[Topic] = if cancelled == 0 {
-            &[]
-        } else {
-            &[Topic::Outcomes]
-        };
-        self.commit_notify(tx, topics).await?;
-        Ok(cancelled)
+        );
+        self.update_tasks(statement, ids, now, Topic::Outcomes)
+            .await
     }
 
     async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let retried = sqlx::query(revive_sql!(
+        let statement = revive_sql!(
             "id IN (SELECT value FROM json_each(?1))
              AND state IN ('scheduled', 'retryable', 'dead', 'cancelled')"
-        ))
-        .bind(json_ids(ids))
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        let topics: &[Topic] = if retried == 0 { &[] } else { &[Topic::Tasks] };
-        self.commit_notify(tx, topics).await?;
-        Ok(retried)
+        );
+        self.update_tasks(statement, ids, now, Topic::Tasks).await
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {

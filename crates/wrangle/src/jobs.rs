@@ -13,6 +13,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
@@ -26,6 +27,8 @@ use wrangle_core::{NewTask, Store, StoreError, TaskFilter, TaskState};
 const LIST_CHUNK: usize = 1000;
 /// Tasks read per store call when a job's tasks are walked.
 const PAGE: usize = 1000;
+/// Times a page of task moves is sent again after a transient failure.
+const TRANSIENT_TRIES: u64 = 5;
 
 /// Creates a range job (one record; its blocks are made by claims).
 pub async fn create(store: &Arc<dyn Store>, job: NewJob) -> Result<Job, StoreError> {
@@ -163,9 +166,22 @@ async fn move_job_tasks(
         let Some(&last) = ids.last() else {
             return Ok(moved);
         };
-        moved += match operation {
-            Move::Cancel => store.cancel_tasks(&ids, Utc::now()).await?,
-            Move::Retry => store.retry_tasks(&ids, Utc::now()).await?,
+        let mut tries = 0;
+        moved += loop {
+            let outcome = match operation {
+                Move::Cancel => store.cancel_tasks(&ids, Utc::now()).await,
+                Move::Retry => store.retry_tasks(&ids, Utc::now()).await,
+            };
+            match outcome {
+                Ok(n) => break n,
+                // A deadlock with a worker's completion batch over the same rows, or a
+                // brief outage: moving a page is idempotent, so it is simply sent again.
+                Err(err) if err.is_transient() && tries < TRANSIENT_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(err) => return Err(err),
+            }
         };
         if ids.len() < PAGE {
             return Ok(moved);

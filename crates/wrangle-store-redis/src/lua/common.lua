@@ -289,7 +289,8 @@ end
 -- The reverse of `finish`, for an operator's retry of a dead or cancelled task.
 local function unfinish(id, task)
   if FINAL_LETTER[task.state] then
-    redis.call('ZREM', key('finished'), finished_member(id, task.state, task.queue))
+    -- Also the bare id an older layout's worker may have written.
+    redis.call('ZREM', key('finished'), finished_member(id, task.state, task.queue), id)
   end
   redis.call('ZREM', key('dead'), id)
   redis.call('PERSIST', task_key(id))

@@ -13,19 +13,25 @@ while pruned < limit do
   for _, member in ipairs(members) do
     local id, state, queue = parse_finished(member)
     local tk = task_key(id)
-    if redis.call('EXISTS', tk) == 1 then
-      local f = redis.call('HMGET', tk, 'unique_key', 'job')
-      local unique = f[1]
-      if unique and redis.call('GET', unique_key(unique)) == id then
-        redis.call('DEL', unique_key(unique))
+    local f = redis.call('HMGET', tk, 'state', 'unique_key', 'job')
+    if f[1] and not FINAL_LETTER[f[1]] then
+      -- A stale entry (a bare id an older worker left on a task since retried): the task
+      -- lives on.
+      redis.call('ZREM', key('finished'), member)
+    else
+      if f[1] then
+        local unique = f[2]
+        if unique and redis.call('GET', unique_key(unique)) == id then
+          redis.call('DEL', unique_key(unique))
+        end
+        if f[3] then
+          redis.call('SREM', job_tasks_key(f[3]), id)
+        end
+        redis.call('DEL', tk)
+        pruned = pruned + 1
       end
-      if f[2] then
-        redis.call('SREM', job_tasks_key(f[2]), id)
-      end
-      redis.call('DEL', tk)
-      pruned = pruned + 1
+      unindex_finished(member, id, state, queue)
     end
-    unindex_finished(member, id, state, queue)
   end
 end
 save_counts()

@@ -71,7 +71,12 @@ for _, queue in ipairs(redis.call('SMEMBERS', key('stats-queues'))) do
   else
     local e = entry(queue)
     for i = 1, #counts, 2 do
-      e.counts[counts[i]] = tonumber(counts[i + 1])
+      -- Below zero only if moves went uncounted (a worker of an older layout still
+      -- running): shown as none rather than failing every reader.
+      local n = tonumber(counts[i + 1])
+      if n > 0 then
+        e.counts[counts[i]] = n
+      end
     end
     e.oldest_due_at = oldest_due(queue)
     recent(queue, e)

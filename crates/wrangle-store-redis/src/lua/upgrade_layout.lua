@@ -26,18 +26,18 @@ if redis.call('EXISTS', key('ids')) == 1 then
     end
   end
   local old = redis.call('ZRANGE', key('finished'), 0, -1, 'WITHSCORES')
+  -- Every member is written again as its record says now (bare ids get their state and
+  -- queue; a member of a task no longer final is dropped), or dropped with the task's
+  -- other index entries when the record is gone (the counts above did not count it).
   for i = 1, #old, 2 do
-    local id, state = parse_finished(old[i])
-    if not state then
-      -- A bare id: name its state and queue, or drop it if its record is gone.
-      redis.call('ZREM', key('finished'), id)
-      local f = redis.call('HMGET', task_key(id), 'queue', 'state')
-      if f[1] and FINAL_LETTER[f[2]] then
-        redis.call('ZADD', key('finished'), old[i + 1], finished_member(id, f[2], f[1]))
-      else
-        redis.call('ZREM', key('tasks'), id)
-        redis.call('ZREM', key('dead'), id)
-      end
+    local id = parse_finished(old[i])
+    redis.call('ZREM', key('finished'), old[i])
+    local f = redis.call('HMGET', task_key(id), 'queue', 'state')
+    if not f[1] then
+      redis.call('ZREM', key('tasks'), id)
+      redis.call('ZREM', key('dead'), id)
+    elseif FINAL_LETTER[f[2]] then
+      redis.call('ZADD', key('finished'), old[i + 1], finished_member(id, f[2], f[1]))
     end
   end
   save_counts()
