@@ -303,7 +303,11 @@ fn a_killed_worker_is_shown_lost_then_pruned() {
         sandbox.worker("victim").is_none().then_some(())
     });
     assert!(sandbox.worker("survivor").is_some());
-    assert!(sandbox.worker_logs().contains("removing a lost worker"));
+    assert!(
+        sandbox
+            .worker_logs()
+            .contains("removed lost workers from the registry")
+    );
 }
 
 #[test]

@@ -466,8 +466,11 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Registered workers, sorted by name.
     async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError>;
 
-    /// Removes workers not seen since `before`; returns their names.
-    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
+    /// Removes the workers silent at `now` for more than
+    /// [`LOST_AFTER_LEASES`](crate::worker::LOST_AFTER_LEASES) of their
+    /// own leases (each judged by its own `lease_ms`; one that did not say its lease is
+    /// kept) and returns their names, sorted. One round trip that sends no worker's record.
+    async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
 
     /// Puts a command in a worker's mailbox.
     async fn send_command(
@@ -624,8 +627,8 @@ impl Store for CountingStore {
     async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
         self.count().list_workers().await
     }
-    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
-        self.count().prune_workers(before).await
+    async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        self.count().prune_lost_workers(now).await
     }
     async fn send_command(
         &self,

@@ -45,6 +45,11 @@ pub struct WorkerInfo {
     pub lease_ms: u64,
 }
 
+/// A worker silent for more than this many of its own leases is removed from the registry
+/// ([`Store::prune_lost_workers`](crate::Store::prune_lost_workers)); `status` shows it as
+/// lost after one.
+pub const LOST_AFTER_LEASES: i32 = 5;
+
 impl WorkerRecord {
     /// Whether the worker has missed heartbeats for a whole lease at `now`: its tasks are
     /// being rescued, and it is presumably gone.

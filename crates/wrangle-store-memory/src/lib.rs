@@ -23,7 +23,9 @@ use wrangle_core::store::{
     Listener, Outcome, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
 };
 use wrangle_core::task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
-use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+use wrangle_core::worker::{
+    CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
+};
 
 /// Claim order key: priority descending, then `run_at`, then id.
 type WaitingKey = (Reverse<i32>, DateTime<Utc>, TaskId);
@@ -746,12 +748,12 @@ impl Store for MemoryStore {
         Ok(self.lock().workers.values().cloned().collect())
     }
 
-    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
         let mut state = self.lock();
         let gone: Vec<String> = state
             .workers
             .values()
-            .filter(|w| w.last_seen < before)
+            .filter(|w| w.silent_for_leases(now, LOST_AFTER_LEASES))
             .map(|w| w.info.name.clone())
             .collect();
         for name in &gone {

@@ -45,7 +45,9 @@ use wrangle_core::store::{
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
-use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+use wrangle_core::worker::{
+    CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
+};
 
 pub use listen::CROSS_PROCESS_POLL;
 use listen::Topics;
@@ -745,22 +747,23 @@ impl MySqlStore {
         Ok(task)
     }
 
-    async fn prune_workers_once(&self, before: DateTime<Utc>) -> Result<Vec<String>, Failure> {
+    async fn prune_lost_workers_once(&self, now: DateTime<Utc>) -> Result<Vec<String>, Failure> {
         let mut tx = self.begin().await?;
         let mut gone: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM wrangle_workers WHERE last_seen < ? ORDER BY name FOR UPDATE",
+            "SELECT name FROM wrangle_workers
+             WHERE JSON_EXTRACT(info, '$.lease_ms') > 0
+               AND last_seen < ? - JSON_EXTRACT(info, '$.lease_ms') * ?
+             ORDER BY name FOR UPDATE",
         )
-        .bind(ms(before))
+        .bind(ms(now))
+        .bind(LOST_AFTER_LEASES)
         .fetch_all(&mut *tx)
         .await?;
         if !gone.is_empty() {
-            sqlx::query(
-                "DELETE FROM wrangle_workers WHERE last_seen < ? AND JSON_CONTAINS(?, JSON_QUOTE(name))",
-            )
-            .bind(ms(before))
-            .bind(json_text(&gone))
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("DELETE FROM wrangle_workers WHERE JSON_CONTAINS(?, JSON_QUOTE(name))")
+                .bind(json_text(&gone))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         gone.sort();
@@ -1438,8 +1441,8 @@ impl Store for MySqlStore {
             .collect()
     }
 
-    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
-        retrying!(self.prune_workers_once(before))
+    async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        retrying!(self.prune_lost_workers_once(now))
     }
 
     async fn send_command(

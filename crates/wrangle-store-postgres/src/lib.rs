@@ -47,7 +47,9 @@ use wrangle_core::store::{
     match_inserted,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
-use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+use wrangle_core::worker::{
+    CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
+};
 
 pub use options::{ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, PostgresOptions};
 pub use vacuum::DEFAULT_VACUUM_EVERY;
@@ -835,9 +837,10 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
         let mut gone: Vec<String> = sqlx::query_scalar(sql(&self.statements.prune_workers))
-            .bind(ms(before))
+            .bind(ms(now))
+            .bind(i64::from(LOST_AFTER_LEASES))
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;

@@ -31,7 +31,7 @@
 //! | `B:queue:Q:open-jobs` | zset | range jobs of queue Q that may still make blocks, in the order claims take them |
 //! | `B:job-queues` | set | queues with open jobs (claims that come up short visit these) |
 //! | `B:job-tasks:NAME` | set | ids of job NAME's tasks, for its tallies |
-//! | `B:workers`, `B:workers:seen` | hash, zset | worker infos, last heartbeat |
+//! | `B:workers`, `B:workers:seen`, `B:workers:lost-at` | hash, zset, zset | worker infos, last heartbeat, when each counts as lost |
 //! | `B:command-ids`, `B:command:ID`, `B:mailbox:W` | string, hash, zset | commands |
 //!
 //! Finished tasks (and acknowledged commands) expire after the result TTL
@@ -60,7 +60,9 @@ use wrangle_core::store::{
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
-use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+use wrangle_core::worker::{
+    CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
+};
 
 use listen::Wakeups;
 use rows::{
@@ -244,8 +246,9 @@ impl RedisStore {
     /// Brings the keys to the current layout (`lua/upgrade_layout.lua`); returns the
     /// version they were at (0: a new store).
     pub async fn upgrade_layout(&self) -> Result<u32, StoreError> {
-        self.run(&self.inner.scripts.upgrade_layout.key(&self.inner.base))
-            .await
+        let mut invocation = self.inner.scripts.upgrade_layout.key(&self.inner.base);
+        invocation.arg(LOST_AFTER_LEASES);
+        self.run(&invocation).await
     }
 
     /// The name of the key `name` of this store, `{prefix}:name`.
@@ -329,6 +332,14 @@ struct StoredStats {
     oldest_due_at: Option<i64>,
     completed_last_minute: u64,
     failed_last_minute: u64,
+}
+
+/// When a worker seen at `now` counts as lost for good if it stays silent
+/// ([`LOST_AFTER_LEASES`] of its own leases later), in ms; `None` for a worker that did not
+/// say its lease (never pruned).
+fn lost_at(info: &WorkerInfo, now: DateTime<Utc>) -> Option<i64> {
+    let lease_ms = i64::try_from(info.lease_ms).ok().filter(|&ms| ms > 0)?;
+    Some(ms(now).saturating_add(lease_ms.saturating_mul(i64::from(LOST_AFTER_LEASES))))
 }
 
 fn chrono_duration(duration: Duration) -> Result<chrono::Duration, StoreError> {
@@ -493,7 +504,8 @@ impl Store for RedisStore {
             .arg(ms(beat.now))
             .arg(ms(beat.lease_until))
             .arg(&beat.worker.name)
-            .arg(json_text(&beat.worker)?);
+            .arg(json_text(&beat.worker)?)
+            .arg(lost_at(&beat.worker, beat.now).map_or(String::new(), |at| at.to_string()));
         for (id, attempt) in &beat.leases {
             invocation.arg(id).arg(attempt);
         }
@@ -740,6 +752,11 @@ impl Store for RedisStore {
             .ignore()
             .zadd(self.key("workers:seen"), &info.name, ms(now))
             .ignore();
+        match lost_at(&info, now) {
+            Some(at) => pipeline.zadd(self.key("workers:lost-at"), &info.name, at),
+            None => pipeline.zrem(self.key("workers:lost-at"), &info.name),
+        }
+        .ignore();
         self.query(&pipeline).await
     }
 
@@ -750,6 +767,8 @@ impl Store for RedisStore {
             .hdel(self.key("workers"), name)
             .ignore()
             .zrem(self.key("workers:seen"), name)
+            .ignore()
+            .zrem(self.key("workers:lost-at"), name)
             .ignore();
         self.query(&pipeline).await
     }
@@ -777,9 +796,9 @@ impl Store for RedisStore {
         Ok(workers)
     }
 
-    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
         let mut invocation = self.inner.scripts.prune_workers.key(&self.inner.base);
-        invocation.arg(ms(before));
+        invocation.arg(ms(now));
         let mut gone: Vec<String> = self.run(&invocation).await?;
         gone.sort();
         Ok(gone)

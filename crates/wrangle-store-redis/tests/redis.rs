@@ -716,6 +716,12 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         );
         tasks_in_every_state(&store).await;
         let before = stats_counts(&store, t0()).await;
+        let worker = wrangle_core::WorkerInfo {
+            name: "w-old".into(),
+            lease_ms: 1000,
+            ..wrangle_core::WorkerInfo::default()
+        };
+        store.register_worker(worker, t0()).await.unwrap();
 
         // Back to the old layout, as the previous version left it.
         let client = redis::Client::open(server.url()).unwrap();
@@ -732,6 +738,7 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         }
         for key in [
             "{old}:layout",
+            "{old}:workers:lost-at",
             "{old}:stats-queues",
             "{old}:queue:q:counts",
             "{old}:queue:default:counts",
@@ -747,6 +754,10 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         let upgraded = RedisStore::connect(&url).await.unwrap();
         assert_eq!(upgraded.upgrade_layout().await.unwrap(), 2);
         assert_eq!(stats_counts(&upgraded, t0()).await, before);
+        // Workers get their "lost at" score from their lease (5 s after t0 here).
+        let at = |secs| t0() + chrono::Duration::seconds(secs);
+        assert!(upgraded.prune_lost_workers(at(5)).await.unwrap().is_empty());
+        assert_eq!(upgraded.prune_lost_workers(at(6)).await.unwrap(), ["w-old"]);
 
         // Run again by hand over an upgraded store: counts rebuilt, not added to.
         let _: () = raw.del("{old}:layout").await.unwrap();

@@ -40,7 +40,9 @@ use wrangle_core::store::{
     match_inserted,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
-use wrangle_core::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
+use wrangle_core::worker::{
+    CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
+};
 
 pub use listen::CROSS_PROCESS_POLL;
 use listen::Topics;
@@ -893,14 +895,19 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn prune_workers(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let mut gone: Vec<String> =
-            sqlx::query_scalar("DELETE FROM workers WHERE last_seen < ?1 RETURNING name")
-                .bind(ms(before))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
+        let mut gone: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM workers
+             WHERE json_extract(info, '$.lease_ms') > 0
+               AND last_seen < ?1 - json_extract(info, '$.lease_ms') * ?2
+             RETURNING name",
+        )
+        .bind(ms(now))
+        .bind(LOST_AFTER_LEASES)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         gone.sort();
         Ok(gone)

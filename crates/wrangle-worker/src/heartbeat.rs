@@ -15,11 +15,8 @@ use crate::Shared;
 
 /// Most expired leases rescued per beat.
 const RESCUE_BATCH: usize = 1000;
-/// A worker silent for this many of its own leases is removed from the registry.
-const LOST_LEASES_BEFORE_PRUNE: i32 = 5;
-/// Beats between two looks for lost workers: reading the registry is a round trip that
-/// grows with the number of workers, and one look per lease (three beats) is often enough
-/// for a limit of five leases.
+/// Beats between two prunes of lost workers: one per lease (three beats) is often enough
+/// for a limit of `LOST_AFTER_LEASES` (five) leases.
 const PRUNE_EVERY_BEATS: u32 = 3;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
@@ -79,21 +76,15 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Removes workers silent for [`LOST_LEASES_BEFORE_PRUNE`] of their own leases (status
-/// shows them as lost before that).
+/// Removes workers silent for `LOST_AFTER_LEASES` of their own leases (status shows them
+/// as lost before that): one store call that sends no worker's record, whatever the size
+/// of the fleet.
 async fn prune_lost_workers(shared: &Shared, now: chrono::DateTime<Utc>) {
-    let Ok(workers) = shared.store.list_workers().await else {
-        return;
-    };
-    for worker in workers {
-        // Each worker is judged by its own lease (prune_workers takes one cutoff for all).
-        if worker.info.name != shared.config.name
-            && worker.silent_for_leases(now, LOST_LEASES_BEFORE_PRUNE)
-        {
-            tracing::warn!(worker = %worker.info.name, last_seen = %worker.last_seen, "removing a lost worker from the registry");
-            if let Err(err) = shared.store.deregister_worker(&worker.info.name).await {
-                tracing::debug!(error = %err, "could not remove a lost worker");
-            }
+    match shared.store.prune_lost_workers(now).await {
+        Ok(gone) if !gone.is_empty() => {
+            tracing::warn!(workers = ?gone, "removed lost workers from the registry");
         }
+        Ok(_) => {}
+        Err(err) => tracing::debug!(error = %err, "could not prune lost workers"),
     }
 }

@@ -1,16 +1,16 @@
 //! The worker registry: registration, heartbeats refreshing it, and pruning the silent.
 
 use anyhow::Result;
-use wrangle_core::{Heartbeat, WorkerRecord};
+use wrangle_core::{Heartbeat, WorkerInfo, WorkerRecord};
 
 use crate::Handle;
 use crate::ensure_eq;
-use crate::support::{at, heartbeat, lease, worker_info};
+use crate::support::{at, lease, worker_info};
 
 cases![
     register_list_deregister,
     heartbeat_updates_last_seen_and_info,
-    prune_removes_only_workers_not_seen_since_cutoff,
+    prune_removes_workers_silent_for_five_of_their_own_leases,
 ];
 
 /// The registered workers' names, in listed order.
@@ -121,21 +121,57 @@ async fn heartbeat_updates_last_seen_and_info(a: Handle, b: Handle) -> Result<()
     Ok(())
 }
 
-/// `prune_workers` removes the workers last seen before the cutoff (registered or
-/// heartbeating) and returns their names; the others stay.
-async fn prune_removes_only_workers_not_seen_since_cutoff(a: Handle, b: Handle) -> Result<()> {
-    for (name, seen) in [("old-1", 0), ("fresh", 20), ("old-2", 5), ("beating", 0)] {
-        a.register_worker(worker_info(name), at(seen)).await?;
-    }
-    heartbeat(&a, "beating", Vec::new(), at(30)).await?;
-    let mut pruned = b.prune_workers(at(10)).await?;
-    pruned.sort();
-    ensure_eq!(pruned, vec!["old-1", "old-2"], "pruned workers");
-    ensure_eq!(names(&a).await?, vec!["beating", "fresh"], "workers left");
+/// `prune_lost_workers` removes the workers silent for more than `LOST_AFTER_LEASES` (5)
+/// of their own leases and returns their names, sorted: each is judged by its own lease
+/// (from its registration or its last heartbeat), and one that did not say its lease is
+/// never removed.
+async fn prune_removes_workers_silent_for_five_of_their_own_leases(
+    a: Handle,
+    b: Handle,
+) -> Result<()> {
+    let with_lease = |name: &str, lease_ms: u64| WorkerInfo {
+        lease_ms,
+        ..worker_info(name)
+    };
+    // Lost after 5 s, 50 s, 5 s, never.
+    a.register_worker(with_lease("short", 1000), at(0)).await?;
+    a.register_worker(with_lease("long", 10_000), at(0)).await?;
+    a.register_worker(with_lease("beating", 1000), at(0))
+        .await?;
+    a.register_worker(worker_info("no-lease"), at(0)).await?;
+    a.heartbeat(Heartbeat {
+        worker: with_lease("beating", 1000),
+        leases: Vec::new(),
+        lease_until: at(9),
+        now: at(8),
+    })
+    .await?;
+
     ensure_eq!(
-        b.prune_workers(at(10)).await?,
+        b.prune_lost_workers(at(5)).await?,
         Vec::<String>::new(),
-        "pruned again"
+        "at 5 s"
+    );
+    ensure_eq!(
+        b.prune_lost_workers(at(10)).await?,
+        vec!["short"],
+        "at 10 s"
+    );
+    ensure_eq!(
+        names(&a).await?,
+        vec!["beating", "long", "no-lease"],
+        "workers left at 10 s"
+    );
+    ensure_eq!(
+        b.prune_lost_workers(at(60)).await?,
+        vec!["beating", "long"],
+        "at 60 s"
+    );
+    ensure_eq!(names(&a).await?, vec!["no-lease"], "workers left at 60 s");
+    ensure_eq!(
+        b.prune_lost_workers(at(100_000)).await?,
+        Vec::<String>::new(),
+        "a worker without a lease stays"
     );
     Ok(())
 }

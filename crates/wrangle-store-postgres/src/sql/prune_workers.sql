@@ -1,1 +1,6 @@
-DELETE FROM {schema}.workers WHERE last_seen < $1 RETURNING name
+-- Removes the workers silent at now ($1) for more than $2 of their own leases (a worker
+-- that did not say its lease is kept); returns their names.
+DELETE FROM {schema}.workers
+WHERE (info->>'lease_ms')::bigint > 0
+  AND last_seen < $1 - (info->>'lease_ms')::bigint * $2
+RETURNING name

@@ -4,7 +4,7 @@
 -- Version 2 added the per-queue counts and `B:finished` members that name their state
 -- and queue (see save_counts): building them walks every task once, blocking the server
 -- meanwhile (about a second per million tasks), and needs every worker upgraded at once.
--- Returns the version the store was at.
+-- ARGV: LOST_AFTER_LEASES (see prune_workers.lua). Returns the version the store was at.
 
 local CURRENT = 2
 local found = redis.call('GET', key('layout'))
@@ -41,6 +41,16 @@ if redis.call('EXISTS', key('ids')) == 1 then
     end
   end
   save_counts()
+end
+-- Version 2 also scores workers by when they count as lost (prune_workers.lua).
+local seen = redis.call('ZRANGE', key('workers:seen'), 0, -1, 'WITHSCORES')
+for i = 1, #seen, 2 do
+  local info = redis.call('HGET', key('workers'), seen[i])
+  local lease_ms = info and tonumber(cjson.decode(info).lease_ms or 0) or 0
+  if lease_ms > 0 then
+    local lost_at = tonumber(seen[i + 1]) + lease_ms * tonumber(ARGV[1])
+    redis.call('ZADD', key('workers:lost-at'), fmt_int(lost_at), seen[i])
+  end
 end
 redis.call('SET', key('layout'), CURRENT)
 return version
