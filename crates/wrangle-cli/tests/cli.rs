@@ -189,20 +189,7 @@ fn malformed_input_gets_one_line_exit_2_and_enqueues_nothing() {
         &["worker"],
     ];
     for args in cases {
-        let out = sandbox.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        let err = text(&out.stderr);
-        assert_eq!(
-            err.trim_end().lines().count(),
-            1,
-            "{args:?}: one line, got {err:?}"
-        );
-        assert!(err.starts_with("wrangle: error: "), "{args:?}: {err}");
+        sandbox.usage_error(args);
     }
     // A batch with one bad line enqueues none of the good ones.
     let out = sandbox.run_with_stdin(&["submit", "k", "--batch", "-"], "{\"a\":1}\n{bad\n");

@@ -72,6 +72,21 @@ impl Sandbox {
         self.command(args).output().unwrap()
     }
 
+    /// Runs a command that must be refused as bad input: exit code 2 and one line on
+    /// stderr starting `wrangle: error: `. Returns that line.
+    pub fn usage_error(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {err:?}"
+        );
+        assert!(err.starts_with("wrangle: error: "), "{args:?}: {err}");
+        err
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
