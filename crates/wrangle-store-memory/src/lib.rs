@@ -72,16 +72,27 @@ impl State {
         self.tasks.get_mut(&id).ok_or(StoreError::TaskNotFound(id))
     }
 
-    /// An operator's retry of task `id` (see `Store::retry_task`).
-    fn retry(&mut self, id: TaskId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Task `id` if `allowed` accepts its state, else `InvalidTransition` for `action`.
+    fn task_allowing(
+        &mut self,
+        id: TaskId,
+        allowed: fn(TaskState) -> bool,
+        action: &'static str,
+    ) -> Result<&mut Task, StoreError> {
         let task = self.task_mut(id)?;
-        if !task.state.can_retry() {
+        if !allowed(task.state) {
             return Err(StoreError::InvalidTransition {
                 id,
                 state: task.state,
-                action: "retry",
+                action,
             });
         }
+        Ok(task)
+    }
+
+    /// An operator's retry of task `id` (see `Store::retry_task`).
+    fn retry(&mut self, id: TaskId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let task = self.task_allowing(id, TaskState::can_retry, "retry")?;
         if task.attempt >= task.max_attempts {
             task.max_attempts = task.attempt + 1;
         }
@@ -91,14 +102,7 @@ impl State {
 
     /// An operator's cancel of task `id` (see `Store::cancel_task`).
     fn cancel(&mut self, id: TaskId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let task = self.task_mut(id)?;
-        if !task.state.can_cancel() {
-            return Err(StoreError::InvalidTransition {
-                id,
-                state: task.state,
-                action: "cancel",
-            });
-        }
+        self.task_allowing(id, TaskState::can_cancel, "cancel")?;
         self.unlist(id);
         let task = self.tasks.get_mut(&id).expect("exists");
         if task.state == TaskState::Running {
