@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use wrangle::store::{ClaimRequest, Completion, CountingStore, Outcome};
+use wrangle::store::{ClaimRequest, CountingStore, Outcome};
 use wrangle::{
     NewTask, QueueFilter, Registry, Shutdown, SqliteOptions, SqliteStore, Store, Worker,
     WorkerConfig,
@@ -163,14 +163,12 @@ async fn baseline(store: &SqliteStore, n: usize) -> f64 {
         };
         store
             .complete_batch(
-                &[Completion {
-                    id: task.id,
-                    attempt: task.attempt,
-                    worker: "baseline".into(),
-                    outcome: Outcome::Succeeded {
+                &[task.completion(
+                    "baseline",
+                    Outcome::Succeeded {
                         result: Value::Null,
                     },
-                }],
+                )],
                 Utc::now(),
             )
             .await

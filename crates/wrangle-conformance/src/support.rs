@@ -182,12 +182,7 @@ pub fn set(ids: impl IntoIterator<Item = TaskId>) -> BTreeSet<TaskId> {
 
 /// The completion of `claimed`'s attempt by `worker` with `outcome`.
 pub fn completion(claimed: &ClaimedTask, worker: &str, outcome: Outcome) -> Completion {
-    Completion {
-        id: claimed.id,
-        attempt: claimed.attempt,
-        worker: worker.to_string(),
-        outcome,
-    }
+    claimed.completion(worker, outcome)
 }
 
 /// A success with `result`.

@@ -151,6 +151,18 @@ pub struct ClaimedTask {
     pub lease_until: DateTime<Utc>,
 }
 
+impl ClaimedTask {
+    /// The completion of this attempt by `worker` with `outcome`.
+    pub fn completion(&self, worker: &str, outcome: Outcome) -> Completion {
+        Completion {
+            id: self.id,
+            attempt: self.attempt,
+            worker: worker.to_string(),
+            outcome,
+        }
+    }
+}
+
 /// How one attempt ended, as a worker reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

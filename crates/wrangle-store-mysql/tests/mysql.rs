@@ -135,13 +135,13 @@ async fn claim_and_complete_until_empty(
                     }
                     let done: Vec<Completion> = claimed
                         .iter()
-                        .map(|c| Completion {
-                            id: c.id,
-                            attempt: c.attempt,
-                            worker: worker.clone(),
-                            outcome: Outcome::Succeeded {
-                                result: json!(c.id),
-                            },
+                        .map(|c| {
+                            c.completion(
+                                &worker,
+                                Outcome::Succeeded {
+                                    result: json!(c.id),
+                                },
+                            )
                         })
                         .collect();
                     let statuses = store
@@ -241,13 +241,13 @@ fn claim_scan_does_not_grow_with_finished_tasks() {
             }
             let done: Vec<Completion> = claimed
                 .iter()
-                .map(|c| Completion {
-                    id: c.id,
-                    attempt: c.attempt,
-                    worker: "w".into(),
-                    outcome: Outcome::Succeeded {
-                        result: json!(null),
-                    },
+                .map(|c| {
+                    c.completion(
+                        "w",
+                        Outcome::Succeeded {
+                            result: json!(null),
+                        },
+                    )
                 })
                 .collect();
             store.complete_batch(&done, at(2)).await.expect("complete");

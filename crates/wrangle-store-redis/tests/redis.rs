@@ -393,13 +393,13 @@ fn blocked_listener_wakes_within_milliseconds() {
 fn successes(claimed: &[wrangle_core::ClaimedTask]) -> Vec<Completion> {
     claimed
         .iter()
-        .map(|task| Completion {
-            id: task.id,
-            attempt: 1,
-            worker: "w1".into(),
-            outcome: Outcome::Succeeded {
-                result: json!(null),
-            },
+        .map(|task| {
+            task.completion(
+                "w1",
+                Outcome::Succeeded {
+                    result: json!(null),
+                },
+            )
         })
         .collect()
 }

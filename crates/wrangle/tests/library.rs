@@ -232,14 +232,14 @@ async fn job_cancel_and_retry_move_tasks_a_page_per_store_call() {
     let doomed = store.claim_batch(claim(1200)).await.unwrap();
     let failures: Vec<Completion> = doomed
         .iter()
-        .map(|task| Completion {
-            id: task.id,
-            attempt: task.attempt,
-            worker: "w".into(),
-            outcome: Outcome::Failed {
-                error: "no".into(),
-                retry_at: None,
-            },
+        .map(|task| {
+            task.completion(
+                "w",
+                Outcome::Failed {
+                    error: "no".into(),
+                    retry_at: None,
+                },
+            )
         })
         .collect();
     store

@@ -1072,13 +1072,13 @@ async fn preload(store: &Arc<dyn Store>, n: usize) {
                         left = left.saturating_sub(claimed.len());
                         let completions: Vec<Completion> = claimed
                             .iter()
-                            .map(|t| Completion {
-                                id: t.id,
-                                attempt: t.attempt,
-                                worker: worker.clone(),
-                                outcome: Outcome::Succeeded {
-                                    result: Value::Null,
-                                },
+                            .map(|t| {
+                                t.completion(
+                                    &worker,
+                                    Outcome::Succeeded {
+                                        result: Value::Null,
+                                    },
+                                )
                             })
                             .collect();
                         let statuses = store
