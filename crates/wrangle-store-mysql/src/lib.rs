@@ -703,45 +703,22 @@ impl MySqlStore {
         queue: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<u64, Failure> {
-        let mut tx = self.begin().await?;
-        let moved = sqlx::query(REVIVE_DEAD)
+        let revive = sqlx::query(REVIVE_DEAD)
             .bind(ms(now))
             .bind(queue)
-            .bind(queue)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let topics: &[Topic] = if moved == 0 { &[] } else { &[Topic::Tasks] };
-        self.commit_notify(tx, topics).await?;
-        Ok(moved)
+            .bind(queue);
+        self.update_tasks_once(revive, Topic::Tasks).await
     }
 
     async fn cancel_once(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, Failure> {
         let mut tx = self.begin().await?;
-        let state = guard_transition(&mut tx, id, "cancel", TaskState::can_cancel).await?;
-        if state == TaskState::Running {
-            // The running attempt ends as cancelled; its worker learns it at its next
-            // heartbeat. Appended before the state changes (MySQL evaluates single-table
-            // assignments left to right).
-            sqlx::query(
-                "UPDATE wrangle_tasks SET attempts = JSON_ARRAY_APPEND(attempts, '$', JSON_OBJECT(
-                     'attempt', attempt, 'worker', worker, 'started_at', started_at,
-                     'finished_at', ?, 'outcome', 'cancelled'))
-                 WHERE id = ?",
-            )
+        guard_transition(&mut tx, id, "cancel", TaskState::can_cancel).await?;
+        sqlx::query(CANCEL_ONE)
+            .bind(ms(now))
             .bind(ms(now))
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        }
-        sqlx::query(
-            "UPDATE wrangle_tasks SET state = 'cancelled', finished_at = ?, lease_until = NULL
-             WHERE id = ?",
-        )
-        .bind(ms(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
         let task = fetch_task(&mut tx, id).await?;
         self.commit_notify(tx, &[Topic::Outcomes]).await?;
         Ok(task)
@@ -824,6 +801,30 @@ impl MySqlStore {
         self.commit_notify(tx, topics).await
     }
 
+    /// Runs `statement` (ending in `id IN`) over the tasks of `ids`, after `now_binds` binds
+    /// of `now`; returns how many it changed (see [`update_tasks_once`](Self::update_tasks_once)).
+    async fn move_tasks(
+        &self,
+        statement: &str,
+        now_binds: usize,
+        ids: &[TaskId],
+        now: DateTime<Utc>,
+        topic: Topic,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let statement = with_ids(statement, ids.len());
+        let query = || {
+            let query = (0..now_binds).fold(
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str())),
+                |query, _| query.bind(ms(now)),
+            );
+            ids.iter().fold(query, |query, id| query.bind(id))
+        };
+        retrying!(self.update_tasks_once(query(), topic))
+    }
+
     /// Runs an UPDATE of tasks and wakes the listeners of `topic` if it changed any;
     /// returns how many it changed.
     async fn update_tasks_once(
@@ -848,41 +849,60 @@ impl MySqlStore {
     }
 }
 
-/// An operator's "run it again now": available at `now`, with one more attempt if it had
-/// none left. Binds: now, id.
-const REVIVE_ONE: &str =
-    "UPDATE wrangle_tasks SET state = 'available', run_at = ?, lease_until = NULL,
-         max_attempts = GREATEST(max_attempts, attempt + 1)
-     WHERE id = ?";
+/// An operator's "run it again now" for the tasks matched by `$where` (which follows the
+/// one `now` bind): available at `now`, with one more attempt where they had none left.
+macro_rules! revive_sql {
+    ($where:literal) => {
+        concat!(
+            "UPDATE wrangle_tasks SET state = 'available', run_at = ?, lease_until = NULL,
+                 max_attempts = GREATEST(max_attempts, attempt + 1)
+             WHERE ",
+            $where
+        )
+    };
+}
 
-/// [`REVIVE_ONE`] for every task of the ids that follow (`id IN (?, …)`, see
-/// [`with_ids`]) that an operator may retry. Binds: now, the ids.
+/// An operator's cancel of the tasks matched by `$where` (which follows two `now` binds):
+/// a running attempt ends with a `cancelled` record (appended first: single-table
+/// assignments are evaluated left to right, so `attempts` still sees the old state); its
+/// worker learns it at its next heartbeat.
+macro_rules! cancel_sql {
+    ($where:literal) => {
+        concat!(
+            "UPDATE wrangle_tasks SET
+                 attempts = IF(state = 'running', JSON_ARRAY_APPEND(attempts, '$', JSON_OBJECT(
+                     'attempt', attempt, 'worker', worker, 'started_at', started_at,
+                     'finished_at', ?, 'outcome', 'cancelled')), attempts),
+                 state = 'cancelled', finished_at = ?, lease_until = NULL
+             WHERE ",
+            $where
+        )
+    };
+}
+
+/// Retry of one task (its state checked first). Binds: now, id.
+const REVIVE_ONE: &str = revive_sql!("id = ?");
+
+/// Retry of every dead task, of one queue or all. Binds: now, queue, queue.
+const REVIVE_DEAD: &str = revive_sql!("state = 'dead' AND (? IS NULL OR queue = ?)");
+
+/// Retry of the tasks of the ids that follow (`id IN (?, …)`, see [`with_ids`]) that an
+/// operator may retry. Binds: now, the ids.
 const REVIVE_MANY: &str =
-    "UPDATE wrangle_tasks SET state = 'available', run_at = ?, lease_until = NULL,
-         max_attempts = GREATEST(max_attempts, attempt + 1)
-     WHERE state IN ('scheduled', 'retryable', 'dead', 'cancelled') AND id IN";
+    revive_sql!("state IN ('scheduled', 'retryable', 'dead', 'cancelled') AND id IN");
 
-/// Cancels every task of the ids that follow that is not final; a running attempt ends
-/// with a `cancelled` record (appended first: single-table assignments are evaluated left
-/// to right, so `attempts` still sees the old state). Binds: now, now, the ids.
-const CANCEL_MANY: &str = "UPDATE wrangle_tasks SET
-         attempts = IF(state = 'running', JSON_ARRAY_APPEND(attempts, '$', JSON_OBJECT(
-             'attempt', attempt, 'worker', worker, 'started_at', started_at,
-             'finished_at', ?, 'outcome', 'cancelled')), attempts),
-         state = 'cancelled', finished_at = ?, lease_until = NULL
-     WHERE state IN ('scheduled', 'available', 'retryable', 'running') AND id IN";
+/// Cancel of one task (its state checked first). Binds: now, now, id.
+const CANCEL_ONE: &str = cancel_sql!("id = ?");
+
+/// Cancel of the tasks of the ids that follow that are not final. Binds: now, now, the ids.
+const CANCEL_MANY: &str =
+    cancel_sql!("state IN ('scheduled', 'available', 'retryable', 'running') AND id IN");
 
 /// `statement` (ending in `id IN`) followed by one placeholder per id: a plain list, which
 /// every MySQL and MariaDB version answers with primary-key lookups.
 fn with_ids(statement: &str, ids: usize) -> String {
     format!("{statement} ({})", vec!["?"; ids].join(", "))
 }
-
-/// [`REVIVE_ONE`] for every dead task, of one queue or all. Binds: now, queue, queue.
-const REVIVE_DEAD: &str =
-    "UPDATE wrangle_tasks SET state = 'available', run_at = ?, lease_until = NULL,
-         max_attempts = GREATEST(max_attempts, attempt + 1)
-     WHERE state = 'dead' AND (? IS NULL OR queue = ?)";
 
 /// One block's placeholders in the INSERT of `sql/job_blocks.sql`.
 const JOB_BLOCK_ROW: &str = "(?, ?, ?, ?, 'running', ?, 1, ?, ?, ?, ?, ?, ?, ?, '[]')";
@@ -1279,33 +1299,13 @@ impl Store for MySqlStore {
     }
 
     async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let statement = with_ids(CANCEL_MANY, ids.len());
-        let query = || {
-            ids.iter().fold(
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                    .bind(ms(now))
-                    .bind(ms(now)),
-                |query, id| query.bind(id),
-            )
-        };
-        retrying!(self.update_tasks_once(query(), Topic::Outcomes))
+        self.move_tasks(CANCEL_MANY, 2, ids, now, Topic::Outcomes)
+            .await
     }
 
     async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let statement = with_ids(REVIVE_MANY, ids.len());
-        let query = || {
-            ids.iter().fold(
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str())).bind(ms(now)),
-                |query, id| query.bind(id),
-            )
-        };
-        retrying!(self.update_tasks_once(query(), Topic::Tasks))
+        self.move_tasks(REVIVE_MANY, 1, ids, now, Topic::Tasks)
+            .await
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
