@@ -194,20 +194,15 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs `statement` over the tasks of `ids` (bound as a JSON array to ?1, `now` to ?2)
-    /// in one write transaction, waking the listeners of `topic` if it changed any;
-    /// returns how many it changed.
+    /// Runs an UPDATE of tasks in one write transaction, waking the listeners of `topic`
+    /// if it changed any; returns how many it changed.
     async fn update_tasks(
         &self,
-        statement: &'static str,
-        ids: &[TaskId],
-        now: DateTime<Utc>,
+        update: sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments>,
         topic: Topic,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let changed = sqlx::query(statement)
-            .bind(serde_json::to_string(ids).expect("ids serialize"))
-            .bind(ms(now))
+        let changed = update
             .execute(&mut *tx)
             .await
             .map_err(backend)?
@@ -215,6 +210,20 @@ impl SqliteStore {
         let topics: &[Topic] = if changed == 0 { &[] } else { &[topic] };
         self.commit_notify(tx, topics).await?;
         Ok(changed)
+    }
+
+    /// Runs `statement` (`?1` the ids as a JSON array for `json_each`, `?2` now) over the
+    /// tasks of `ids`; see [`update_tasks`](Self::update_tasks).
+    async fn move_tasks(
+        &self,
+        statement: &'static str,
+        ids: &[TaskId],
+        now: DateTime<Utc>,
+        topic: Topic,
+    ) -> Result<u64, StoreError> {
+        let ids = serde_json::to_string(ids).expect("ids serialize");
+        self.update_tasks(sqlx::query(statement).bind(ids).bind(ms(now)), topic)
+            .await
     }
 
     async fn fetch_task(&self, id: TaskId) -> Result<Task, StoreError> {
@@ -672,17 +681,10 @@ impl Store for SqliteStore {
         queue: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let moved = sqlx::query(revive_sql!("state = 'dead' AND (?1 IS NULL OR queue = ?1)"))
+        let revive = sqlx::query(revive_sql!("state = 'dead' AND (?1 IS NULL OR queue = ?1)"))
             .bind(queue)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        let topics: &[Topic] = if moved == 0 { &[] } else { &[Topic::Tasks] };
-        self.commit_notify(tx, topics).await?;
-        Ok(moved)
+            .bind(ms(now));
+        self.update_tasks(revive, Topic::Tasks).await
     }
 
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
@@ -703,8 +705,7 @@ impl Store for SqliteStore {
             "id IN (SELECT value FROM json_each(?1))
              AND state IN ('scheduled', 'available', 'retryable', 'running')"
         );
-        self.update_tasks(statement, ids, now, Topic::Outcomes)
-            .await
+        self.move_tasks(statement, ids, now, Topic::Outcomes).await
     }
 
     async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -712,7 +713,7 @@ impl Store for SqliteStore {
             "id IN (SELECT value FROM json_each(?1))
              AND state IN ('scheduled', 'retryable', 'dead', 'cancelled')"
         );
-        self.update_tasks(statement, ids, now, Topic::Tasks).await
+        self.move_tasks(statement, ids, now, Topic::Tasks).await
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
