@@ -12,6 +12,6 @@ if not CANCELLABLE[task.state] then
   return {'invalid', task.state}
 end
 cancel(id, task, now, ttl)
-save_counts()
+save_changes()
 publish('outcomes')
 return {'ok', redis.call('HGETALL', task_key(id))}

@@ -11,7 +11,7 @@ for i = 3, #ARGV do
     cancelled = cancelled + 1
   end
 end
-save_counts()
+save_changes()
 if cancelled > 0 then
   publish('outcomes')
 end

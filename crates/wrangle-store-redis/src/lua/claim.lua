@@ -215,5 +215,5 @@ if #claimed < limit then
 end
 
 zadd_many(key('running'), running)
-save_counts()
+save_changes()
 return claimed

@@ -119,7 +119,7 @@ end
 -- `B:queue:Q:recent` (hash: 'c:S' / 'f:S' -> attempts completed / failed in second S, i.e.
 -- finished_at in (S-1, S] seconds). `B:stats-queues` lists the queues that have counts.
 -- A script adds its changes with `count`, `move_count` and `count_recent`, then writes
--- them once with `save_counts` (one HINCRBY per queue and state, not one per task).
+-- them once with `save_changes` (one HINCRBY per queue and state, not one per task).
 local function counts_key(queue)
   return base .. ':queue:' .. queue .. ':counts'
 end
@@ -164,23 +164,36 @@ end
 local function save_counts()
   for queue, states in pairs(count_changes) do
     local ck = counts_key(queue)
+    local created = false
     for state, change in pairs(states) do
-      if change ~= 0 and redis.call('HINCRBY', ck, state, change) == 0 then
-        redis.call('HDEL', ck, state)
+      if change ~= 0 then
+        local count_now = redis.call('HINCRBY', ck, state, change)
+        if count_now == 0 then
+          redis.call('HDEL', ck, state)
+        elseif count_now == change then
+          created = true
+        end
       end
     end
-    redis.call('SADD', key('stats-queues'), queue)
+    -- queue_stats drops a queue from the list only once its hash is empty, so it can be
+    -- missing only when this batch created a field.
+    if created then
+      redis.call('SADD', key('stats-queues'), queue)
+    end
   end
   for queue, fields in pairs(recent_changes) do
     local rk = recent_key(queue)
-    local newest = 0
+    local newest, created = 0, false
     for field, n in pairs(fields) do
-      redis.call('HINCRBY', rk, field, n)
+      if redis.call('HINCRBY', rk, field, n) == n then
+        created = true
+      end
       newest = math.max(newest, tonumber(string.sub(field, 3)))
     end
     -- Buckets older than a minute are dropped once the hash holds more than 180 (every
-    -- minute or so of buckets, one HKEYS of at most a few hundred fields).
-    if redis.call('HLEN', rk) > 180 then
+    -- minute or so of buckets, one HKEYS of at most a few hundred fields); it grows only
+    -- when a bucket is created, about once a second.
+    if created and redis.call('HLEN', rk) > 180 then
       local stale = {}
       for _, field in ipairs(redis.call('HKEYS', rk)) do
         if tonumber(string.sub(field, 3)) <= newest - 60 then
@@ -279,11 +292,28 @@ local function expire_final(id, unique, ttl)
   end
 end
 
--- A task reached final `state` at `now`: index it for pruning and let it expire.
-local function finish(id, task, state, now, ttl)
-  redis.call('ZADD', key('finished'), now, finished_member(id, state, task.queue))
-  expire_final(id, task.unique_key, ttl)
-  sweep_expired()
+-- (finished_at, member) pairs for `B:finished`, written by save_changes.
+local finished_changes = {}
+
+-- A task of `queue` (holding unique key `unique`, or nil) reached final `state` at `now`:
+-- let it expire, and index it for pruning when the script saves its changes.
+local function finish(id, state, queue, unique, now, ttl)
+  finished_changes[#finished_changes + 1] = now
+  finished_changes[#finished_changes + 1] = finished_member(id, state, queue)
+  expire_final(id, unique, ttl)
+end
+
+-- Writes what the script gathered, once per batch: the finished tasks' index entries
+-- (then a sweep of expired ones, a few per finished task), and the per-queue counts.
+-- Every script that moves a task ends with it.
+local function save_changes()
+  local finished = #finished_changes / 2
+  if finished > 0 then
+    zadd_many(key('finished'), finished_changes)
+    finished_changes = {}
+    sweep_expired(math.min(math.max(8, 4 * finished), 1000))
+  end
+  save_counts()
 end
 
 -- The reverse of `finish`, for an operator's retry of a dead or cancelled task.
@@ -334,7 +364,7 @@ local function cancel(id, task, now, ttl)
   redis.call('HSET', tk, 'state', 'cancelled', 'finished_at', now)
   redis.call('HDEL', tk, 'lease_until')
   move_count(task.queue, task.state, 'cancelled')
-  finish(id, task, 'cancelled', now, ttl)
+  finish(id, 'cancelled', task.queue, task.unique_key, now, ttl)
 end
 
 -- Whether an operator may cancel / retry a task in `state`.

@@ -6,14 +6,13 @@
 -- Returns per completion the task's new state, or 'stale'.
 --
 -- Cost of a success (the common case): three calls per task (HMGET, HSET, PEXPIRE); the
--- running and finished indexes get one call each for the whole batch.
+-- running and finished indexes get one call each for the whole batch (save_changes).
 
 local now, ttl = ARGV[1], ARGV[2]
 local statuses = {}
 local applied, released = false, false
--- Succeeded tasks: their ids (to leave the running index) and (finished_at, id) pairs
--- for the finished index.
-local succeeded, finished = {}, {}
+-- Succeeded tasks' ids, to leave the running index in one call.
+local succeeded = {}
 
 -- A success: returns 'completed', or 'stale'. Its attempt record is not appended to the
 -- history: readers imply it from attempt, worker, started_at and finished_at (completed is
@@ -31,11 +30,8 @@ local function succeed(id, attempt, worker, result)
   if f[5] then
     redis.call('HDEL', tk, 'error')
   end
-  -- Indexed as finished for the whole batch below, not per task as `finish` does.
-  expire_final(id, f[4], ttl)
+  finish(id, 'completed', f[6], f[4], now, ttl)
   succeeded[#succeeded + 1] = id
-  finished[#finished + 1] = now
-  finished[#finished + 1] = finished_member(id, 'completed', f[6])
   move_count(f[6], 'running', 'completed')
   count_recent(f[6], 'c', now)
   return 'completed'
@@ -71,7 +67,7 @@ local function fail_or_release(id, attempt, worker, outcome, text, retry_at)
     redis.call('HSET', tk, 'state', 'dead')
     redis.call('ZADD', key('dead'), id, id)
     move_count(task.queue, 'running', 'dead')
-    finish(id, task, 'dead', now, ttl)
+    finish(id, 'dead', task.queue, task.unique_key, now, ttl)
     return 'dead'
   end
   -- Released: handed back unfinished, so the attempt does not count.
@@ -103,11 +99,9 @@ end
 
 if #succeeded > 0 then
   zrem_many(key('running'), succeeded)
-  zadd_many(key('finished'), finished)
-  sweep_expired(math.min(4 * #succeeded, 1000))
 end
 
-save_counts()
+save_changes()
 if applied then
   publish('outcomes')
 end

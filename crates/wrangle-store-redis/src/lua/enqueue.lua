@@ -102,7 +102,7 @@ if last_id > first_id then
   for job, ids_of_job in pairs(jobs) do
     sadd_many(job_tasks_key(job), ids_of_job)
   end
-  save_counts()
+  save_changes()
   publish('tasks')
 end
 return results

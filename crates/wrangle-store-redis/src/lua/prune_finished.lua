@@ -34,5 +34,5 @@ while pruned < limit do
     end
   end
 end
-save_counts()
+save_changes()
 return pruned

@@ -1,12 +1,12 @@
 -- Numbers for every queue with tasks or a pause setting, read from the per-queue counts
--- that every move keeps (see save_counts): O(queues), not O(tasks). Entries of records
+-- that every move keeps (see save_changes): O(queues), not O(tasks). Entries of records
 -- that expired are swept first (a bounded amount per call) so they leave the counts.
 -- ARGV: now. Returns a JSON object: queue -> {paused, counts, oldest_due_at,
 -- completed_last_minute, failed_last_minute}.
 
 local now = tonumber(ARGV[1])
 sweep_expired(10000)
-save_counts()
+save_changes()
 
 local stats = {}
 local function entry(queue)

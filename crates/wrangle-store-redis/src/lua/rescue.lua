@@ -32,14 +32,14 @@ while #rescued < limit do
         redis.call('ZADD', key('dead'), id, id)
         move_count(task.queue, 'running', 'dead')
         count_recent(task.queue, 'f', now)
-        finish(id, task, 'dead', now, ttl)
+        finish(id, 'dead', task.queue, task.unique_key, now, ttl)
       end
       rescued[#rescued + 1] = id
     end
   end
 end
 
-save_counts()
+save_changes()
 if #rescued > 0 then
   publish('tasks')
   publish('outcomes')

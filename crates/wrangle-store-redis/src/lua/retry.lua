@@ -12,6 +12,6 @@ if not RETRYABLE[task.state] then
   return {'invalid', task.state}
 end
 revive(id, task, now)
-save_counts()
+save_changes()
 publish('tasks')
 return {'ok', redis.call('HGETALL', task_key(id))}

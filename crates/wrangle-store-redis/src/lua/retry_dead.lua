@@ -12,7 +12,7 @@ for _, id in ipairs(redis.call('ZRANGE', key('dead'), 0, -1)) do
     retried = retried + 1
   end
 end
-save_counts()
+save_changes()
 if retried > 0 then
   publish('tasks')
 end

@@ -10,7 +10,7 @@ for i = 2, #ARGV do
     retried = retried + 1
   end
 end
-save_counts()
+save_changes()
 if retried > 0 then
   publish('tasks')
 end
