@@ -247,7 +247,7 @@ impl RedisStore {
     /// version they were at (0: a new store).
     pub async fn upgrade_layout(&self) -> Result<u32, StoreError> {
         let mut invocation = self.inner.scripts.upgrade_layout.key(&self.inner.base);
-        invocation.arg(LOST_AFTER_LEASES);
+        invocation.arg(LOST_AFTER_LEASES).arg(LAYOUT);
         self.run(&invocation).await
     }
 

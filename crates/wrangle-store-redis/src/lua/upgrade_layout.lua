@@ -4,9 +4,9 @@
 -- Version 2 added the per-queue counts and `B:finished` members that name their state
 -- and queue (see save_counts): building them walks every task once, blocking the server
 -- meanwhile (about a second per million tasks), and needs every worker upgraded at once.
--- ARGV: LOST_AFTER_LEASES (see prune_workers.lua). Returns the version the store was at.
+-- ARGV: LOST_AFTER_LEASES (see prune_workers.lua), the layout this code writes (LAYOUT
+-- in lib.rs). Returns the version the store was at.
 
-local CURRENT = 2
 local found = redis.call('GET', key('layout'))
 if found then
   return tonumber(found)
@@ -40,7 +40,7 @@ if redis.call('EXISTS', key('ids')) == 1 then
       redis.call('ZADD', key('finished'), old[i + 1], finished_member(id, f[2], f[1]))
     end
   end
-  save_counts()
+  save_changes()
 end
 -- Version 2 also scores workers by when they count as lost (prune_workers.lua).
 local seen = redis.call('ZRANGE', key('workers:seen'), 0, -1, 'WITHSCORES')
@@ -52,5 +52,5 @@ for i = 1, #seen, 2 do
     redis.call('ZADD', key('workers:lost-at'), fmt_int(lost_at), seen[i])
   end
 end
-redis.call('SET', key('layout'), CURRENT)
+redis.call('SET', key('layout'), ARGV[2])
 return version
