@@ -190,12 +190,7 @@ fn keys_of_a_store_share_one_hash_slot() {
             error: "boom".into(),
             retry_at: None,
         };
-        let completion = Completion {
-            id: claimed[0].id,
-            attempt: 1,
-            worker: "w1".into(),
-            outcome: failure,
-        };
+        let completion = claimed[0].completion("w1", failure);
         store.complete_batch(&[completion], t0()).await.unwrap();
         store.set_queue_paused("other", true).await.unwrap();
         let info = wrangle_core::WorkerInfo {
@@ -277,14 +272,12 @@ fn finished_tasks_get_the_result_ttl() {
         let mut request = claim_request(None);
         request.limit = 1;
         let claimed = store.claim_batch(request).await.unwrap();
-        let done = Completion {
-            id: claimed[0].id,
-            attempt: 1,
-            worker: "w1".into(),
-            outcome: Outcome::Succeeded {
+        let done = claimed[0].completion(
+            "w1",
+            Outcome::Succeeded {
                 result: json!("ok"),
             },
-        };
+        );
         store.complete_batch(&[done], t0()).await.unwrap();
         let hour_ms = 3_600_000;
         let pttl = |key: String| {
@@ -308,14 +301,7 @@ fn finished_tasks_get_the_result_ttl() {
         );
 
         // With a short TTL the finished task disappears and its key can be used again.
-        let options = RedisOptions {
-            prefix: "short".into(),
-            result_ttl: Some(Duration::from_millis(200)),
-            ..RedisOptions::default()
-        };
-        let store = RedisStore::connect_with(&server.url(), options)
-            .await
-            .unwrap();
+        let (store, _) = store_with_ttl(&server, "short", 200).await;
         let first = store
             .enqueue_batch(vec![NewTask::new("k", json!(1)).unique_key("k")], t0())
             .await
@@ -388,7 +374,6 @@ fn blocked_listener_wakes_within_milliseconds() {
     });
 }
 
-/// Claims everything `store` hands out at `t0` for worker w1, 10 at a time.
 /// Successful completions (result null) of tasks `w1` claimed on their first attempt.
 fn successes(claimed: &[wrangle_core::ClaimedTask]) -> Vec<Completion> {
     claimed
@@ -424,6 +409,7 @@ async fn store_with_ttl(
     (store, raw)
 }
 
+/// Claims everything `store` hands out at `t0` for worker w1, 10 at a time.
 async fn claim_all(store: &RedisStore) -> Vec<wrangle_core::ClaimedTask> {
     let mut all = Vec::new();
     loop {
@@ -589,15 +575,13 @@ async fn tasks_in_every_state(store: &RedisStore) {
     let claimed = store.claim_batch(request).await.unwrap();
     let mut outcomes = successes(&claimed[..10]);
     for task in &claimed[10..13] {
-        outcomes.push(Completion {
-            id: task.id,
-            attempt: 1,
-            worker: "w1".into(),
-            outcome: Outcome::Failed {
+        outcomes.push(task.completion(
+            "w1",
+            Outcome::Failed {
                 error: "boom".into(),
                 retry_at: None,
             },
-        });
+        ));
     }
     store.complete_batch(&outcomes, t0()).await.unwrap();
     for task in &claimed[13..15] {
