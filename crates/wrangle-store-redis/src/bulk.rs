@@ -16,13 +16,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use wrangle_core::job::ids_of_payload;
 use wrangle_core::store::{Enqueued, StoreError, Topic};
 use wrangle_core::task::{NewTask, TaskId, TaskState};
 
 use crate::RedisStore;
 use crate::listen;
-use crate::rows::{json_text, ms};
+use crate::rows::{StoredNewTask, ms};
 
 /// A ready-set member: zero-padded run_at then id, as `ready_member` in `lua/common.lua`.
 fn ready_member(run_at: i64, id: TaskId) -> String {
@@ -50,26 +49,26 @@ impl RedisStore {
         let mut counts: BTreeMap<(&str, TaskState), i64> = BTreeMap::new();
         let mut jobs: BTreeMap<&str, Vec<TaskId>> = BTreeMap::new();
         for (task, id) in tasks.iter().zip(first..) {
-            let state = task.initial_state(now);
-            let run_at = ms(task.initial_run_at(now));
+            let stored = StoredNewTask::of(task, now)?;
+            let (state, run_at) = (stored.state, stored.run_at);
             let mut fields: Vec<(&str, String)> = vec![
                 ("id", id.to_string()),
                 ("queue", task.queue.clone()),
                 ("kind", task.kind.clone()),
-                ("payload", json_text(&task.payload)?),
+                ("payload", stored.payload),
                 ("priority", task.priority.to_string()),
                 ("state", state.as_str().to_string()),
                 ("run_at", run_at.to_string()),
                 ("attempt", "0".to_string()),
-                ("max_attempts", task.stored_max_attempts().to_string()),
+                ("max_attempts", stored.max_attempts.to_string()),
                 ("created_at", now_ms.to_string()),
             ];
-            if let Some(timeout) = task.timeout {
-                fields.push(("timeout", timeout.as_millis().to_string()));
+            if let Some(timeout) = stored.timeout {
+                fields.push(("timeout", timeout));
             }
-            if let Some(job) = &task.job {
+            if let (Some(job), Some(ids)) = (&task.job, stored.ids) {
                 fields.push(("job", job.clone()));
-                fields.push(("ids", ids_of_payload(&task.payload).to_string()));
+                fields.push(("ids", ids));
                 jobs.entry(job).or_default().push(id);
             }
             pipeline

@@ -53,7 +53,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, FromRedisValue, ScriptInvocation, Value};
 use serde::Deserialize;
 use serde_json::Value as Json;
-use wrangle_core::job::{BlockTally, Job, NewJob, ids_of_payload};
+use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::parse::parse_duration;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
@@ -66,8 +66,8 @@ use wrangle_core::worker::{
 
 use listen::Wakeups;
 use rows::{
-    Fields, command_from_fields, from_ms, job_from_fields, json_text, ms, optional_arg,
-    redis_error, task_from_fields,
+    Fields, StoredNewTask, command_from_fields, from_ms, job_from_fields, json_text, ms,
+    optional_arg, redis_error, task_from_fields,
 };
 use scripts::Scripts;
 
@@ -374,25 +374,19 @@ impl Store for RedisStore {
         let mut invocation = self.inner.scripts.enqueue.key(&self.inner.base);
         invocation.arg(ms(now));
         for task in &tasks {
+            let stored = StoredNewTask::of(task, now)?;
             invocation
                 .arg(&task.queue)
                 .arg(&task.kind)
-                .arg(json_text(&task.payload)?)
+                .arg(stored.payload)
                 .arg(task.priority)
-                .arg(task.initial_state(now).as_str())
-                .arg(ms(task.initial_run_at(now)))
-                .arg(task.stored_max_attempts())
-                .arg(
-                    task.timeout
-                        .map_or(String::new(), |t| t.as_millis().to_string()),
-                )
+                .arg(stored.state.as_str())
+                .arg(stored.run_at)
+                .arg(stored.max_attempts)
+                .arg(stored.timeout.unwrap_or_default())
                 .arg(optional_arg(task.unique_key.as_deref()))
                 .arg(optional_arg(task.job.as_deref()))
-                .arg(
-                    task.job
-                        .as_ref()
-                        .map_or(String::new(), |_| ids_of_payload(&task.payload).to_string()),
-                );
+                .arg(stored.ids.unwrap_or_default());
         }
         let rows: Vec<(TaskId, u8)> = self.run(&invocation).await?;
         Ok(rows

@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
-use wrangle_core::job::{Job, JobKind, NewJob};
+use wrangle_core::job::{Job, JobKind, NewJob, ids_of_payload};
 use wrangle_core::store::StoreError;
 use wrangle_core::stored::imply_success;
-use wrangle_core::task::{AttemptRecord, Task, TaskState};
+use wrangle_core::task::{AttemptRecord, NewTask, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
 
 /// A record's fields as `HGETALL` returns them.
@@ -208,6 +208,35 @@ pub(crate) fn job_from_fields(fields: &Fields) -> Result<Job, StoreError> {
 /// JSON text of a value (serializing a `Value` cannot fail).
 pub(crate) fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
+}
+
+/// A new task's values as the store keeps them: what `lua/enqueue.lua` (through its
+/// arguments) and the bulk enqueue (`bulk.rs`) both write.
+pub(crate) struct StoredNewTask {
+    pub(crate) payload: String,
+    pub(crate) state: TaskState,
+    pub(crate) run_at: i64,
+    pub(crate) max_attempts: u32,
+    /// The timeout in ms, if any.
+    pub(crate) timeout: Option<String>,
+    /// The ids it stands for in its job's tallies, for a task of a job.
+    pub(crate) ids: Option<String>,
+}
+
+impl StoredNewTask {
+    pub(crate) fn of(task: &NewTask, now: DateTime<Utc>) -> Result<Self, StoreError> {
+        Ok(StoredNewTask {
+            payload: json_text(&task.payload)?,
+            state: task.initial_state(now),
+            run_at: ms(task.initial_run_at(now)),
+            max_attempts: task.stored_max_attempts(),
+            timeout: task.timeout.map(|t| t.as_millis().to_string()),
+            ids: task
+                .job
+                .as_ref()
+                .map(|_| ids_of_payload(&task.payload).to_string()),
+        })
+    }
 }
 
 /// An optional string as the scripts take it: `-` for none, else `+` and the value (so an
