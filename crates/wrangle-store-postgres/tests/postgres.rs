@@ -42,16 +42,23 @@ async fn claim_ids(store: &PostgresStore, now: DateTime<Utc>) -> Vec<TaskId> {
     claimed.iter().map(|c| c.id).collect()
 }
 
+/// A throwaway server (or `None` where servers may be skipped and none starts) and a store
+/// on it under `schema`.
+async fn server_with_store(schema: &str) -> Option<(PostgresServer, PostgresStore)> {
+    let pg = or_skip(PostgresServer::start())?;
+    let store = PostgresStore::connect_with_schema(&pg.url(), schema)
+        .await
+        .unwrap();
+    Some((pg, store))
+}
+
 /// Tasks enqueued with `enqueue_in` exist if and only if the caller's transaction commits,
 /// and wake listeners only on commit; the caller's own `search_path` does not matter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_in_follows_the_callers_transaction() {
-    let Some(pg) = or_skip(PostgresServer::start()) else {
+    let Some((pg, store)) = server_with_store("jobs").await else {
         return;
     };
-    let store = PostgresStore::connect_with_schema(&pg.url(), "jobs")
-        .await
-        .unwrap();
     let other = PostgresStore::connect_with_schema(&pg.url(), "jobs")
         .await
         .unwrap();
@@ -245,12 +252,9 @@ async fn schemas_are_isolated_including_notifications() {
 /// tasks (its cost does not grow with them), not the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_plan_uses_the_waiting_index_among_many_finished_tasks() {
-    let Some(pg) = or_skip(PostgresServer::start()) else {
+    let Some((_pg, store)) = server_with_store("plan").await else {
         return;
     };
-    let store = PostgresStore::connect_with_schema(&pg.url(), "plan")
-        .await
-        .unwrap();
     sqlx::query(
         "INSERT INTO plan.tasks (queue, kind, payload, state, run_at, max_attempts,
                                  created_at, finished_at)
@@ -392,12 +396,9 @@ async fn a_version_1_schema_is_migrated_to_jobs() {
 /// block starts, the block ends nor the cursor overflow, whatever the block size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_near_i64_max_do_not_overflow() {
-    let Some(pg) = or_skip(PostgresServer::start()) else {
+    let Some((_pg, store)) = server_with_store("edge").await else {
         return;
     };
-    let store = PostgresStore::connect_with_schema(&pg.url(), "edge")
-        .await
-        .unwrap();
     let max = i64::MAX;
     let half = 1_i64 << 62;
     let cases = [
@@ -514,12 +515,9 @@ async fn many_claimers_share_a_job_exactly_and_never_idle_early() {
 /// range job wakes; a list job (nothing to make) does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claiming_blocks_wakes_nobody() {
-    let Some(pg) = or_skip(PostgresServer::start()) else {
+    let Some((_pg, store)) = server_with_store("quiet").await else {
         return;
     };
-    let store = PostgresStore::connect_with_schema(&pg.url(), "quiet")
-        .await
-        .unwrap();
     let mut listener = store.listen(Topic::Tasks).await.unwrap();
     store
         .create_job(NewJob::range("j", "k", 0, 100, 1), at(0))
@@ -541,12 +539,9 @@ async fn claiming_blocks_wakes_nobody() {
 /// printed for the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_that_make_blocks_scan_no_table() {
-    let Some(pg) = or_skip(PostgresServer::start()) else {
+    let Some((_pg, store)) = server_with_store("jplan").await else {
         return;
     };
-    let store = PostgresStore::connect_with_schema(&pg.url(), "jplan")
-        .await
-        .unwrap();
     let claim = include_str!("../src/sql/claim.sql").replace("{schema}", "\"jplan\"");
     let run = |prefix: &str| {
         sqlx::query(sqlx::AssertSqlSafe(format!("{prefix} {claim}")))
@@ -634,12 +629,9 @@ async fn claims_that_make_blocks_scan_no_table() {
 /// rolled-back transaction it leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_batches_go_in_by_copy_with_every_field_intact() {
-    let Some(pg) = or_skip(PostgresServer::start()) else {
+    let Some((_pg, store)) = server_with_store("copy").await else {
         return;
     };
-    let store = PostgresStore::connect_with_schema(&pg.url(), "copy")
-        .await
-        .unwrap();
     let mut listener = store.listen(Topic::Tasks).await.unwrap();
     let awkward = "tab\there\nnewline\\backslash \\N café \r end";
     let tasks: Vec<NewTask> = (0..200)
