@@ -182,9 +182,7 @@ fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
     .unwrap();
     sandbox.spawn_worker("rw", &["-n", "2"]);
     let before = submit(&sandbox, "default", 30);
-    wait_for("some v1 results", Duration::from_secs(30), || {
-        (sandbox.task(before[5])["state"] == "completed").then_some(())
-    });
+    sandbox.wait_for_state(before[5], "completed", Duration::from_secs(30));
     std::fs::write(sandbox.path("runner.py"), runner_script("v2")).unwrap();
     let out = sandbox.ok(&["workers", "reload", "rw"]);
     assert!(out.contains("reloaded"), "{out}");
