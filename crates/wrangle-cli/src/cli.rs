@@ -11,27 +11,50 @@ pub(crate) const ACK_WAIT: &str = "10s";
 /// wrangle runs work in parallel: on this machine with no infrastructure, or across many
 /// machines through a shared store.
 #[derive(Debug, Parser)]
-#[command(name = "wrangle", version, about, long_about = None, after_help = "\
+#[command(name = "wrangle", version, about, long_about = None, arg_required_else_help = true,
+    after_help = "\
 Examples:
+  seq 1 100 | wrangle run -n 4 -- echo {}                 # in the foreground, nothing to set up
   wrangle worker --exec 'sh -c \"echo hello $WRANGLE_PAYLOAD\"' &
   wrangle submit greet '{\"name\":\"ada\"}' --wait
-  wrangle status")]
+  wrangle status
+
+Every command has --help with examples. The store is sqlite://.wrangle/wrangle.db unless
+--store URL, $WRANGLE_STORE or store = \"...\" in wrangle.toml says otherwise.")]
 pub(crate) struct Cli {
+    /// `--store`, `--config` and `--json` given before the command (`wrangle --store URL
+    /// status`); each command offers the ones it uses, so they are not shown here.
     #[command(flatten)]
-    pub(crate) global: GlobalArgs,
+    pub(crate) early: EarlyArgs,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
-/// Options every command accepts.
-#[derive(Debug, Args)]
-pub(crate) struct GlobalArgs {
-    /// Store URL: sqlite://PATH (default sqlite://.wrangle/wrangle.db), postgres://..., redis://..., mysql://..., memory://
-    #[arg(long, global = true, env = "WRANGLE_STORE")]
+/// The store options written before the command, accepted for the commands that use them.
+#[derive(Debug, Default, Args)]
+pub(crate) struct EarlyArgs {
+    #[arg(long, hide = true, value_name = "URL")]
+    pub(crate) store: Option<String>,
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub(crate) json: bool,
+}
+
+/// Where the store is: what every command that opens one accepts.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct StoreArgs {
+    /// Store URL: sqlite://PATH (default sqlite://.wrangle/wrangle.db), postgres://..., redis://..., mysql://..., memory:// [env: WRANGLE_STORE]
+    #[arg(long, global = true, value_name = "URL")]
     pub(crate) store: Option<String>,
     /// Config file (default: ./wrangle.toml when present)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+}
+
+/// `--json`, for the commands that print something a script may read.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub(crate) struct JsonArg {
     /// Machine-readable JSON output
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -82,35 +105,37 @@ current tasks; SIGTTIN/SIGTTOU add/remove one runner (first pool group). From an
 machine: wrangle workers scale|reload|stop NAME.")]
     Worker(WorkerArgs),
     /// Registered workers; scale, reload or stop one from any machine (through the store)
-    #[command(subcommand)]
-    Workers(WorkersCommand),
+    Workers(WorkersArgs),
     /// Named jobs over id ranges or item lists, run by every worker that serves their queue
-    #[command(subcommand)]
-    Job(JobCommand),
+    Job(JobArgs),
     /// Queues (depth by state, oldest waiting task, throughput), workers and jobs
     #[command(after_help = "\
 Examples:
   wrangle status
-  wrangle status --json | jq '.queues[] | {queue, counts}'")]
-    Status,
+  wrangle status --json | jq '.queues[] | {queue, counts}'
+  wrangle status --store postgres://db.internal/jobs
+
+LEASED counts tasks the store holds as claimed by a worker: running now, or finished with
+their outcome about to be written (workers write outcomes in batches). EXECUTING is what the
+workers report running right now (as of their last heartbeat). DONE/MIN and FAILED/MIN are
+attempts that ended in the last minute; OLDEST is how long the oldest due task has waited.")]
+    Status(StatusArgs),
     /// List, inspect, retry and cancel tasks
-    #[command(subcommand)]
-    Tasks(TasksCommand),
+    Tasks(TasksArgs),
     /// Pause and resume queues (workers stop claiming from a paused queue)
-    #[command(subcommand)]
-    Queues(QueuesCommand),
+    Queues(QueuesArgs),
     /// Full-screen dashboard: workers and their runners, queue depths, job progress, throughput
     #[command(after_help = "\
 Examples:
   wrangle top
   wrangle top --interval 250ms
-  wrangle --store postgres://db/wrangle top
+  wrangle top --store postgres://db/wrangle
 
 Keys: Tab switches between the workers and queues panes, Up/Down select a row, +/- give
 the selected pool group (or the selected worker's first group) one runner more/less,
 p pauses or resumes the selected queue for every worker, r refreshes now, q, Esc or
 Ctrl-C quit. A finished task also refreshes the screen early. Needs a terminal: with
-stdout redirected it exits 2 (use `wrangle status` or `wrangle --json status` there).")]
+stdout redirected it exits 2 (use `wrangle status` or `wrangle status --json` there).")]
     Top(TopArgs),
     /// Interactive shell over the store: status, scale, reload, pause, retry, tail, ...
     #[command(after_help = "\
@@ -135,11 +160,69 @@ lines and lines starting with # are skipped. There tail runs for its DURATION, o
 SIGINT/SIGTERM, then the next command runs. A bad command prints one `error:` line and
 the next one runs. Exit code: 0 when every command succeeded, 1 otherwise, 130 when
 interrupted outside tail.")]
-    Console,
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConsoleArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TasksArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+    #[command(subcommand)]
+    pub(crate) command: TasksCommand,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueuesArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+    #[command(subcommand)]
+    pub(crate) command: QueuesCommand,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+    #[command(subcommand)]
+    pub(crate) command: JobCommand,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkersArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+    #[command(subcommand)]
+    pub(crate) command: WorkersCommand,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct TopArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
     /// Time between refreshes
     #[arg(long, default_value = "1s", value_name = "DUR")]
     pub(crate) interval: String,
@@ -147,6 +230,10 @@ pub(crate) struct TopArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SubmitArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
     /// Task kind (which handler runs it)
     pub(crate) kind: String,
     /// Payload JSON, or - to read it from stdin
@@ -241,17 +328,21 @@ pub(crate) struct RunArgs {
     /// Never show a progress bar
     #[arg(long)]
     pub(crate) no_progress: bool,
-    /// The command and its arguments; `::: ITEM...` after it gives the items
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    /// Print the summary as JSON on stderr
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The command and its arguments (everything from the first word that is not one of
+    /// the options above, or after --); `::: ITEM...` after it gives the items
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
     /// Queues to claim from, comma-separated; * for all
     #[arg(short = 'q', long, default_value = "*")]
     pub(crate) queues: String,

@@ -72,6 +72,15 @@ impl From<ConnectError> for CliError {
     }
 }
 
+impl From<wrangle::WorkerError> for CliError {
+    fn from(err: wrangle::WorkerError) -> Self {
+        match err {
+            wrangle::WorkerError::Config(e) => e.into(),
+            wrangle::WorkerError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<wrangle::WaitError> for CliError {
     fn from(err: wrangle::WaitError) -> Self {
         match err {
@@ -82,3 +91,55 @@ impl From<wrangle::WaitError> for CliError {
 }
 
 pub(crate) type CliResult<T = i32> = Result<T, CliError>;
+
+/// A command-line parsing error as one line: what is wrong, clap's suggestion folded in
+/// ("did you mean"), and where to read more, e.g. `unexpected argument '--keep-ordr' found
+/// (did you mean '--keep-order'?; see wrangle run --help)`. `command` is the command path
+/// the user typed (`wrangle tasks list`).
+pub(crate) fn usage_error_line(err: &clap::Error, command: &str) -> String {
+    let rendered = err.render().to_string();
+    let mut what = Vec::new();
+    let mut hints = Vec::new();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(tip) = line.strip_prefix("tip: ") {
+            let suggestion = [
+                ("a similar argument exists: ", "did you mean "),
+                ("a similar subcommand exists: ", "did you mean "),
+                ("some similar subcommands exist: ", "did you mean one of "),
+                ("some similar arguments exist: ", "did you mean one of "),
+            ]
+            .iter()
+            .find_map(|(clap, ours)| tip.strip_prefix(clap).map(|rest| format!("{ours}{rest}?")));
+            hints.push(suggestion.unwrap_or_else(|| tip.to_string()));
+        } else if !line.starts_with("Usage: ") && !line.starts_with("For more information") {
+            what.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+        }
+    }
+    // clap's "to pass '--x' as a value, use '-- --x'" only adds noise next to a suggestion.
+    if hints.len() > 1 {
+        hints.retain(|h| !h.starts_with("to pass "));
+    }
+    let message = if what.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        what.join(" ")
+    };
+    hints.push(format!("see {command} --help"));
+    format!("{message} ({})", hints.join("; "))
+}
+
+/// The command path in `args` (without the program name): the subcommand names as far as
+/// they go, e.g. `wrangle tasks list` for `--json tasks list --stat dead`.
+pub(crate) fn command_path(mut command: &clap::Command, args: &[String]) -> String {
+    let mut path = vec!["wrangle".to_string()];
+    for arg in args {
+        if arg == "--" {
+            break;
+        }
+        if let Some(sub) = command.find_subcommand(arg) {
+            path.push(sub.get_name().to_string());
+            command = sub;
+        }
+    }
+    path.join(" ")
+}

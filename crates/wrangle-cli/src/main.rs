@@ -4,26 +4,36 @@
 //! - [`config`]: `wrangle.toml` and the precedence flags > environment > file > defaults.
 //! - [`commands`]: one module per subcommand.
 //! - [`fail`]: how errors become one line on stderr and an exit code (2 for bad input).
+//! - [`progress`]: progress bars that fit the terminal.
+//! - [`stdout`]: printing that ends quietly when the reader closes the pipe.
 
 mod cli;
 mod commands;
 mod config;
 mod fail;
+mod progress;
+mod stdout;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) if !err.use_stderr() => err.exit(), // --help and --version
-        Err(err) => {
-            // One line, like every other bad-input error; `--help` has the rest.
-            let rendered = err.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let message = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("wrangle: error: {message} (see --help)");
-            std::process::exit(fail::EXIT_BAD_INPUT);
-        }
+        Err(err) => match err.kind() {
+            // --help, --version: what was asked for, exit 0.
+            _ if !err.use_stderr() => err.exit(),
+            // Bare `wrangle`: the usage, and exit 2 as for any incomplete command line.
+            clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = err.print();
+                std::process::exit(fail::EXIT_BAD_INPUT);
+            }
+            _ => {
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                let command = fail::command_path(&cli::Cli::command(), &args);
+                eprintln!("wrangle: error: {}", fail::usage_error_line(&err, &command));
+                std::process::exit(fail::EXIT_BAD_INPUT);
+            }
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -67,12 +67,12 @@ fn output_of_last(screen: &str, line: &str) -> Option<String> {
     )
 }
 
-/// `group a  runners 3  busy 3 ...` of `status WORKER` as (runners, busy).
+/// `group a  runners 3  executing 3 ...` of `status WORKER` as (runners, executing).
 fn group_line(output: &str, group: &str) -> Option<(u32, u32)> {
     output.lines().find_map(|line| {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["group", name, "runners", runners, "busy", busy, ..] if *name == group => {
+            ["group", name, "runners", runners, "executing", busy, ..] if *name == group => {
                 Some((runners.parse().ok()?, busy.parse().ok()?))
             }
             _ => None,

@@ -46,7 +46,12 @@ pub fn parse_range(text: &str) -> Result<(i64, i64), InputError> {
     Ok((start, end))
 }
 
-/// Parses a duration such as `250ms`, `2s`, `10m`, `1h30m` or `1d`.
+/// The longest duration anything accepts: a hundred years. Times computed from longer
+/// ones (`now + delay`) would leave the calendar the stores can hold.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Parses a duration such as `250ms`, `2s`, `10m`, `1h30m` or `1d` (at most
+/// [`MAX_DURATION`]).
 pub fn parse_duration(text: &str) -> Result<Duration, InputError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -54,11 +59,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, InputError> {
             "invalid duration '': expected e.g. 500ms, 2s, 10m, 1h",
         ));
     }
-    humantime::parse_duration(trimmed).map_err(|err| {
+    let duration = humantime::parse_duration(trimmed).map_err(|err| {
         InputError::new(format!(
             "invalid duration '{text}': {err} (expected e.g. 500ms, 2s, 10m, 1h)"
         ))
-    })
+    })?;
+    if duration > MAX_DURATION {
+        return Err(InputError::new(format!(
+            "invalid duration '{text}': at most 100 years"
+        )));
+    }
+    Ok(duration)
 }
 
 /// Parses an absolute time: RFC 3339 (`2026-11-23T12:00:00Z`, with offset) or
@@ -248,7 +259,8 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration(" 10m ").unwrap(), Duration::from_secs(600));
-        for bad in ["5x", "", "abc", "-1s", "1.5.2s"] {
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
+        for bad in ["5x", "", "abc", "-1s", "1.5.2s", "99999999999d", "101y"] {
             let err = parse_duration(bad).unwrap_err().to_string();
             assert!(
                 err.starts_with(&format!("invalid duration '{bad}'")),

@@ -21,7 +21,8 @@ pub struct WorkerInfo {
     pub queues: Vec<String>,
     /// Runner slots (concurrent tasks).
     pub runners: u32,
-    /// Tasks it holds right now.
+    /// Tasks it holds right now: executing, or finished with the outcome not yet
+    /// recorded (see [`WorkerInfo::executing`] and [`WorkerInfo::finishing`]).
     pub tasks: Vec<TaskId>,
     /// When it started.
     pub started_at: DateTime<Utc>,
@@ -49,6 +50,19 @@ pub struct WorkerInfo {
 /// ([`Store::prune_lost_workers`](crate::Store::prune_lost_workers)); `status` shows it as
 /// lost after one.
 pub const LOST_AFTER_LEASES: i32 = 5;
+
+impl WorkerInfo {
+    /// Tasks its runners are executing right now (what its pool groups report).
+    pub fn executing(&self) -> usize {
+        self.pool.iter().map(|g| g.tasks.len()).sum()
+    }
+
+    /// Tasks it holds whose attempt has ended, with the outcome on its way to the store
+    /// (outcomes are written in batches): the store still counts them as running.
+    pub fn finishing(&self) -> usize {
+        self.tasks.len().saturating_sub(self.executing())
+    }
+}
 
 impl WorkerRecord {
     /// Whether the worker has missed heartbeats for a whole lease at `now`: its tasks are

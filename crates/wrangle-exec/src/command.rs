@@ -181,7 +181,7 @@ enum Keep {
 
 /// Where a stream's bytes go besides the kept part: a file and/or a sink.
 struct Tee<'a> {
-    file: Option<tokio::fs::File>,
+    file: Option<OutputFile>,
     sink: Option<(&'a dyn OutputSink, &'a ClaimedTask, OutputStream)>,
 }
 
@@ -200,7 +200,7 @@ async fn read_stream(
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 if let Some(file) = tee.file.as_mut() {
-                    let _ = file.write_all(&chunk[..n]).await;
+                    file.write(&chunk[..n]).await;
                 }
                 if let Some((sink, task, stream)) = tee.sink {
                     sink.output(task, stream, &chunk[..n]);
@@ -224,9 +224,60 @@ async fn read_stream(
     // tokio's File finishes writes in the background; flush so the file is whole
     // when the task's outcome is reported.
     if let Some(file) = tee.file.as_mut() {
-        let _ = file.flush().await;
+        file.flush().await;
     }
     (kept.into(), dropped)
+}
+
+/// One of a task's `--output` files, created at its first byte: a stream that stays
+/// silent leaves no empty file (a job of 11,000 quiet blocks makes no 11,000 `.stderr`s).
+struct OutputFile {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    /// Creating or writing failed; reported once, then the stream is only read.
+    failed: bool,
+}
+
+impl OutputFile {
+    fn new(path: PathBuf) -> Self {
+        OutputFile {
+            path,
+            file: None,
+            failed: false,
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
+        if self.file.is_none() {
+            match tokio::fs::File::create(&self.path).await {
+                Ok(file) => self.file = Some(file),
+                Err(err) => return self.fail(&err),
+            }
+        }
+        if let Some(file) = self.file.as_mut()
+            && let Err(err) = file.write_all(bytes).await
+        {
+            self.fail(&err);
+        }
+    }
+
+    /// tokio's File finishes writes in the background; flush so the file is whole when
+    /// the task's outcome is reported.
+    async fn flush(&mut self) {
+        if let Some(file) = self.file.as_mut()
+            && let Err(err) = file.flush().await
+        {
+            self.fail(&err);
+        }
+    }
+
+    fn fail(&mut self, err: &std::io::Error) {
+        self.failed = true;
+        tracing::warn!("cannot write {}: {err}", self.path.display());
+    }
 }
 
 /// Turns a successful command's stdout into the task result.
@@ -295,19 +346,27 @@ impl CommandExecutor {
         command
     }
 
-    async fn output_files(
-        &self,
-        task: &ClaimedTask,
-    ) -> (Option<tokio::fs::File>, Option<tokio::fs::File>) {
+    /// The attempt's `--output` files, created when their stream writes its first byte.
+    /// An earlier attempt's files are removed, so what is there is this attempt's output.
+    async fn output_files(&self, task: &ClaimedTask) -> (Option<OutputFile>, Option<OutputFile>) {
         let Some(dir) = self.task_output_dir(task) else {
             return (None, None);
         };
-        if tokio::fs::create_dir_all(&dir).await.is_err() {
+        if let Err(err) = tokio::fs::create_dir_all(&dir).await {
+            tracing::warn!("cannot create output directory {}: {err}", dir.display());
             return (None, None);
         }
         let stem = output_stem(task);
-        let open = |suffix: &str| tokio::fs::File::create(dir.join(format!("{stem}.{suffix}")));
-        (open("stdout").await.ok(), open("stderr").await.ok())
+        let mut files = [("stdout", None), ("stderr", None)];
+        for (suffix, file) in &mut files {
+            let path = dir.join(format!("{stem}.{suffix}"));
+            if task.attempt > 1 {
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+            *file = Some(OutputFile::new(path));
+        }
+        let [(_, stdout), (_, stderr)] = files;
+        (stdout, stderr)
     }
 
     /// Where a task's output files go: `DIR/`, or `DIR/JOB/` for a job's task (DScript's
@@ -639,5 +698,28 @@ mod tests {
         assert_eq!(read("nightly/10-20.stdout"), "out\n");
         let log = read("nightly/blocks.log");
         assert!(log.ends_with(" 10-20 task=42 attempt=2 ok\n"), "{log}");
+    }
+
+    #[test]
+    fn silent_streams_leave_no_output_files_and_a_retry_replaces_the_last_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let run = |script: &str, attempt: u32| {
+            let mut spec = CommandSpec::new(vec!["sh".into(), "-c".into(), script.into()]);
+            spec.output_dir = Some(logs.clone());
+            let mut t = task(json!(null));
+            t.job = None;
+            t.attempt = attempt;
+            let _ = execute(spec, &t);
+        };
+        run("echo only-stdout", 1);
+        assert!(logs.join("42.stdout").exists());
+        assert!(!logs.join("42.stderr").exists(), "no empty .stderr");
+        run("echo failed >&2; exit 1", 1);
+        assert!(logs.join("42.stderr").exists());
+        // The retry writes nothing: the earlier attempt's files are gone, none is empty.
+        run("true", 2);
+        let left: Vec<_> = std::fs::read_dir(&logs).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

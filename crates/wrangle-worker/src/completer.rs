@@ -68,6 +68,8 @@ pub(crate) async fn run(
             continue;
         }
         let mut backoff = RETRY_FIRST;
+        // Whether the store answered (so a stale status is its word, worth a warning).
+        let mut answered = true;
         let statuses = loop {
             match store.complete_batch(&completions, Utc::now()).await {
                 Ok(statuses) => break statuses,
@@ -80,6 +82,7 @@ pub(crate) async fn run(
                     // Not a connection problem: retrying will not help. The leases lapse
                     // and the tasks run again elsewhere (at least once, never lost).
                     tracing::error!(error = %err, "recording outcomes failed; the tasks will be retried after their leases expire");
+                    answered = false;
                     break vec![CompletionStatus::Stale; completions.len()];
                 }
             }
@@ -89,7 +92,16 @@ pub(crate) async fn run(
                 observer.recorded(completion, *status);
             }
             match (status, &completion.outcome) {
-                (CompletionStatus::Stale, _) => report.stale += 1,
+                (CompletionStatus::Stale, _) => {
+                    if answered {
+                        tracing::warn!(
+                            task = completion.id,
+                            attempt = completion.attempt,
+                            "outcome not recorded: the task was taken from this worker meanwhile (cancelled, or its lease expired and it was rescued)"
+                        );
+                    }
+                    report.stale += 1;
+                }
                 (_, Outcome::Succeeded { .. }) => report.succeeded += 1,
                 (_, Outcome::Failed { .. }) => report.failed += 1,
                 (_, Outcome::Released { .. }) => report.released += 1,

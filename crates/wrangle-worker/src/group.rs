@@ -192,6 +192,7 @@ pub(crate) async fn claim_loop(
             let executor = shared.executor(&task.kind);
             let finished_tx = finished_tx.clone();
             let group = group.clone();
+            let shared = shared.clone();
             tokio::spawn(async move {
                 let result = match executor {
                     Some(executor) => run_attempt(executor, &task, cancel.clone()).await,
@@ -200,6 +201,7 @@ pub(crate) async fn claim_loop(
                         task.kind
                     ))),
                 };
+                shared.held.finishing(task.id);
                 group.ended(task.id);
                 let _ = finished_tx.send(Finished {
                     task,

@@ -55,9 +55,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 continue;
             }
         };
-        if !reply.lost.is_empty() {
-            tracing::warn!(tasks = ?reply.lost, "lost tasks (cancelled, or lease expired and rescued); stopping them");
-            shared.held.mark_lost(&reply.lost);
+        let stopped = shared.held.mark_lost(&reply.lost);
+        if !stopped.is_empty() {
+            tracing::warn!(tasks = ?stopped, "tasks taken from this worker (cancelled, or lease expired and rescued); stopping them");
         }
         if reply.commands_waiting {
             shared.mailbox_nudge.notify_one();

@@ -30,12 +30,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use wrangle_core::RetryPolicy;
-use wrangle_core::pool::{AutoscaleLimits, PoolGroup};
+use wrangle_core::parse::parse_name;
+use wrangle_core::pool::{AutoscaleLimits, MAX_GROUP_RUNNERS, PoolGroup};
 use wrangle_core::store::{
     ClaimedTask, Completion, CompletionStatus, Outcome, QueueFilter, Store, StoreError,
 };
 use wrangle_core::worker::WorkerInfo;
+use wrangle_core::{InputError, RetryPolicy};
 use wrangle_exec::{ExecResult, Executor, Failure, Registry};
 
 use completer::Finished;
@@ -90,6 +91,77 @@ impl WorkerConfig {
         }
     }
 
+    /// Checks every setting, as `Worker::run` does before it touches the store: a worker
+    /// built in code gets the same one-line errors as `wrangle worker` on the command line
+    /// (a zero batch would claim nothing forever, a zero lease would beat without pause).
+    pub fn validate(&self) -> Result<(), InputError> {
+        let fail = |message: String| Err(InputError::new(message));
+        parse_name("worker", &self.name)?;
+        if let QueueFilter::Only(queues) = &self.queues {
+            if queues.is_empty() {
+                return fail("queues: name at least one queue (or every queue)".into());
+            }
+            for queue in queues {
+                parse_name("queue", queue)?;
+            }
+        }
+        if self.pool.is_empty() && !(1..=MAX_GROUP_RUNNERS as usize).contains(&self.runners) {
+            return fail(format!(
+                "runners must be 1 to {MAX_GROUP_RUNNERS}, not {}",
+                self.runners
+            ));
+        }
+        for group in &self.pool {
+            if group.runners > MAX_GROUP_RUNNERS {
+                return fail(format!(
+                    "pool group '{}': at most {MAX_GROUP_RUNNERS} runners, not {}",
+                    group.name, group.runners
+                ));
+            }
+        }
+        if self.autoscale.is_none() && self.groups().iter().all(|g| g.runners == 0) {
+            return fail("the pool has no runners: give at least one group a runner".into());
+        }
+        if let Some(limits) = &self.autoscale {
+            if limits.min < 1 || limits.min > limits.max || limits.max > MAX_GROUP_RUNNERS {
+                return fail(format!(
+                    "autoscale {}..{}: expected 1 <= MIN <= MAX <= {MAX_GROUP_RUNNERS}",
+                    limits.min, limits.max
+                ));
+            }
+            if !(limits.max_load_per_cpu > 0.0 && limits.max_load_per_cpu.is_finite()) {
+                return fail("autoscale load limit must be above 0".into());
+            }
+            if self.autoscale_interval.is_zero() {
+                return fail("autoscale interval must be above 0".into());
+            }
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return fail(format!(
+                "batch size must be 1 to {MAX_BATCH_SIZE}, not {}",
+                self.batch_size
+            ));
+        }
+        if !(MIN_LEASE..=MAX_LEASE).contains(&self.lease) {
+            return fail(format!(
+                "lease must be {} to {}, not {}",
+                humantime::format_duration(MIN_LEASE),
+                humantime::format_duration(MAX_LEASE),
+                humantime::format_duration(self.lease)
+            ));
+        }
+        if self.shutdown_timeout > MAX_SHUTDOWN_TIMEOUT {
+            return fail(format!(
+                "shutdown timeout must be at most {}",
+                humantime::format_duration(MAX_SHUTDOWN_TIMEOUT)
+            ));
+        }
+        if self.idle_recheck.is_zero() {
+            return fail("idle recheck must be above 0".into());
+        }
+        Ok(())
+    }
+
     /// The pool groups to start with: `pool`, or one group of `runners` on `queues`.
     pub fn groups(&self) -> Vec<PoolGroup> {
         if !self.pool.is_empty() {
@@ -105,6 +177,26 @@ impl WorkerConfig {
             runners: self.runners as u32,
         }]
     }
+}
+
+/// Most tasks one claim may take.
+pub const MAX_BATCH_SIZE: usize = 10_000;
+/// Shortest lease: heartbeats every third of it must have time to reach the store.
+pub const MIN_LEASE: Duration = Duration::from_millis(300);
+/// Longest lease: a dead worker's tasks wait this long before they run elsewhere.
+pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
+/// Longest graceful shutdown (a year: `wrangle run` lets items finish however long).
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Why a worker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Its configuration is invalid (see [`WorkerConfig::validate`]); nothing was started.
+    #[error("invalid worker configuration: {0}")]
+    Config(#[from] InputError),
+    /// The store failed in a way that retrying does not mend.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// This machine's host name.
@@ -224,8 +316,10 @@ impl Worker {
     }
 
     /// Runs until `shutdown` fires (or a `stop` command arrives), then hands back what it
-    /// could not finish and deregisters.
-    pub async fn run(self, shutdown: Shutdown) -> Result<WorkerReport, StoreError> {
+    /// could not finish and deregisters. Checks the configuration first
+    /// ([`WorkerConfig::validate`]).
+    pub async fn run(self, shutdown: Shutdown) -> Result<WorkerReport, WorkerError> {
+        self.config.validate()?;
         let config = Arc::new(self.config);
         let store = self.store;
         // Cancels every running attempt; fired by an immediate shutdown or when a graceful

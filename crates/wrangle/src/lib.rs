@@ -49,13 +49,17 @@ pub use wrangle_exec::{
     RunnerExecutor, RunnerSpec, TaskContext,
 };
 pub use wrangle_store_memory::MemoryStore;
+#[cfg(feature = "mysql")]
 pub use wrangle_store_mysql::MySqlStore;
+#[cfg(feature = "postgres")]
 pub use wrangle_store_postgres::{PostgresOptions, PostgresStore};
+#[cfg(feature = "redis")]
 pub use wrangle_store_redis::{RedisOptions, RedisStore};
+#[cfg(feature = "sqlite")]
 pub use wrangle_store_sqlite::{SqliteOptions, SqliteStore};
 pub use wrangle_worker::{
     ControlOp, OutcomeObserver, RegistryFactory, Shutdown, Worker, WorkerConfig, WorkerControl,
-    WorkerReport,
+    WorkerError, WorkerReport,
 };
 
 /// Why connecting failed.
@@ -75,19 +79,41 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
     connect_url(&StoreUrl::parse(url)?).await
 }
 
-/// Opens the store `url` names.
+/// Opens the store `url` names. A store whose Cargo feature is off in this build is an
+/// [`InputError`] that says which feature to enable.
 pub async fn connect_url(url: &StoreUrl) -> Result<Arc<dyn Store>, ConnectError> {
     match url {
+        #[cfg(feature = "sqlite")]
         StoreUrl::Sqlite { path, options } => {
             let options = SqliteOptions::from_query(options)
                 .map_err(|e| InputError::new(format!("invalid store URL '{url}': {e}")))?;
             Ok(Arc::new(SqliteStore::open_with(path, options).await?))
         }
         StoreUrl::Memory => Ok(Arc::new(MemoryStore::new())),
+        #[cfg(feature = "postgres")]
         StoreUrl::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        #[cfg(feature = "redis")]
         StoreUrl::Redis(url) => Ok(Arc::new(RedisStore::connect(url).await?)),
+        #[cfg(feature = "mysql")]
         StoreUrl::Mysql(url) => Ok(Arc::new(MySqlStore::connect(url).await?)),
+        #[allow(unreachable_patterns)] // every store compiled in: nothing is left
+        other => Err(not_compiled_in(other).into()),
     }
+}
+
+/// The error for a store URL whose store this build left out.
+#[allow(dead_code)] // used only when some store feature is off
+fn not_compiled_in(url: &StoreUrl) -> InputError {
+    let feature = match url {
+        StoreUrl::Sqlite { .. } => "sqlite",
+        StoreUrl::Postgres(_) => "postgres",
+        StoreUrl::Redis(_) => "redis",
+        StoreUrl::Mysql(_) => "mysql",
+        StoreUrl::Memory => "memory",
+    };
+    InputError::new(format!(
+        "the {feature} store is not compiled into this build (enable the wrangle crate's \"{feature}\" feature)"
+    ))
 }
 
 /// Submits tasks and waits for their outcomes.

@@ -265,3 +265,83 @@ async fn job_cancel_and_retry_move_tasks_a_page_per_store_call() {
     let progress = jobs::progress(&store, "big").await.unwrap();
     assert_eq!(progress.status, jobs::JobStatus::Cancelled, "{progress:?}");
 }
+
+/// A worker built in code gets the CLI's checks: each bad setting is a one-line error
+/// from `Worker::run` before anything starts (no spinning claim loop, no panicking
+/// heartbeat, no registration in the store).
+#[tokio::test]
+async fn invalid_worker_configurations_are_errors_not_spins_or_panics() {
+    use wrangle::pool::{AutoscaleLimits, PoolGroup};
+    use wrangle::{QueueFilter, WorkerError};
+    type Change = Box<dyn Fn(&mut WorkerConfig)>;
+    let bad: Vec<(&str, Change)> = vec![
+        ("batch size", Box::new(|c| c.batch_size = 0)),
+        ("batch size", Box::new(|c| c.batch_size = 1_000_000)),
+        ("lease", Box::new(|c| c.lease = Duration::ZERO)),
+        (
+            "lease",
+            Box::new(|c| c.lease = Duration::from_secs(1_000_000_000 * 86_400)),
+        ),
+        ("runners", Box::new(|c| c.runners = 0)),
+        ("runners", Box::new(|c| c.runners = 1_000_000_000)),
+        ("worker name", Box::new(|c| c.name = String::new())),
+        ("worker name", Box::new(|c| c.name = "has space".into())),
+        ("queue", Box::new(|c| c.queues = QueueFilter::Only(vec![]))),
+        (
+            "queue name",
+            Box::new(|c| c.queues = QueueFilter::Only(vec!["".into()])),
+        ),
+        (
+            "runners",
+            Box::new(|c| {
+                c.pool = vec![PoolGroup {
+                    name: "a".into(),
+                    queues: QueueFilter::All,
+                    runners: 0,
+                }]
+            }),
+        ),
+        (
+            "at most",
+            Box::new(|c| {
+                c.pool = vec![PoolGroup {
+                    name: "a".into(),
+                    queues: QueueFilter::All,
+                    runners: 5000,
+                }]
+            }),
+        ),
+        (
+            "autoscale",
+            Box::new(|c| c.autoscale = Some(AutoscaleLimits::new(3, 2))),
+        ),
+        (
+            "idle recheck",
+            Box::new(|c| c.idle_recheck = Duration::ZERO),
+        ),
+        (
+            "shutdown timeout",
+            Box::new(|c| c.shutdown_timeout = Duration::from_secs(u64::MAX / 4)),
+        ),
+    ];
+    let store: Arc<dyn Store> = Arc::new(wrangle::MemoryStore::new());
+    for (what, change) in bad {
+        let mut config = WorkerConfig::new();
+        change(&mut config);
+        let invalid = config.validate().expect_err(what);
+        let run = Worker::new(store.clone(), Registry::new(), config).run(Shutdown::new());
+        let err = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the worker ran instead of refusing"))
+            .expect_err(what);
+        assert!(matches!(err, WorkerError::Config(_)), "{what}: {err}");
+        let message = err.to_string();
+        assert!(message.contains(what), "{what}: {message}");
+        assert!(message.contains(&invalid.to_string()), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+    assert!(store.list_workers().await.unwrap().is_empty());
+    WorkerConfig::new()
+        .validate()
+        .expect("the defaults are valid");
+}

@@ -9,9 +9,10 @@ use wrangle::{Task, TaskFilter, TaskState};
 use super::Context;
 use crate::cli::{QueuesCommand, TasksCommand};
 use crate::fail::CliResult;
+use crate::stdout::out;
 
 pub(crate) fn print_json(value: &impl serde::Serialize) {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(value).expect("serializable")
     );
@@ -38,29 +39,43 @@ pub(crate) async fn status(context: &Context) -> CliResult {
     let queues = context.store.queue_stats(now).await?;
     let workers = context.store.list_workers().await?;
     let jobs = wrangle::jobs::all_progress(&context.store).await?;
+    // What the live workers report running now, against what the store holds as claimed:
+    // the difference is outcomes on their way to the store (or tasks of lost workers).
+    let live = workers.iter().filter(|w| !w.is_lost(now));
+    let executing: usize = live.clone().map(|w| w.info.executing()).sum();
+    let leased: u64 = queues
+        .iter()
+        .map(|q| q.counts.get(&TaskState::Running).copied().unwrap_or(0))
+        .sum();
     if context.json {
-        print_json(&json!({"queues": queues, "workers": workers, "jobs": jobs}));
+        print_json(&json!({
+            "queues": queues,
+            "workers": workers,
+            "jobs": jobs,
+            "executing": executing,
+            "leased": leased,
+        }));
         return Ok(0);
     }
-    println!(
-        "{:<16} {:>6} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6} {:>9} {:>8} {:>7} {:>9}",
+    out!(
+        "{:<16} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>9} {:>8} {:>8} {:>10}",
         "QUEUE",
         "PAUSED",
         "SCHEDULED",
         "AVAILABLE",
-        "RUNNING",
+        "LEASED",
         "RETRYABLE",
         "COMPLETED",
         "DEAD",
         "CANCELLED",
         "OLDEST",
-        "DONE/1M",
-        "FAILED/1M"
+        "DONE/MIN",
+        "FAILED/MIN"
     );
     for q in &queues {
         let count = |s: TaskState| q.counts.get(&s).copied().unwrap_or(0);
-        println!(
-            "{:<16} {:>6} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6} {:>9} {:>8} {:>7} {:>9}",
+        out!(
+            "{:<16} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>9} {:>8} {:>8} {:>10}",
             q.queue,
             if q.paused { "yes" } else { "no" },
             count(TaskState::Scheduled),
@@ -76,12 +91,18 @@ pub(crate) async fn status(context: &Context) -> CliResult {
         );
     }
     if queues.is_empty() {
-        println!("(no queues yet)");
+        out!("(no queues yet)");
     }
-    println!();
+    let finishing = leased.saturating_sub(executing as u64);
+    let workers_live = live.count();
+    out!(
+        "executing now: {executing} on {workers_live} live worker{}; leased, outcome being written: {finishing}",
+        if workers_live == 1 { "" } else { "s" }
+    );
+    out!();
     super::workers::print_workers_table(&workers, now);
     if !jobs.is_empty() {
-        println!();
+        out!();
         super::job::print_jobs_table(&jobs);
     }
     Ok(0)
@@ -137,9 +158,14 @@ pub(crate) async fn tasks(
                 print_json(&tasks);
                 return Ok(0);
             }
-            println!(
+            out!(
                 "{:>8} {:<12} {:<16} {:<16} {:>7}  {:<23}  DETAIL",
-                "ID", "STATE", "QUEUE", "KIND", "ATTEMPT", "CREATED"
+                "ID",
+                "STATE",
+                "QUEUE",
+                "KIND",
+                "ATTEMPT",
+                "CREATED"
             );
             for t in &tasks {
                 let detail = match t.state {
@@ -150,7 +176,7 @@ pub(crate) async fn tasks(
                     TaskState::Running => format!("on {}", t.worker.as_deref().unwrap_or("?")),
                     _ => t.error.clone().unwrap_or_default(),
                 };
-                println!(
+                out!(
                     "{:>8} {:<12} {:<16} {:<16} {:>3}/{:<3}  {:<23}  {}",
                     t.id,
                     t.state.as_str(),
@@ -188,7 +214,7 @@ pub(crate) async fn tasks(
             if context.json {
                 print_json(&json!({"retried": moved}));
             } else {
-                println!("{moved} dead task(s) will run again");
+                out!("{moved} dead task(s) will run again");
             }
             Ok(0)
         }
@@ -204,43 +230,43 @@ fn report_change(context: &Context, task: &Task, what: &str) {
     if context.json {
         print_json(task);
     } else {
-        println!("task {} {what} (now {})", task.id, task.state);
+        out!("task {} {what} (now {})", task.id, task.state);
     }
 }
 
 fn print_task(t: &Task) {
-    println!("task {}  kind {}  queue {}", t.id, t.kind, t.queue);
-    println!("  state      {}", t.state);
-    println!("  attempt    {} of {}", t.attempt, t.max_attempts);
-    println!("  priority   {}", t.priority);
-    println!("  payload    {}", t.payload);
+    out!("task {}  kind {}  queue {}", t.id, t.kind, t.queue);
+    out!("  state      {}", t.state);
+    out!("  attempt    {} of {}", t.attempt, t.max_attempts);
+    out!("  priority   {}", t.priority);
+    out!("  payload    {}", t.payload);
     if let Some(key) = &t.unique_key {
-        println!("  unique     {key}");
+        out!("  unique     {key}");
     }
     if let Some(job) = &t.job {
-        println!("  job        {job}");
+        out!("  job        {job}");
     }
     if let Some(timeout) = t.timeout {
-        println!("  timeout    {}", humantime::format_duration(timeout));
+        out!("  timeout    {}", humantime::format_duration(timeout));
     }
-    println!("  created    {}", clock(t.created_at));
-    println!("  run at     {}", clock(t.run_at));
+    out!("  created    {}", clock(t.created_at));
+    out!("  run at     {}", clock(t.run_at));
     if let Some(worker) = &t.worker {
-        println!("  worker     {worker}");
+        out!("  worker     {worker}");
     }
     if let Some(until) = t.lease_until {
-        println!("  lease      until {}", clock(until));
+        out!("  lease      until {}", clock(until));
     }
     if let Some(result) = &t.result {
-        println!("  result     {}", value_text(result));
+        out!("  result     {}", value_text(result));
     }
     if let Some(error) = &t.error {
-        println!("  error      {}", one_line(error, 200));
+        out!("  error      {}", one_line(error, 200));
     }
     if t.attempts.is_empty() {
         return;
     }
-    println!("  attempts:");
+    out!("  attempts:");
     for a in &t.attempts {
         let took = a
             .started_at
@@ -251,7 +277,7 @@ fn print_task(t: &Task) {
                 )
             })
             .unwrap_or_default();
-        println!(
+        out!(
             "    #{} {:<13} on {:<20} started {}  ended {}{took}",
             a.attempt,
             a.outcome,
@@ -260,11 +286,11 @@ fn print_task(t: &Task) {
             clock(a.finished_at),
         );
         if let Some(error) = &a.error {
-            println!("       error: {}", one_line(error, 200));
+            out!("       error: {}", one_line(error, 200));
         }
         if let Some(retry_at) = a.retry_at {
             let backoff = (retry_at - a.finished_at).num_milliseconds() as f64 / 1000.0;
-            println!(
+            out!(
                 "       retry at {} (backoff {backoff:.3}s)",
                 clock(retry_at)
             );
@@ -283,7 +309,7 @@ pub(crate) async fn queues(context: &Context, command: QueuesCommand) -> CliResu
     if context.json {
         print_json(&json!({"queue": queue, "paused": paused}));
     } else {
-        println!(
+        out!(
             "queue {queue} {}",
             if paused { "paused" } else { "resumed" }
         );

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use wrangle::jobs::{self, JobKind, JobProgress, JobStatus, NewJob};
 use wrangle::parse::{parse_duration, parse_name, parse_range};
@@ -14,6 +13,8 @@ use super::submit::read_input;
 use crate::cli::{JobCommand, JobCreateArgs};
 use crate::config::Config;
 use crate::fail::{CliError, CliResult, EXIT_TASK_FAILED};
+use crate::progress;
+use crate::stdout::{out, outp};
 
 /// A checked `job create`: the definition and, for a list job, its items.
 pub(crate) struct CreatePlan {
@@ -79,7 +80,7 @@ pub(crate) async fn run(
             if context.json {
                 print_json(&job);
             } else {
-                println!(
+                out!(
                     "created job {} ({} blocks, {} ids)",
                     job.name(),
                     job.total_blocks(),
@@ -105,7 +106,7 @@ pub(crate) async fn run(
                 if context.json {
                     print_json(&progress);
                 } else {
-                    print!("{}", describe(&progress));
+                    outp!("{}", describe(&progress));
                 }
                 Ok(0)
             }
@@ -124,7 +125,7 @@ pub(crate) async fn run(
             if context.json {
                 print_json(&json!({"job": name, "cancelled_tasks": cancelled}));
             } else {
-                println!("cancelled job {name} ({cancelled} unfinished blocks cancelled)");
+                out!("cancelled job {name} ({cancelled} unfinished blocks cancelled)");
             }
             Ok(0)
         }
@@ -133,7 +134,7 @@ pub(crate) async fn run(
             if context.json {
                 print_json(&json!({"job": name, "retried": retried}));
             } else {
-                println!("job {name}: {retried} dead blocks queued again");
+                out!("job {name}: {retried} dead blocks queued again");
             }
             Ok(0)
         }
@@ -142,12 +143,20 @@ pub(crate) async fn run(
 
 /// One line per job (`job list`, `status`).
 pub(crate) fn print_jobs_table(all: &[JobProgress]) {
-    println!(
+    out!(
         "{:<20} {:<6} {:<10} {:>7} {:>10} {:>10} {:>7} {:>8} {:>9}",
-        "JOB", "TYPE", "STATUS", "FINISHED", "BLOCKS", "DONE", "FAILED", "RUNNING", "ETA"
+        "JOB",
+        "TYPE",
+        "STATUS",
+        "FINISHED",
+        "BLOCKS",
+        "DONE",
+        "FAILED",
+        "RUNNING",
+        "ETA"
     );
     for p in all {
-        println!(
+        out!(
             "{:<20} {:<6} {:<10} {:>6.1}% {:>10} {:>10} {:>7} {:>8} {:>9}",
             p.job.name(),
             p.job.definition.kind.as_str(),
@@ -157,11 +166,11 @@ pub(crate) fn print_jobs_table(all: &[JobProgress]) {
             p.done.blocks,
             p.failed.blocks,
             p.running.blocks,
-            p.eta.map_or("-".to_string(), human_duration)
+            p.eta.map_or("-".to_string(), progress::clock)
         );
     }
     if all.is_empty() {
-        println!("(no jobs)");
+        out!("(no jobs)");
     }
 }
 
@@ -173,44 +182,37 @@ async fn follow_job(
     interval: Duration,
     show_bar: bool,
 ) -> CliResult {
-    let bar = ProgressBar::with_draw_target(
-        None,
-        if show_bar {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {percent:>3}% {human_pos}/{human_len} ids {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(name.to_string());
+    let bar = progress::reported(name, show_bar);
     loop {
         let progress = jobs::progress(&context.store, name).await?;
         if context.json {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string(&progress).expect("serializable")
             );
         }
         bar.set_length(progress.total.ids);
         bar.set_position(progress.finished_ids());
-        bar.set_message(format!(
-            "{} ids/s ETA {} | blocks: {} done, {} failed, {} running",
-            human_rate(progress.rate),
-            progress.eta.map_or("-".to_string(), human_duration),
-            progress.done.blocks,
-            progress.failed.blocks,
-            progress.running.blocks
-        ));
+        // Short enough for an 80-column line: ids, rate, ETA, and failures if any.
+        let mut message = format!(
+            "{}/{} ids",
+            compact(progress.finished_ids()),
+            compact(progress.total.ids)
+        );
+        if progress.rate > 0.0 {
+            message += &format!("  {}/s", progress::whole(progress.rate));
+        }
+        if let Some(eta) = progress.eta {
+            message += &format!("  ETA {}", progress::clock(eta));
+        }
+        if progress.failed.blocks > 0 {
+            message += &format!("  {} failed", progress.failed.blocks);
+        }
+        bar.set_message(message);
         if progress.status != JobStatus::Running {
             bar.finish_and_clear();
             if !context.json {
-                print!("{}", describe(&progress));
+                outp!("{}", describe(&progress));
             }
             return Ok(if progress.status == JobStatus::Completed {
                 0
@@ -219,6 +221,16 @@ async fn follow_job(
             });
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// A count in at most 6 characters: `950`, `12.3k`, `4.95M`, `1.2G`.
+fn compact(n: u64) -> String {
+    match n {
+        0..10_000 => n.to_string(),
+        10_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2}M", n as f64 / 1e6),
+        _ => format!("{:.1}G", n as f64 / 1e9),
     }
 }
 
@@ -246,12 +258,12 @@ fn describe(p: &JobProgress) -> String {
     for (label, count) in [
         ("done", p.done),
         ("failed", p.failed),
-        ("running", p.running),
+        ("leased", p.running),
         ("waiting", p.waiting),
         ("cancelled", p.cancelled),
         ("pruned", p.pruned),
     ] {
-        if count.blocks > 0 || matches!(label, "done" | "failed" | "running" | "waiting") {
+        if count.blocks > 0 || matches!(label, "done" | "failed" | "leased" | "waiting") {
             out += &format!(
                 "  {label:<10} {:>12} blocks {:>16} ids {:>6.1}%\n",
                 count.blocks,
@@ -266,8 +278,8 @@ fn describe(p: &JobProgress) -> String {
     );
     out += &format!(
         "  rate {} ids/s over the last minute, ETA {}\n",
-        human_rate(p.rate),
-        p.eta.map_or("-".to_string(), human_duration)
+        progress::whole(p.rate),
+        p.eta.map_or("-".to_string(), progress::clock)
     );
     for share in &p.workers {
         out += &format!(
@@ -278,33 +290,15 @@ fn describe(p: &JobProgress) -> String {
     out
 }
 
-pub(crate) fn human_rate(rate: f64) -> String {
-    if rate >= 10.0 {
-        format!("{rate:.0}")
-    } else {
-        format!("{rate:.1}")
-    }
-}
-
-pub(crate) fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
-        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_like_a_clock() {
-        assert_eq!(human_duration(Duration::from_secs(59)), "59s");
-        assert_eq!(human_duration(Duration::from_secs(125)), "2m05s");
-        assert_eq!(human_duration(Duration::from_secs(7322)), "2h02m");
-        assert_eq!(human_rate(4.24), "4.2");
-        assert_eq!(human_rate(1234.5), "1234");
+    fn counts_fit_six_characters() {
+        assert_eq!(compact(9_999), "9999");
+        assert_eq!(compact(12_345), "12.3k");
+        assert_eq!(compact(4_950_000), "4.95M");
+        assert_eq!(compact(11_000_000_000), "11.0G");
     }
 }

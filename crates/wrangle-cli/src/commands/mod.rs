@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use wrangle::{Shutdown, Store};
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, EarlyArgs, JsonArg, StoreArgs};
 use crate::config::Config;
 use crate::fail::{CliError, CliResult};
 
@@ -23,13 +23,41 @@ pub(crate) struct Context {
     pub(crate) json: bool,
 }
 
-impl Context {
-    async fn open(global: &GlobalArgs, config: &Config) -> CliResult<Context> {
-        let url = config.store_url(global.store.as_deref());
+/// The store options of one command line: the command's own, else those written before
+/// the command, else `$WRANGLE_STORE` (for the URL).
+struct StoreChoice {
+    url: Option<String>,
+    config: Option<std::path::PathBuf>,
+    json: bool,
+}
+
+impl StoreChoice {
+    fn of(early: &EarlyArgs, store: &StoreArgs, json: JsonArg) -> StoreChoice {
+        StoreChoice {
+            url: store
+                .store
+                .clone()
+                .or_else(|| early.store.clone())
+                .or_else(|| {
+                    std::env::var("WRANGLE_STORE")
+                        .ok()
+                        .filter(|u| !u.is_empty())
+                }),
+            config: store.config.clone().or_else(|| early.config.clone()),
+            json: json.json || early.json,
+        }
+    }
+
+    fn load_config(&self) -> CliResult<Config> {
+        Config::load(self.config.as_deref())
+    }
+
+    async fn open(&self, config: &Config) -> CliResult<Context> {
+        let url = config.store_url(self.url.as_deref());
         let store = wrangle::connect(&url).await?;
         Ok(Context {
             store,
-            json: global.json,
+            json: self.json,
         })
     }
 }
@@ -40,44 +68,73 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
     if !matches!(cli.command, Command::Top(_)) {
         init_logging(matches!(cli.command, Command::Worker(_)));
     }
+    let early = &cli.early;
     // Validate everything the user typed before touching the store, so bad input never
     // creates a database or enqueues half a batch.
-    let config = Config::load(cli.global.config.as_deref())?;
     match cli.command {
         // A run is local: its store is in memory, or its --journal file.
-        Command::Run(args) => run::run(run::plan(&args)?, cli.global.json).await,
+        Command::Run(args) => {
+            if early.store.is_some() || early.config.is_some() {
+                return Err(CliError::input(
+                    "wrangle run does not use a store or wrangle.toml: its items live in memory (or in --journal FILE)",
+                ));
+            }
+            run::run(run::plan(&args)?, args.json || early.json).await
+        }
         Command::Submit(args) => {
+            let choice = StoreChoice::of(early, &args.store, args.json);
+            let config = choice.load_config()?;
             let plan = submit::plan(&args, &config)?;
-            submit::run(&Context::open(&cli.global, &config).await?, plan).await
+            submit::run(&choice.open(&config).await?, plan).await
         }
         Command::Worker(args) => {
-            let setup = worker::plan(&args, &config, cli.global.config.as_deref())?;
-            worker::run(Context::open(&cli.global, &config).await?, setup).await
+            let choice = StoreChoice::of(early, &args.store, args.json);
+            let config = choice.load_config()?;
+            let setup = worker::plan(&args, &config, choice.config.as_deref())?;
+            worker::run(choice.open(&config).await?, setup).await
         }
-        Command::Job(command) => {
-            let create = match &command {
-                crate::cli::JobCommand::Create(args) => Some(job::plan_create(args, &config)?),
+        Command::Job(args) => {
+            let choice = StoreChoice::of(early, &args.store, args.json);
+            let config = choice.load_config()?;
+            let create = match &args.command {
+                crate::cli::JobCommand::Create(create) => Some(job::plan_create(create, &config)?),
                 _ => None,
             };
-            job::run(&Context::open(&cli.global, &config).await?, command, create).await
+            job::run(&choice.open(&config).await?, args.command, create).await
         }
-        Command::Workers(command) => {
-            let plan = workers::plan(&command)?;
-            workers::run(&Context::open(&cli.global, &config).await?, plan).await
+        Command::Workers(args) => {
+            let choice = StoreChoice::of(early, &args.store, args.json);
+            let config = choice.load_config()?;
+            let plan = workers::plan(&args.command)?;
+            workers::run(&choice.open(&config).await?, plan).await
         }
-        Command::Status => inspect::status(&Context::open(&cli.global, &config).await?).await,
-        Command::Tasks(command) => {
-            let state = inspect::validate_tasks(&command)?;
-            inspect::tasks(&Context::open(&cli.global, &config).await?, command, state).await
+        Command::Status(args) => {
+            let choice = StoreChoice::of(early, &args.store, args.json);
+            let config = choice.load_config()?;
+            inspect::status(&choice.open(&config).await?).await
         }
-        Command::Queues(command) => {
-            inspect::queues(&Context::open(&cli.global, &config).await?, command).await
+        Command::Tasks(args) => {
+            let choice = StoreChoice::of(early, &args.store, args.json);
+            let config = choice.load_config()?;
+            let state = inspect::validate_tasks(&args.command)?;
+            inspect::tasks(&choice.open(&config).await?, args.command, state).await
+        }
+        Command::Queues(args) => {
+            let choice = StoreChoice::of(early, &args.store, args.json);
+            let config = choice.load_config()?;
+            inspect::queues(&choice.open(&config).await?, args.command).await
         }
         Command::Top(args) => {
-            let plan = top::plan(&args, cli.global.json)?;
-            top::run(Context::open(&cli.global, &config).await?, plan).await
+            let choice = StoreChoice::of(early, &args.store, JsonArg::default());
+            let config = choice.load_config()?;
+            let plan = top::plan(&args, early.json)?;
+            top::run(choice.open(&config).await?, plan).await
         }
-        Command::Console => console::run(Context::open(&cli.global, &config).await?).await,
+        Command::Console(args) => {
+            let choice = StoreChoice::of(early, &args.store, args.json);
+            let config = choice.load_config()?;
+            console::run(choice.open(&config).await?).await
+        }
     }
 }
 
@@ -104,9 +161,25 @@ fn init_logging(worker: bool) {
         .try_init();
 }
 
+/// What a command says when it is interrupted: `interrupts` is 1 for the first SIGINT
+/// (graceful), 2 and more for the next ones (immediate), 0 for SIGTERM (graceful).
+pub(crate) type OnInterrupt = Box<dyn Fn(u32) + Send + Sync>;
+
+/// The worker's way of announcing interrupts: log lines, like the rest of its output.
+pub(crate) fn log_interrupts() -> OnInterrupt {
+    Box::new(|interrupts| match interrupts {
+        0 => tracing::info!("terminated: finishing running tasks"),
+        1 => tracing::info!("interrupted: finishing running tasks (Ctrl-C again to stop now)"),
+        _ => tracing::info!("interrupted again: stopping running tasks now"),
+    })
+}
+
 /// SIGTERM or a first SIGINT: graceful; a second SIGINT: immediate. Returns a token that
 /// is cancelled once an interrupt arrived (for the exit code).
-pub(crate) fn watch_signals(shutdown: Shutdown) -> CliResult<tokio_util::sync::CancellationToken> {
+pub(crate) fn watch_signals(
+    shutdown: Shutdown,
+    announce: OnInterrupt,
+) -> CliResult<tokio_util::sync::CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -121,16 +194,15 @@ pub(crate) fn watch_signals(shutdown: Shutdown) -> CliResult<tokio_util::sync::C
                 _ = interrupt.recv() => {
                     interrupts += 1;
                     seen.cancel();
+                    announce(interrupts);
                     if interrupts == 1 {
-                        tracing::info!("interrupted: finishing running tasks (Ctrl-C again to stop now)");
                         shutdown.graceful.cancel();
                     } else {
-                        tracing::warn!("interrupted again: stopping running tasks now");
                         shutdown.immediate.cancel();
                     }
                 }
                 _ = terminate.recv() => {
-                    tracing::info!("terminated: finishing running tasks");
+                    announce(0);
                     shutdown.graceful.cancel();
                 }
             }

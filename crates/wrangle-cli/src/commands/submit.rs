@@ -13,6 +13,7 @@ use super::Context;
 use crate::cli::SubmitArgs;
 use crate::config::Config;
 use crate::fail::{CliError, CliResult, EXIT_TASK_FAILED};
+use crate::stdout::out;
 
 /// A validated submission.
 pub(crate) struct SubmitPlan {
@@ -111,13 +112,13 @@ pub(crate) async fn run(context: &Context, plan: SubmitPlan) -> CliResult {
     let enqueued = client.submit_batch(plan.tasks).await?;
     let Some(wait_timeout) = plan.wait else {
         if context.json {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string(&enqueued).expect("serializable")
             );
         } else {
             for e in &enqueued {
-                println!("{}", e.id);
+                out!("{}", e.id);
             }
         }
         return Ok(0);
@@ -130,7 +131,7 @@ pub(crate) async fn run(context: &Context, plan: SubmitPlan) -> CliResult {
         EXIT_TASK_FAILED
     };
     if context.json {
-        println!(
+        out!(
             "{}",
             json!({"id": id, "state": task.state, "result": task.result, "error": task.error})
         );
@@ -138,9 +139,9 @@ pub(crate) async fn run(context: &Context, plan: SubmitPlan) -> CliResult {
     }
     match task.state {
         TaskState::Completed => match task.result {
-            Some(Value::String(text)) => println!("{text}"),
+            Some(Value::String(text)) => out!("{text}"),
             Some(Value::Null) | None => {}
-            Some(other) => println!("{other}"),
+            Some(other) => out!("{other}"),
         },
         TaskState::Cancelled => eprintln!("wrangle: task {id} was cancelled"),
         _ => eprintln!(

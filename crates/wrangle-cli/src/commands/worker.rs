@@ -17,6 +17,7 @@ use super::Context;
 use crate::cli::WorkerArgs;
 use crate::config::Config;
 use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED};
+use crate::stdout::out;
 
 /// A validated worker set-up.
 pub(crate) struct WorkerSetup {
@@ -71,9 +72,6 @@ pub(crate) fn plan(
 ) -> CliResult<WorkerSetup> {
     let mut worker = WorkerConfig::new();
     if let Some(runners) = args.runners {
-        if runners == 0 {
-            return Err(CliError::input("-n/--runners must be at least 1"));
-        }
         worker.runners = runners;
     }
     worker.pool = match &args.pool {
@@ -83,15 +81,9 @@ pub(crate) fn plan(
     if let Some(range) = &args.autoscale {
         let (min, max) = parse_autoscale(range)?;
         let mut limits = AutoscaleLimits::new(min, max);
-        if args.autoscale_max_load.is_nan() || args.autoscale_max_load <= 0.0 {
-            return Err(CliError::input("--autoscale-max-load must be above 0"));
-        }
         limits.max_load_per_cpu = args.autoscale_max_load;
         worker.autoscale = Some(limits);
         worker.autoscale_interval = parse_duration(&args.autoscale_interval)?;
-        if worker.autoscale_interval.is_zero() {
-            return Err(CliError::input("--autoscale-interval must be above 0"));
-        }
     }
     let registry = build_registry(args, config)?;
     let reload: wrangle::RegistryFactory = {
@@ -118,14 +110,11 @@ pub(crate) fn plan(
     }
     worker.shutdown_timeout = parse_duration(&args.shutdown_timeout)?;
     worker.lease = parse_duration(&args.lease)?;
-    if worker.lease < Duration::from_millis(300) {
-        return Err(CliError::input("--lease must be at least 300ms"));
-    }
     worker.retry_policy = RetryPolicy::exponential(parse_duration(&args.backoff)?);
-    if args.batch_size == 0 {
-        return Err(CliError::input("--batch-size must be at least 1"));
-    }
     worker.batch_size = args.batch_size;
+    // The library's own checks (ranges of runners, lease, batch size, ...), before the
+    // store is opened.
+    worker.validate()?;
     Ok(WorkerSetup {
         registry,
         config: worker,
@@ -135,7 +124,7 @@ pub(crate) fn plan(
 
 pub(crate) async fn run(context: Context, setup: WorkerSetup) -> CliResult {
     let shutdown = Shutdown::new();
-    let interrupted = super::watch_signals(shutdown.clone())?;
+    let interrupted = super::watch_signals(shutdown.clone(), super::log_interrupts())?;
     tracing::info!(
         worker = %setup.config.name,
         store = context.store.info().name,
@@ -154,7 +143,7 @@ pub(crate) async fn run(context: Context, setup: WorkerSetup) -> CliResult {
         "worker stopped"
     );
     if context.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({"succeeded": report.succeeded, "failed": report.failed, "released": report.released, "stale": report.stale})
         );

@@ -15,6 +15,7 @@ use super::Context;
 use super::inspect::{ago, print_json};
 use crate::cli::WorkersCommand;
 use crate::fail::{CliError, CliResult, EXIT_TASK_FAILED};
+use crate::stdout::out;
 
 /// A checked control command: the worker, what to send, how long to wait.
 pub(crate) struct ControlPlan {
@@ -71,7 +72,7 @@ pub(crate) async fn run(context: &Context, plan: Option<ControlPlan>) -> CliResu
             "id": ack.envelope.id,
         }));
     } else if ack.ok {
-        println!("{}: {}", plan.worker, ack.message);
+        out!("{}: {}", plan.worker, ack.message);
     } else {
         eprintln!("wrangle: error: {} refused: {}", plan.worker, ack.message);
     }
@@ -101,7 +102,7 @@ pub(crate) fn task_list(tasks: &[TaskId]) -> String {
 /// One pool group of a worker, its name padded to `width`.
 pub(crate) fn group_line(group: &GroupInfo, width: usize) -> String {
     format!(
-        "  group {:<width$} runners {:>3}  busy {:>3}  tasks {}",
+        "  group {:<width$} runners {:>3}  executing {:>3}  tasks {}",
         group.name,
         group.runners,
         group.tasks.len(),
@@ -124,36 +125,46 @@ pub(crate) fn process_line(p: &ProcessInfo, now: DateTime<Utc>) -> String {
 }
 
 /// The workers table of `status` and `workers list`: one line per worker, then one per
-/// pool group and runner process.
+/// pool group and runner process. EXECUTING is what its runners run now; FINISHING what it
+/// holds with the outcome on its way to the store (the store still counts those running).
 pub(crate) fn print_workers_table(workers: &[WorkerRecord], now: DateTime<Utc>) {
-    println!(
-        "{:<24} {:<16} {:>7} {:>7} {:>5} {:>6} {:>9} {:>9}  STATE",
-        "WORKER", "HOST", "PID", "RUNNERS", "BUSY", "RSS", "UPTIME", "LAST SEEN"
+    out!(
+        "{:<24} {:<16} {:>7} {:>7} {:>9} {:>9} {:>6} {:>8} {:>9}  STATE",
+        "WORKER",
+        "HOST",
+        "PID",
+        "RUNNERS",
+        "EXECUTING",
+        "FINISHING",
+        "RSS",
+        "UPTIME",
+        "LAST SEEN"
     );
     for w in workers {
         let state = if w.is_lost(now) { "LOST" } else { "ok" };
-        println!(
-            "{:<24} {:<16} {:>7} {:>7} {:>5} {:>6} {:>9} {:>9}  {state}",
+        out!(
+            "{:<24} {:<16} {:>7} {:>7} {:>9} {:>9} {:>6} {:>8} {:>9}  {state}",
             w.info.name,
             w.info.host,
             w.info.pid,
             w.info.runners,
-            w.info.tasks.len(),
+            w.info.executing(),
+            w.info.finishing(),
             mib(w.info.rss_bytes),
             ago(w.info.started_at, now),
             ago(w.last_seen, now),
         );
         for group in &w.info.pool {
-            println!("{}", group_line(group, 18));
+            out!("{}", group_line(group, 18));
         }
         for p in &w.info.processes {
-            println!("{}", process_line(p, now));
+            out!("{}", process_line(p, now));
         }
         if let Some((min, max)) = w.info.autoscale {
-            println!("  autoscale {min}..{max}");
+            out!("  autoscale {min}..{max}");
         }
     }
     if workers.is_empty() {
-        println!("(no workers registered)");
+        out!("(no workers registered)");
     }
 }

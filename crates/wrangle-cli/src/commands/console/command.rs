@@ -37,6 +37,7 @@ pub(super) struct CommandSpec {
     pub(super) arguments: &'static [ArgumentKind],
 }
 
+use crate::stdout::outp;
 use ArgumentKind::{GroupOfWorker, Job, Other, Queue, Worker};
 
 /// Every command, in the order `help` shows them.
@@ -254,7 +255,7 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
             if context.json {
                 print_json(&worker);
             } else {
-                print!("{}", describe_worker(&worker, Utc::now()));
+                outp!("{}", describe_worker(&worker, Utc::now()));
             }
             Ok(0)
         }
@@ -287,7 +288,7 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
             if context.json {
                 print_json(&worker.info.pool);
             } else {
-                print!("{}", describe_groups(&worker));
+                outp!("{}", describe_groups(&worker));
             }
             Ok(0)
         }
@@ -317,7 +318,7 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
             inspect::tasks(context, TasksCommand::Cancel { id }, None).await
         }
         ConsoleCommand::Help => {
-            print!("{}", help());
+            outp!("{}", help());
             Ok(0)
         }
         ConsoleCommand::Tail(_) | ConsoleCommand::Exit => {
@@ -414,9 +415,10 @@ pub(super) fn describe_worker(worker: &WorkerRecord, now: chrono::DateTime<Utc>)
         },
     );
     out += &format!(
-        "  runners {}  busy {}  tasks {}\n",
+        "  runners {}  executing {}  finishing {}  tasks {}\n",
         info.runners,
-        info.tasks.len(),
+        info.executing(),
+        info.finishing(),
         task_list(&info.tasks)
     );
     if let Some((min, max)) = info.autoscale {

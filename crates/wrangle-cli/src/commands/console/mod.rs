@@ -20,6 +20,7 @@ use self::command::ConsoleCommand;
 use self::editor::{Input, LineReader};
 use super::Context;
 use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED, EXIT_TASK_FAILED};
+use crate::stdout::out;
 
 const PROMPT: &str = "wrangle> ";
 
@@ -121,7 +122,7 @@ async fn interactive(context: Context) -> CliResult {
     let mut interrupts = Interrupts::install(false)?;
     let mut reader = LineReader::start(context.store.clone())
         .map_err(|e| CliError::Runtime(format!("cannot use the terminal: {e}")))?;
-    println!(
+    out!(
         "wrangle console on {}: help lists commands, Tab completes, Ctrl-D leaves",
         context.store.info().name
     );

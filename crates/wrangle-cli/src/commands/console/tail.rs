@@ -20,6 +20,7 @@ use wrangle::{Store, StoreError, Task, TaskFilter, TaskId, TaskState, Topic};
 use super::super::Context;
 use super::Interrupts;
 use crate::fail::CliResult;
+use crate::stdout::out;
 
 /// Longest time between two looks at the store when nothing is notified.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -347,11 +348,11 @@ pub(super) async fn follow(
     tracker.update(&before);
     if !context.json {
         match limit {
-            Some(limit) => println!(
+            Some(limit) => out!(
                 "following task events for {} (Ctrl-C to stop)",
                 humantime::format_duration(limit)
             ),
-            None => println!("following task events (Ctrl-C to stop)"),
+            None => out!("following task events (Ctrl-C to stop)"),
         }
     }
     let deadline = limit.map(|limit| tokio::time::Instant::now() + limit);
@@ -371,9 +372,9 @@ pub(super) async fn follow(
         let tasks = look(store, &mut tracker).await?;
         for event in tracker.update(&tasks) {
             if context.json {
-                println!("{}", serde_json::to_string(&event).expect("serializable"));
+                out!("{}", serde_json::to_string(&event).expect("serializable"));
             } else {
-                println!("{}", event.line());
+                out!("{}", event.line());
             }
         }
     }

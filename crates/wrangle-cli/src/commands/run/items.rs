@@ -46,6 +46,20 @@ impl ItemSource {
         }
     }
 
+    /// The regular file items are read from, whose lines can be counted ahead for an ETA
+    /// (not stdin, a pipe or a FIFO).
+    pub(crate) fn countable_file(&self) -> Option<&std::path::Path> {
+        match self {
+            ItemSource::File(path)
+                if path.as_os_str() != "-"
+                    && std::fs::metadata(path).is_ok_and(|m| m.is_file()) =>
+            {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
     /// Opens the source and starts reading it on a thread; items arrive on the receiver
     /// in order, and it closes when the source ends.
     pub(crate) fn start(&self) -> CliResult<mpsc::Receiver<SourceEvent>> {
@@ -150,6 +164,23 @@ fn read_dispatch(mut child: Child, program: &str, items: &mpsc::Sender<SourceEve
     let _ = items.blocking_send(Err(failure));
 }
 
+/// The items in a file: its lines, the last one counted even without a line ending.
+pub(crate) fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 16];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        lines += buffer[..read].iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buffer[read - 1];
+    }
+    Ok(lines + u64::from(last != b'\n'))
+}
+
 /// Drains a reader into a list (tests).
 #[cfg(test)]
 fn collect(source: ItemSource) -> Vec<SourceEvent> {
@@ -199,6 +230,22 @@ mod tests {
                 Ok(json!("\u{fffd}z"))
             ]
         );
+    }
+
+    #[test]
+    fn counted_lines_match_the_items_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, items) in [
+            (&b""[..], 0),
+            (b"a\n", 1),
+            (b"a\r\n\nb c\n\xffz", 4),
+            (b"\n\n", 2),
+        ] {
+            let path = dir.path().join("items");
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(count_lines(&path).unwrap(), items, "{text:?}");
+            assert_eq!(collect(ItemSource::File(path)).len() as u64, items);
+        }
     }
 
     #[test]

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use wrangle::exec::command::placeholder_text;
@@ -179,7 +178,18 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
         Some(path) => Arc::new(SqliteStore::open(path).await?),
         None => Arc::new(MemoryStore::new()),
     };
-    let bar = plan.progress.then(|| progress_bar(total));
+    let bar = plan
+        .progress
+        .then(|| crate::progress::counting(total, "items"));
+    // A regular --items file: count its lines on the side, so the bar gets its ETA.
+    if let (Some(bar), None, Some(path)) = (&bar, total, plan.source.countable_file()) {
+        let (bar, path) = (bar.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            if let Ok(lines) = items::count_lines(&path) {
+                crate::progress::set_total(&bar, lines, "items");
+            }
+        });
+    }
     let printer = Arc::new(Printer::new(plan.output.clone(), plan.tag, bar.clone()));
     let (inner, runners): (Arc<dyn Executor>, usize) = match &plan.runs {
         Runs::Command(argv) => {
@@ -222,7 +232,7 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
     config.retry_policy = RetryPolicy::exponential(plan.backoff);
 
     let shutdown = Shutdown::new();
-    let interrupted = super::watch_signals(shutdown.clone())?;
+    let interrupted = super::watch_signals(shutdown.clone(), announce_interrupts(bar.clone()))?;
     let worker = Worker::new(store.clone(), registry, config).with_observer(tracker.clone());
     let worker = tokio::spawn(worker.run(shutdown.clone()));
     let pruner = plan
@@ -230,6 +240,13 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
         .is_none()
         .then(|| tokio::spawn(prune_finished(store.clone())));
 
+    // Output with nowhere to go stops the run like a first Ctrl-C: no new items start.
+    let stop_starting = shutdown.graceful.clone();
+    let closed = printer.stdout_closed().clone();
+    tokio::spawn(async move {
+        closed.cancelled().await;
+        stop_starting.cancel();
+    });
     let fed = feed(items, &store, &tracker, &printer, &plan, &shutdown.graceful).await;
     let source_error = match fed {
         Ok(count) => {
@@ -246,6 +263,7 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
         tokio::select! {
             _ = tracker.all_ended() => {}
             _ = shutdown.graceful.cancelled() => {}
+            _ = printer.stdout_closed().cancelled() => {}
         }
     }
     shutdown.graceful.cancel();
@@ -262,8 +280,19 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
     if let Some(message) = &source_error {
         eprintln!("wrangle: error: {message}");
     }
+    if printer.stdout_closed().is_cancelled() && !interrupted.is_cancelled() {
+        // Whoever read our output has all they wanted (`| head`): end quietly, as ripgrep.
+        return Ok(0);
+    }
     let counts = tracker.counts();
-    print_summary(counts, started.elapsed(), json);
+    let ending = if interrupted.is_cancelled() {
+        Ending::Interrupted {
+            journal: plan.journal.as_deref(),
+        }
+    } else {
+        Ending::Finished
+    };
+    print_summary(counts, started.elapsed(), json, ending);
     Ok(if interrupted.is_cancelled() {
         EXIT_INTERRUPTED
     } else if counts.failed > 0 || source_error.is_some() {
@@ -383,31 +412,42 @@ async fn prune_finished(store: Arc<dyn Store>) {
     }
 }
 
-fn progress_bar(total: Option<u64>) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-    let template = if total.is_some() {
-        "{elapsed_precise} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}"
-    } else {
-        "{elapsed_precise} {spinner} {pos} items  {per_sec}"
-    };
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .expect("a valid progress template")
-            .progress_chars("=> "),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+/// What `wrangle run` says on Ctrl-C: one line on stderr, above the progress bar.
+fn announce_interrupts(bar: Option<indicatif::ProgressBar>) -> super::OnInterrupt {
+    Box::new(move |interrupts| {
+        let line = match interrupts {
+            0 => "wrangle run: terminated: no new items start; running ones finish",
+            1 => {
+                "wrangle run: interrupted: no new items start; running ones finish (Ctrl-C again to stop them now)"
+            }
+            _ => "wrangle run: interrupted again: stopping running items now",
+        };
+        match &bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    })
 }
 
-fn print_summary(counts: RunCounts, elapsed: Duration, json: bool) {
+/// How a run ended, for its summary.
+enum Ending<'a> {
+    Finished,
+    Interrupted {
+        journal: Option<&'a std::path::Path>,
+    },
+}
+
+fn print_summary(counts: RunCounts, elapsed: Duration, json: bool, ending: Ending<'_>) {
     let ran = counts.done + counts.failed;
     let rate = ran as f64 / elapsed.as_secs_f64().max(1e-9);
+    let interrupted = matches!(ending, Ending::Interrupted { .. });
     if json {
         eprintln!(
             "{}",
             json!({
                 "done": counts.done, "failed": counts.failed, "retried": counts.retried,
-                "skipped": counts.skipped, "elapsed_s": elapsed.as_secs_f64(), "per_s": rate,
+                "skipped": counts.skipped, "elapsed_s": elapsed.as_secs_f64(), "per_s": rate.round(),
+                "interrupted": interrupted,
             })
         );
         return;
@@ -418,12 +458,25 @@ fn print_summary(counts: RunCounts, elapsed: Duration, json: bool) {
         String::new()
     };
     eprintln!(
-        "wrangle run: {} done, {} failed, {} retried{skipped} in {:.2}s ({rate:.0}/s)",
+        "wrangle run: {}{} done, {} failed, {} retried{skipped} in {:.2}s ({}/s)",
+        if interrupted { "interrupted: " } else { "" },
         counts.done,
         counts.failed,
         counts.retried,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        crate::progress::whole(rate)
     );
+    if let Ending::Interrupted { journal } = ending {
+        match journal {
+            Some(path) => eprintln!(
+                "wrangle run: to resume, run the same command again with --journal {}: done items are skipped, failed ones retried",
+                path.display()
+            ),
+            None => eprintln!(
+                "wrangle run: this run kept no journal; give --journal FILE to make a run resumable"
+            ),
+        }
+    }
 }
 
 /// Runs an item on the real executor as the user sees it: the task id is the item's

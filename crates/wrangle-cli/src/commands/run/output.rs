@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use indicatif::ProgressBar;
+use tokio_util::sync::CancellationToken;
 use wrangle::exec::command::placeholder_text;
 use wrangle::exec::{ExecResult, OutputSink, OutputStream};
 use wrangle::store::ClaimedTask;
@@ -37,6 +38,8 @@ pub(crate) struct Printer {
     tag: bool,
     /// The progress bar, hidden while printing so lines don't tear it.
     bar: Option<ProgressBar>,
+    /// Cancelled when stdout turns out to be a closed pipe: the run stops starting items.
+    stdout_closed: CancellationToken,
     state: Mutex<PrintState>,
 }
 
@@ -76,6 +79,7 @@ impl Printer {
             mode,
             tag,
             bar,
+            stdout_closed: CancellationToken::new(),
             state: Mutex::new(PrintState {
                 next_in_order: 1,
                 ..PrintState::default()
@@ -87,6 +91,11 @@ impl Printer {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Cancelled once a write found stdout closed.
+    pub(crate) fn stdout_closed(&self) -> &CancellationToken {
+        &self.stdout_closed
     }
 
     /// `seq` will print nothing in this run (its item was done in an earlier one).
@@ -140,11 +149,18 @@ impl Printer {
                     }
                     None => bytes,
                 };
-                // A closed pipe (`wrangle run ... | head`) is not worth a panic.
-                let _ = match stream {
+                let written = match stream {
                     OutputStream::Stdout => std::io::stdout().lock().write_all(bytes),
                     OutputStream::Stderr => std::io::stderr().lock().write_all(bytes),
                 };
+                // `wrangle run ... | head`: the output has nowhere to go, so the run stops
+                // starting items (a panic or an error would be noise).
+                if let Err(err) = written
+                    && stream == OutputStream::Stdout
+                    && err.kind() == std::io::ErrorKind::BrokenPipe
+                {
+                    self.stdout_closed.cancel();
+                }
             }
         };
         match &self.bar {

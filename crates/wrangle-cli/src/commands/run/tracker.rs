@@ -107,7 +107,7 @@ impl Tracker {
     /// The source is exhausted after `total` items.
     pub(crate) fn source_done(&self, total: u64) {
         if let Some(bar) = &self.bar {
-            bar.set_length(total);
+            crate::progress::set_total(bar, total, "items");
         }
         let mut outstanding = self.lock();
         outstanding.source_done = true;

@@ -12,9 +12,9 @@ use wrangle::TaskState;
 use wrangle::jobs::{JobProgress, JobStatus};
 
 use super::super::inspect::ago;
-use super::super::job::{human_duration, human_rate};
 use super::super::workers::mib;
 use super::dashboard::{Dashboard, Pane};
+use crate::progress::{clock as human_duration, whole as human_rate};
 
 /// Columns a job's name gets before its bar.
 const JOB_NAME_WIDTH: usize = 12;
@@ -138,7 +138,8 @@ fn draw_workers(frame: &mut Frame, dashboard: &mut Dashboard, area: Rect) {
                         Cell::from(info.name.clone()).bold(),
                         Cell::from(info.host.clone()),
                         runners,
-                        Cell::from(info.tasks.len().to_string()),
+                        Cell::from(info.executing().to_string()),
+                        Cell::from(info.finishing().to_string()),
                         Cell::from(mib(info.rss_bytes)),
                         Cell::from(ago(record.last_seen, snapshot.taken_at)),
                         if lost {
@@ -158,6 +159,7 @@ fn draw_workers(frame: &mut Frame, dashboard: &mut Dashboard, area: Rect) {
                         Cell::from(""),
                         Cell::from(""),
                         Cell::from(""),
+                        Cell::from(""),
                     ]));
                 }
             }
@@ -174,13 +176,14 @@ fn draw_workers(frame: &mut Frame, dashboard: &mut Dashboard, area: Rect) {
             Constraint::Fill(2),
             Constraint::Length(7),
             Constraint::Length(4),
+            Constraint::Length(4),
             Constraint::Length(6),
             Constraint::Length(6),
             Constraint::Length(5),
         ],
     )
     .header(header(&[
-        "WORKER", "HOST", "RUNNERS", "BUSY", "RSS", "SEEN", "STATE",
+        "WORKER", "HOST", "RUNNERS", "EXEC", "FIN", "RSS", "SEEN", "STATE",
     ]))
     .block(pane_block(format!("workers ({count})"), focused))
     .row_highlight_style(highlight(focused))
@@ -244,16 +247,16 @@ fn draw_queues(frame: &mut Frame, dashboard: &mut Dashboard, area: Rect) {
             Constraint::Fill(1),
             Constraint::Length(7),
             Constraint::Length(6),
-            Constraint::Length(5),
+            Constraint::Length(6),
             Constraint::Length(5),
             Constraint::Length(5),
             Constraint::Length(5),
             Constraint::Length(6),
-            Constraint::Length(6),
+            Constraint::Length(8),
         ],
     )
     .header(header(&[
-        "QUEUE", "STATE", "AVAIL", "RUN", "RETRY", "SCHED", "DEAD", "WAIT", "DONE/M",
+        "QUEUE", "STATE", "AVAIL", "LEASED", "RETRY", "SCHED", "DEAD", "WAIT", "DONE/MIN",
     ]))
     .block(pane_block(format!("queues ({count})"), focused))
     .row_highlight_style(highlight(focused))
