@@ -5,12 +5,11 @@
 //! `Debug`, and `Open::Existing`, which creates nothing.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::json;
 use sqlx::{Connection, MySqlConnection};
-use wrangle_core::{ClaimRequest, NewTask, QueueFilter, Store, StoreError};
+use wrangle_conformance::support::round_trip;
+use wrangle_core::{Store, StoreError};
 use wrangle_store_mysql::MySqlStore;
 use wrangle_testkit::{MariaDbServer, or_skip};
 
@@ -50,27 +49,6 @@ async fn tables(db: &MariaDbServer, database: &str) -> i64 {
         .unwrap()
 }
 
-/// Enqueues one task and claims it back: the store works.
-async fn enqueue_and_claim(store: &MySqlStore) {
-    let now = Utc::now();
-    let enqueued = store
-        .enqueue_batch(vec![NewTask::new("t", json!({"n": 1}))], now)
-        .await
-        .unwrap();
-    let claimed = store
-        .claim_batch(ClaimRequest {
-            worker: "w".into(),
-            queues: QueueFilter::All,
-            limit: 10,
-            lease: Duration::from_secs(30),
-            now,
-        })
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].id, enqueued[0].id);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verifies_the_server_with_its_ca_and_refuses_it_without() {
     let Some(db) = or_skip(MariaDbServer::start_tls()) else {
@@ -91,7 +69,7 @@ async fn tls_verifies_the_server_with_its_ca_and_refuses_it_without() {
             .await
             .unwrap_or_else(|e| panic!("{mode}: {e}"));
         if mode == "VERIFY_IDENTITY" {
-            enqueue_and_claim(&store).await;
+            round_trip(&store).await.unwrap();
         }
     }
     let err = connect_error(&format!("{base}?ssl-mode=DISABLED")).await;
@@ -166,7 +144,7 @@ async fn server_refusals_name_the_user_or_database_and_never_the_password() {
     let store = MySqlStore::connect(&format!("mysql://app:{right}@127.0.0.1:{port}/app"))
         .await
         .unwrap();
-    enqueue_and_claim(&store).await;
+    round_trip(&store).await.unwrap();
     assert!(!format!("{store:?}").contains(right), "{store:?}");
 }
 
@@ -193,7 +171,7 @@ async fn opening_an_existing_store_creates_nothing() {
     assert_eq!(tables(db, "empty").await, 0, "tables were created");
 
     let created = MySqlStore::connect(&url).await.unwrap();
-    enqueue_and_claim(&created).await;
+    round_trip(&created).await.unwrap();
     let existing = MySqlStore::connect_existing(&url).await.unwrap();
     assert_eq!(existing.queue_stats(Utc::now()).await.unwrap().len(), 1);
 

@@ -4,11 +4,9 @@
 //! in `crates/wrangle/tests/connect.rs`), passwords kept out of errors and `Debug`, and
 //! `Open::Existing`, which creates nothing.
 
-use std::time::Duration;
-
 use chrono::Utc;
-use serde_json::json;
-use wrangle_core::{ClaimRequest, NewTask, Open, QueueFilter, Store, StoreError};
+use wrangle_conformance::support::round_trip;
+use wrangle_core::{Open, Store, StoreError};
 use wrangle_store_postgres::{PostgresOptions, PostgresStore};
 use wrangle_testkit::{PostgresServer, or_skip};
 
@@ -18,28 +16,6 @@ async fn connect_error(url: &str) -> StoreError {
         Ok(_) => panic!("connecting to {url} succeeded"),
         Err(err) => err,
     }
-}
-
-/// Enqueues one task and claims it back: the store works.
-async fn enqueue_and_claim(store: &PostgresStore) {
-    let now = Utc::now();
-    let enqueued = store
-        .enqueue_batch(vec![NewTask::new("tls", json!({"over": "tls"}))], now)
-        .await
-        .unwrap();
-    let claimed = store
-        .claim_batch(ClaimRequest {
-            worker: "w".into(),
-            queues: QueueFilter::All,
-            limit: 10,
-            lease: Duration::from_secs(30),
-            now,
-        })
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].id, enqueued[0].id);
-    assert_eq!(claimed[0].payload, json!({"over": "tls"}));
 }
 
 /// Runs `sql` as the superuser.
@@ -88,7 +64,7 @@ async fn tls_verifies_the_server_with_its_ca_and_refuses_it_without() {
                 .unwrap();
         assert!(ssl, "{mode}: the connection is not encrypted");
         if mode == "verify-full" {
-            enqueue_and_claim(&store).await;
+            round_trip(&store).await.unwrap();
         }
     }
 
@@ -170,7 +146,7 @@ async fn server_refusals_name_the_user_or_database_and_never_the_password() {
     ))
     .await
     .unwrap();
-    enqueue_and_claim(&store).await;
+    round_trip(&store).await.unwrap();
     assert!(!format!("{store:?}").contains(right), "{store:?}");
 }
 
@@ -201,7 +177,7 @@ async fn opening_an_existing_store_creates_nothing() {
 
     // Once created (by a connect that may create), it opens and works.
     let created = PostgresStore::connect(&url).await.unwrap();
-    enqueue_and_claim(&created).await;
+    round_trip(&created).await.unwrap();
     let existing = PostgresStore::connect_existing(&url).await.unwrap();
     let counts = existing.queue_stats(Utc::now()).await.unwrap();
     assert_eq!(counts.len(), 1, "{counts:?}");

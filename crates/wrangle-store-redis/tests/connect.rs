@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use redis::AsyncCommands;
-use serde_json::json;
-use wrangle_core::{ClaimRequest, NewTask, QueueFilter, Store, StoreError, Topic};
+use wrangle_conformance::support::round_trip;
+use wrangle_core::{Store, StoreError, Topic};
 use wrangle_store_redis::RedisStore;
 use wrangle_testkit::{RedisServer, or_skip};
 
@@ -19,27 +19,6 @@ async fn connect_error(url: &str) -> StoreError {
         Ok(_) => panic!("connecting to {url} succeeded"),
         Err(err) => err,
     }
-}
-
-/// Enqueues one task and claims it back: the store works.
-async fn enqueue_and_claim(store: &RedisStore) {
-    let now = Utc::now();
-    let enqueued = store
-        .enqueue_batch(vec![NewTask::new("t", json!({"n": 1}))], now)
-        .await
-        .unwrap();
-    let claimed = store
-        .claim_batch(ClaimRequest {
-            worker: "w".into(),
-            queues: QueueFilter::All,
-            limit: 10,
-            lease: Duration::from_secs(30),
-            now,
-        })
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].id, enqueued[0].id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +34,7 @@ async fn rediss_verifies_the_server_with_its_ca_and_refuses_it_without() {
     let store = RedisStore::connect(&url).await.unwrap();
     // The pub/sub connection of wake-ups goes over TLS with the same CA.
     let mut woken = store.listen(Topic::Tasks).await.unwrap();
-    enqueue_and_claim(&store).await;
+    round_trip(&store).await.unwrap();
     assert!(
         woken.wait(Duration::from_secs(5)).await.unwrap(),
         "no wake-up"
@@ -146,7 +125,7 @@ async fn server_refusals_name_the_user_or_database_and_never_the_password() {
     let store = RedisStore::connect(&format!("redis://:{right}@127.0.0.1:{port}/"))
         .await
         .unwrap();
-    enqueue_and_claim(&store).await;
+    round_trip(&store).await.unwrap();
     assert!(!format!("{store:?}").contains(right), "{store:?}");
 }
 
@@ -176,7 +155,7 @@ async fn opening_an_existing_store_writes_nothing() {
     assert_eq!(keys, 0, "keys were written");
 
     let created = RedisStore::connect(&url).await.unwrap();
-    enqueue_and_claim(&created).await;
+    round_trip(&created).await.unwrap();
     let existing = RedisStore::connect_existing(&url).await.unwrap();
     assert_eq!(existing.queue_stats(Utc::now()).await.unwrap().len(), 1);
 
