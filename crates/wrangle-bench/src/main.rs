@@ -30,7 +30,11 @@ fn full_sync(args: &[String]) -> bool {
 }
 
 async fn open(path: &Path, full_sync: bool) -> SqliteStore {
-    SqliteStore::open_with(path, SqliteOptions { full_sync })
+    let options = SqliteOptions {
+        full_sync,
+        ..SqliteOptions::default()
+    };
+    SqliteStore::open_with(path, options)
         .await
         .expect("open store")
 }

@@ -15,7 +15,7 @@ use wrangle_core::{
     Outcome, QueueFilter, StoreError, Task, TaskFilter, TaskId, TaskState, WorkerInfo,
 };
 
-use crate::Handle;
+use crate::{Handle, Store};
 
 /// Fails the case unless `$actual == $expected`, naming what was compared and both values.
 #[macro_export]
@@ -150,6 +150,25 @@ pub async fn claim_one(store: &Handle, worker: &str, now: DateTime<Utc>) -> Resu
         .await?
         .pop()
         .with_context(|| format!("expected a task to claim at {now}, found none"))
+}
+
+/// Enqueues one task and claims it back: whether a store opened some new way (over TLS,
+/// with other credentials) works at all. For store tests outside the suite.
+pub async fn round_trip(store: &dyn Store) -> Result<()> {
+    let enqueued = store
+        .enqueue_batch(vec![task("round-trip")], t0())
+        .await
+        .context("enqueue_batch")?;
+    let claimed = store
+        .claim_batch(claim_request("round-trip", QueueFilter::All, 10, t0()))
+        .await
+        .context("claim_batch")?;
+    ensure_eq!(
+        ids_of(&claimed),
+        vec![enqueued[0].id],
+        "the task claimed back"
+    );
+    Ok(())
 }
 
 /// Fails unless a claim at `now` finds nothing.

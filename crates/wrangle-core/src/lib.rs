@@ -5,6 +5,8 @@
 //! - [`parse`]: parsers for user input (durations, times, payload JSON, store URLs), each
 //!   returning an [`InputError`] with one clear line, so every front end reports bad input
 //!   the same way.
+//! - [`connect`]: opening a store ([`Open`]: create it or only open an existing one) and
+//!   the one wording of connection failures every server store reports.
 //! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
 //!   (SQLite, in-memory, PostgreSQL, Redis, MySQL), with its request/response types.
 //! - [`job`]: range and list jobs: lazy blocks and progress.
@@ -17,6 +19,7 @@
 //! Time is always passed in (`now` fields), never read here, so that stores and the
 //! conformance suite can be driven by a fake clock.
 
+pub mod connect;
 pub mod job;
 pub mod notify;
 pub mod parse;
@@ -27,6 +30,7 @@ pub mod stored;
 pub mod task;
 pub mod worker;
 
+pub use connect::{ConnectCause, ConnectFailure, Open};
 pub use job::{BlockTally, Job, JobKind, JobProgress, JobStatus, NewJob};
 pub use parse::InputError;
 pub use retry::RetryPolicy;

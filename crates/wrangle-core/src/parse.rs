@@ -148,8 +148,78 @@ pub fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// `url` with its password replaced by `***`, for messages and logs: the password of the
+/// user part (`postgres://user:***@host/db`) and the value of any query option whose name
+/// ends in `pass` or `password` (`redis+unix:///run/redis.sock?pass=***`).
+///
+/// When the URL is malformed (a password holding an unescaped `/`, `?` or `#`), more is
+/// hidden rather than less: everything from the first `:` after the scheme to the last
+/// `@`.
+pub fn redact_url(url: &str) -> String {
+    let (mut out, rest, user_end) = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let authority = &rest[..authority_end];
+            // Where the user part ends: the last `@` of the authority; or, when a `:` in
+            // the authority is followed by something other than a port number, the last
+            // `@` anywhere (the password then holds a `/`, `?` or `#`).
+            let looks_like_port =
+                |after: &str| after.is_empty() || after.bytes().all(|b| b.is_ascii_digit());
+            let user_end = match authority.rfind('@') {
+                Some(at) => Some(at),
+                None => match authority.split_once(':') {
+                    Some((_, after)) if !looks_like_port(after) => rest.rfind('@'),
+                    _ => None,
+                },
+            };
+            (format!("{scheme}://"), rest, user_end)
+        }
+        // Not a URL (a mistyped scheme): anything before an `@` may be a password.
+        None => (String::new(), url, url.rfind('@')),
+    };
+    let remainder = match user_end {
+        Some(at) => {
+            match rest[..at].split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(&rest[..at]),
+            }
+            &rest[at..]
+        }
+        None => rest,
+    };
+    match remainder.split_once('?') {
+        None => out.push_str(remainder),
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_password_option(name) => format!("{name}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            out.push_str(&pairs.join("&"));
+        }
+    }
+    out
+}
+
+/// Whether a URL query option named `name` holds a password (`password`, `pass`,
+/// `sslpassword`, …).
+fn is_password_option(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.ends_with("pass") || name.ends_with("password")
+}
+
 /// Where tasks are kept, parsed from a store URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Display` and `Debug` hide the password (see [`redact_url`]); the variants hold the
+/// URL as given, for the driver.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `sqlite://PATH[?OPTIONS]` (relative or absolute) or a bare path ending in `.db`;
     /// the options (e.g. `synchronous=normal`) are the store's to interpret.
@@ -176,6 +246,8 @@ impl StoreUrl {
     /// Parses a store URL; see the variants for the accepted forms.
     pub fn parse(text: &str) -> Result<StoreUrl, InputError> {
         let text = text.trim();
+        // Errors quote the URL without its password.
+        let shown = redact_url(text);
         let Some((scheme, rest)) = text.split_once("://") else {
             if text.ends_with(".db") || text.ends_with(".sqlite") {
                 return Ok(StoreUrl::Sqlite {
@@ -184,7 +256,8 @@ impl StoreUrl {
                 });
             }
             return Err(InputError::new(format!(
-                "invalid store URL '{text}': expected sqlite://PATH, postgres://…, redis://…, mysql://… or memory://"
+                "invalid store URL '{}': expected sqlite://PATH, postgres://…, redis://…, mysql://… or memory://",
+                shorten(&shown, 60)
             )));
         };
         match scheme.to_ascii_lowercase().as_str() {
@@ -192,7 +265,7 @@ impl StoreUrl {
                 let (path, options) = rest.split_once('?').unwrap_or((rest, ""));
                 if path.is_empty() {
                     return Err(InputError::new(format!(
-                        "invalid store URL '{text}': sqlite:// needs a file path, e.g. sqlite://.wrangle/wrangle.db"
+                        "invalid store URL '{shown}': sqlite:// needs a file path, e.g. sqlite://.wrangle/wrangle.db"
                     )));
                 }
                 Ok(StoreUrl::Sqlite {
@@ -206,7 +279,7 @@ impl StoreUrl {
             "mysql" => Ok(StoreUrl::Mysql(text.to_string())),
             "mariadb" => Ok(StoreUrl::Mysql(format!("mysql://{rest}"))),
             other => Err(InputError::new(format!(
-                "unsupported store scheme '{other}://' in '{text}': use sqlite, postgres, redis, mysql or memory"
+                "unsupported store scheme '{other}://' in '{shown}': use sqlite, postgres, redis, mysql or memory"
             ))),
         }
     }
@@ -231,8 +304,24 @@ impl fmt::Display for StoreUrl {
             }
             StoreUrl::Memory => f.write_str("memory://"),
             StoreUrl::Postgres(url) | StoreUrl::Redis(url) | StoreUrl::Mysql(url) => {
-                f.write_str(url)
+                f.write_str(&redact_url(url))
             }
+        }
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Sqlite { path, options } => f
+                .debug_struct("Sqlite")
+                .field("path", path)
+                .field("options", options)
+                .finish(),
+            StoreUrl::Memory => f.write_str("Memory"),
+            StoreUrl::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+            StoreUrl::Redis(url) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+            StoreUrl::Mysql(url) => f.debug_tuple("Mysql").field(&redact_url(url)).finish(),
         }
     }
 }
@@ -346,6 +435,55 @@ mod tests {
             StoreUrl::default_sqlite().to_string(),
             "sqlite://.wrangle/wrangle.db"
         );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let cases = [
+            (
+                "postgres://user:s3cret@db:5432/app?schema=x",
+                "postgres://user:***@db:5432/app?schema=x",
+            ),
+            (
+                "redis://:s3cret@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+            ),
+            (
+                "rediss://default:s3cret@h/?ca_file=/c.pem",
+                "rediss://default:***@h/?ca_file=/c.pem",
+            ),
+            ("mysql://root@h:3306/db", "mysql://root@h:3306/db"),
+            (
+                "postgres://h/db?user=u&password=s3cret",
+                "postgres://h/db?user=u&password=***",
+            ),
+            (
+                "redis+unix:///run/r.sock?db=1&pass=s3cret",
+                "redis+unix:///run/r.sock?db=1&pass=***",
+            ),
+            // An `@` in a query value is not a user part.
+            ("redis://h:6379/?prefix=a@b", "redis://h:6379/?prefix=a@b"),
+            // Unescaped `/` and `@` in the password: everything up to the last `@` goes.
+            ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let url = StoreUrl::parse("postgres://user:s3cret@db/app").unwrap();
+        assert_eq!(url.to_string(), "postgres://user:***@db/app");
+        assert!(!format!("{url:?}").contains("s3cret"), "{url:?}");
+        assert!(matches!(&url, StoreUrl::Postgres(raw) if raw.contains("s3cret")));
+        for url in ["mysql://root:s3cret@h/db", "redis://:s3cret@h/"] {
+            let parsed = StoreUrl::parse(url).unwrap();
+            assert!(!parsed.to_string().contains("s3cret"), "{parsed}");
+            assert!(!format!("{parsed:?}").contains("s3cret"), "{parsed:?}");
+        }
+        let err = StoreUrl::parse("postgres:/user:s3cret@db/app").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = StoreUrl::parse("postgress://user:s3cret@db/app").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(err.to_string().contains("user:***@db"), "{err}");
     }
 
     #[test]

@@ -38,6 +38,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::connect::ConnectFailure;
 use crate::job::{BlockTally, Job, NewJob};
 use crate::task::{NewTask, Task, TaskId, TaskState};
 use crate::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
@@ -73,6 +74,14 @@ pub enum StoreError {
     /// The store cannot be reached or timed out; retrying later may work.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Connecting to the store's server failed (see [`ConnectFailure`] for the wording).
+    #[error("{0}")]
+    Connect(ConnectFailure),
+    /// There is no wrangle store where the URL points, and it was opened with
+    /// [`Open::Existing`](crate::connect::Open::Existing), which creates nothing. Holds
+    /// where it was looked for (a file, or the server, database and schema or prefix).
+    #[error("no wrangle store at {0} ({hint})", hint = crate::connect::NO_STORE_HINT)]
+    NoStore(String),
     /// Any other backend failure.
     #[error("store error: {0}")]
     Backend(String),
@@ -81,7 +90,11 @@ pub enum StoreError {
 impl StoreError {
     /// Whether retrying the same operation later may succeed (a connection problem).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Connect(failure) => failure.cause.is_transient(),
+            _ => false,
+        }
     }
 }
 

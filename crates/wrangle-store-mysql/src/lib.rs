@@ -23,12 +23,12 @@
 //! Times are the callers' `now`, stored as epoch milliseconds; the server clock is never
 //! read. Wake-ups are polled (MySQL has no notification channel): see `listen.rs`.
 
+mod connect;
 mod listen;
 mod rows;
 mod schema;
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -49,14 +49,14 @@ use wrangle_core::worker::{
     CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
 };
 
+pub use connect::MySqlOptions;
 pub use listen::CROSS_PROCESS_POLL;
 use listen::Topics;
 use rows::{from_ms, job_from_row, json_text, ms, task_from_row};
+pub use wrangle_core::connect::Open;
 
 /// Most connections one store opens (besides the listener's own).
 const MAX_CONNECTIONS: u32 = 10;
-/// How long a call waits for a connection (a server that is down fails calls this fast).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a statement waits for a row lock before the server gives up (error 1205).
 /// Short, because the hot path never waits on purpose: claims skip locked rows.
 const LOCK_WAIT_TIMEOUT_SECS: u32 = 10;
@@ -209,16 +209,53 @@ pub struct MySqlStore {
 
 impl MySqlStore {
     /// Connects to the database at `url` (`mysql://user:password@host:port/database`, with
-    /// sqlx's options such as `?ssl-mode=required`) and migrates it to the current schema.
-    /// The database must exist; the user needs the rights to create tables in it.
+    /// sqlx's options such as `?ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ca.pem` and wrangle's
+    /// `connect_timeout`) and migrates it to the current schema. The database must exist;
+    /// the user needs the rights to create tables in it.
     pub async fn connect(url: &str) -> Result<MySqlStore, StoreError> {
-        let options = MySqlConnectOptions::from_str(url)
-            .map_err(|e| StoreError::InvalidRequest(format!("bad MySQL URL: {e}")))?;
-        MySqlStore::connect_with(options).await
+        let (connect, options) = MySqlOptions::from_url(url)?;
+        MySqlStore::connect_with(connect, options).await
     }
 
-    /// Connects with ready-made options and migrates the database to the current schema.
-    pub async fn connect_with(options: MySqlConnectOptions) -> Result<MySqlStore, StoreError> {
+    /// Like [`connect`](Self::connect), but only if the database holds wrangle's tables at
+    /// the current version: nothing is created or migrated, a missing store is
+    /// [`StoreError::NoStore`] (see [`Open::Existing`]).
+    pub async fn connect_existing(url: &str) -> Result<MySqlStore, StoreError> {
+        let (connect, options) = MySqlOptions::from_url(url)?;
+        let options = MySqlOptions {
+            open: Open::Existing,
+            ..options
+        };
+        MySqlStore::connect_with(connect, options).await
+    }
+
+    /// Connects with ready-made driver options and wrangle's `options`.
+    ///
+    /// A server that cannot be reached, refuses the credentials or the TLS handshake, or
+    /// has no such database fails with [`StoreError::Connect`] within
+    /// `options.connect_timeout`.
+    pub async fn connect_with(
+        connect: MySqlConnectOptions,
+        options: MySqlOptions,
+    ) -> Result<MySqlStore, StoreError> {
+        let mut first = connect::first_connection(&connect, options.connect_timeout).await?;
+        let id_step = async {
+            match options.open {
+                Open::Create => schema::migrate(&mut first).await?,
+                Open::Existing => {
+                    schema::check_current(&mut first, &connect::store_at(&connect)).await?
+                }
+            }
+            let step: u64 = sqlx::query_scalar("SELECT @@auto_increment_increment")
+                .fetch_one(&mut first)
+                .await?;
+            Ok::<_, Failure>(step.max(1) as i64)
+        }
+        .await
+        .map_err(Failure::into_store_error);
+        // The pool opens its own connections; a failed goodbye changes nothing.
+        let _ = sqlx::Connection::close(first).await;
+        let id_step = id_step?;
         let session = format!(
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
              SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_TIMEOUT_SECS}"
@@ -226,7 +263,7 @@ impl MySqlStore {
         let pool = MySqlPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(options.connect_timeout)
             .idle_timeout(Duration::from_secs(60))
             .after_connect(move |conn, _| {
                 let session = session.clone();
@@ -237,22 +274,10 @@ impl MySqlStore {
                         .map(drop)
                 })
             })
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| Failure::from(e).into_store_error())?;
-        let id_step = async {
-            let mut conn = pool.acquire().await?;
-            schema::migrate(&mut conn).await?;
-            let step: u64 = sqlx::query_scalar("SELECT @@auto_increment_increment")
-                .fetch_one(&mut *conn)
-                .await?;
-            Ok::<_, Failure>(step.max(1) as i64)
-        }
-        .await
-        .map_err(Failure::into_store_error)?;
+            .connect_lazy_with(connect.clone());
         Ok(MySqlStore {
             pool,
-            topics: Arc::new(Topics::new(options)),
+            topics: Arc::new(Topics::new(connect)),
             id_step,
             next_slot: Arc::new(AtomicU32::new(std::process::id())),
         })

@@ -27,10 +27,18 @@ pub const CROSS_PROCESS_POLL: Duration = Duration::from_millis(10);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
 /// In-process signals plus the cross-process poller, started with the first listener.
-#[derive(Debug)]
 pub(crate) struct Topics {
     polled: Arc<PolledTopics>,
     connect: MySqlConnectOptions,
+}
+
+/// Without the connect options, whose own `Debug` shows the password.
+impl std::fmt::Debug for Topics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topics")
+            .field("polled", &self.polled)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Topics {

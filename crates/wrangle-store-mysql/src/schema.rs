@@ -6,8 +6,13 @@
 //! starting at once against a new database wait for the first one instead of racing it.
 //! Every statement of a step can run twice (`IF NOT EXISTS`, upserts), so a step cut short
 //! by a crash is simply applied again.
+//!
+//! A store opened with `Open::Existing` does none of that: [`check_current`] only reads
+//! the version, and refuses a database without wrangle's tables or not at the current
+//! version.
 
 use sqlx::{Connection, MySqlConnection};
+use wrangle_core::connect::outdated_store;
 use wrangle_core::store::StoreError;
 
 use crate::Failure;
@@ -19,6 +24,40 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v1.sql"),
     include_str!("sql/schema_v2.sql"),
 ];
+
+/// The refusal of a schema newer than this code.
+fn newer(version: i64, known: i64) -> StoreError {
+    StoreError::Backend(format!(
+        "database schema version {version} is newer than this wrangle understands ({known}); upgrade wrangle"
+    ))
+}
+
+/// Succeeds only if the database holds a wrangle store at the current version, reading
+/// and writing nothing else: [`StoreError::NoStore`] (naming `at`) when the version table
+/// is missing or empty, a refusal when the schema is older or newer than this code.
+pub(crate) async fn check_current(conn: &mut MySqlConnection, at: &str) -> Result<(), Failure> {
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables
+         WHERE table_schema = DATABASE() AND table_name = 'wrangle_schema_version'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if tables == 0 {
+        return Err(StoreError::NoStore(at.to_string()).into());
+    }
+    let version =
+        sqlx::query_scalar::<_, i32>("SELECT version FROM wrangle_schema_version WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await?
+            .map_or(0, i64::from);
+    let known = MIGRATIONS.len() as i64;
+    match version {
+        0 => Err(StoreError::NoStore(at.to_string()).into()),
+        v if v < known => Err(outdated_store(at, v, known).into()),
+        v if v > known => Err(newer(v, known).into()),
+        _ => Ok(()),
+    }
+}
 
 /// How long a process waits for another one's migration before giving up.
 const MIGRATION_LOCK_WAIT_SECS: i64 = 120;
@@ -66,10 +105,7 @@ async fn apply_missing_steps(conn: &mut MySqlConnection) -> Result<(), Failure> 
             .map_or(0, i64::from);
     let known = MIGRATIONS.len() as i64;
     if version > known {
-        return Err(StoreError::Backend(format!(
-            "database schema version {version} is newer than this wrangle understands ({known}); upgrade wrangle"
-        ))
-        .into());
+        return Err(newer(version, known).into());
     }
     for (index, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         for statement in step.split("\n;\n").filter(|s| !s.trim().is_empty()) {

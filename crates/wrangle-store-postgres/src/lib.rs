@@ -20,10 +20,11 @@
 //!   is never used for anything a caller can observe.
 //! - [`PostgresStore::enqueue_in`] enqueues inside the caller's own transaction.
 //!
-//! Modules: `options` (URL options), `sql` (the statements, from `sql/*.sql`), `schema`
-//! (migrations), `rows` (row decoding), `listen` (the LISTEN bridge), `vacuum` (the
-//! store's own VACUUM).
+//! Modules: `options` (URL options), `connect` (the first connection and its errors),
+//! `sql` (the statements, from `sql/*.sql`), `schema` (migrations), `rows` (row
+//! decoding), `listen` (the LISTEN bridge), `vacuum` (the store's own VACUUM).
 
+mod connect;
 mod listen;
 mod options;
 mod rows;
@@ -51,8 +52,9 @@ use wrangle_core::worker::{
     CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
 };
 
-pub use options::{ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, PostgresOptions};
+pub use options::{DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, PostgresOptions};
 pub use vacuum::DEFAULT_VACUUM_EVERY;
+pub use wrangle_core::connect::Open;
 
 use listen::Notifier;
 use rows::{column, command_from_row, from_ms, job_from_row, ms, task_from_row};
@@ -71,11 +73,23 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, with
-    /// wrangle's options `schema`, `pool_size` and `vacuum_every` and any of the driver's,
-    /// such as `sslmode`, in the query string), creating and migrating wrangle's schema as
-    /// needed.
+    /// wrangle's options `schema`, `pool_size`, `vacuum_every` and `connect_timeout` and any
+    /// of the driver's, such as `sslmode` and `sslrootcert`, in the query string), creating
+    /// and migrating wrangle's schema as needed.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
         let (connect, options) = PostgresOptions::from_url(url)?;
+        PostgresStore::connect_with(connect, options).await
+    }
+
+    /// Like [`connect`](Self::connect), but only if wrangle's schema exists at the current
+    /// version: nothing is created or migrated, a missing store is
+    /// [`StoreError::NoStore`] (see [`Open::Existing`]).
+    pub async fn connect_existing(url: &str) -> Result<PostgresStore, StoreError> {
+        let (connect, options) = PostgresOptions::from_url(url)?;
+        let options = PostgresOptions {
+            open: Open::Existing,
+            ..options
+        };
         PostgresStore::connect_with(connect, options).await
     }
 
@@ -88,29 +102,45 @@ impl PostgresStore {
     }
 
     /// Connects with driver options `connect` and wrangle's `options`.
+    ///
+    /// A server that cannot be reached, refuses the credentials or the TLS handshake, or
+    /// has no such database fails with [`StoreError::Connect`] within
+    /// `options.connect_timeout`.
     pub async fn connect_with(
         connect: PgConnectOptions,
         options: PostgresOptions,
     ) -> Result<PostgresStore, StoreError> {
         options.validate()?;
         let connect = connect.application_name("wrangle");
+        let statements = Statements::for_schema(&options.schema);
+        let mut first = connect::first_connection(&connect, options.connect_timeout).await?;
+        let checked = match options.open {
+            Open::Create => schema::migrate(&mut first, &statements, &options.schema).await,
+            Open::Existing => {
+                let at = connect::store_at(&connect, &options.schema);
+                schema::check_current(&mut first, &statements, &options.schema, &at).await
+            }
+        };
+        // The pool opens its own connections; a failed goodbye changes nothing.
+        let _ = sqlx::Connection::close(first).await;
+        checked?;
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(options.connect_timeout)
             // No ping before every operation (a round trip each): a connection broken by a
             // server restart fails its next operation with `Unavailable`, is discarded, and
             // the caller's retry gets a new one.
             .test_before_acquire(false)
-            .connect_with(connect.clone())
-            .await
-            .map_err(backend)?;
-        let statements = Statements::for_schema(&options.schema);
-        schema::migrate(&pool, &statements, &options.schema).await?;
+            .connect_lazy_with(connect.clone());
         Ok(PostgresStore {
             pool,
             vacuum: ClaimVacuum::new(options.vacuum_every, statements.vacuum.clone()),
             statements: Arc::new(statements),
-            notifier: Arc::new(Notifier::new(connect, &options.schema)),
+            notifier: Arc::new(Notifier::new(
+                connect,
+                &options.schema,
+                options.connect_timeout,
+            )),
             schema: options.schema.into(),
         })
     }

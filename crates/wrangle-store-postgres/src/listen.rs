@@ -24,8 +24,6 @@ use tokio::task::AbortHandle;
 use wrangle_core::notify::{TOPICS, TopicSignals};
 use wrangle_core::store::{Listener, StoreError, Topic};
 
-use crate::options::ACQUIRE_TIMEOUT;
-
 /// First pause before reconnecting a lost LISTEN connection; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest pause between reconnection attempts.
@@ -61,15 +59,17 @@ pub(crate) struct Notifier {
     /// A one-connection pool used only to (re)open the LISTEN connection.
     pool: PgPool,
     channel: String,
+    /// How long `listen` waits for the LISTEN connection (the store's connect timeout).
+    timeout: Duration,
     /// The background task, aborted when the store handle goes away.
     task: Mutex<Option<AbortHandle>>,
 }
 
 impl Notifier {
-    pub(crate) fn new(connect: PgConnectOptions, schema: &str) -> Self {
+    pub(crate) fn new(connect: PgConnectOptions, schema: &str, timeout: Duration) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(timeout)
             // The connection lives as long as the store; only a failure replaces it.
             .idle_timeout(None)
             .max_lifetime(None)
@@ -78,6 +78,7 @@ impl Notifier {
             shared: Arc::new(Shared::default()),
             pool,
             channel: channel(schema),
+            timeout,
             task: Mutex::new(None),
         }
     }
@@ -88,11 +89,12 @@ impl Notifier {
         let listener = self.shared.signals.listener(topic);
         self.start();
         let mut connections = self.shared.connections.subscribe();
-        match tokio::time::timeout(ACQUIRE_TIMEOUT, connections.wait_for(|n| *n > 0)).await {
+        match tokio::time::timeout(self.timeout, connections.wait_for(|n| *n > 0)).await {
             Ok(Ok(_)) => Ok(listener),
             Ok(Err(_)) => Err(StoreError::Unavailable("the LISTEN task stopped".into())),
             Err(_) => Err(StoreError::Unavailable(format!(
-                "could not LISTEN within {ACQUIRE_TIMEOUT:?}: PostgreSQL unreachable"
+                "could not LISTEN within {:?}: PostgreSQL unreachable",
+                self.timeout
             ))),
         }
     }

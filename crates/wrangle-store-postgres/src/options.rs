@@ -6,14 +6,24 @@
 //! - `pool_size=N`: most connections the store opens (default 10), besides the one it
 //!   keeps for LISTEN;
 //! - `vacuum_every=N`: VACUUM the tasks table after every N tasks this handle claimed
-//!   (default 50,000; 0 leaves it to autovacuum; see the `vacuum` module).
+//!   (default 50,000; 0 leaves it to autovacuum; see the `vacuum` module);
+//! - `connect_timeout=DURATION`: how long connecting may take, and how long an operation
+//!   waits for a pooled connection (default 5 s).
+//!
+//! TLS is the driver's: `sslmode` and `sslrootcert` stay in the URL for sqlx (rustls),
+//! with libpq's rule added that `sslmode=require` with a `sslrootcert` verifies the
+//! certificate as `verify-ca` does; and a CA file that cannot be read fails here, before
+//! connecting, with the file named.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use wrangle_core::connect::{ConnectCause, DEFAULT_CONNECT_TIMEOUT, Open, parse_connect_timeout};
 use wrangle_core::store::StoreError;
 
+use crate::connect::failure;
 use crate::vacuum::DEFAULT_VACUUM_EVERY;
 
 /// The schema used when the URL names none.
@@ -21,10 +31,6 @@ pub const DEFAULT_SCHEMA: &str = "wrangle";
 
 /// Connections in the pool when the URL does not say.
 pub const DEFAULT_POOL_SIZE: u32 = 10;
-
-/// How long an operation waits for a connection (including connecting to a server that is
-/// down) before it fails with `Unavailable`, which callers retry with backoff.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest schema name: the notification channel `wrangle.<schema>` must fit PostgreSQL's
 /// 63-byte identifiers.
@@ -40,6 +46,12 @@ pub struct PostgresOptions {
     pub pool_size: u32,
     /// Tasks claimed through one handle between two VACUUMs of the tasks table (0: never).
     pub vacuum_every: u64,
+    /// Longest time connecting may take (TCP, TLS, authentication), and longest wait of an
+    /// operation for a pooled connection, after which it fails as unavailable.
+    pub connect_timeout: Duration,
+    /// Whether a missing schema is created and an older one migrated ([`Open::Create`]),
+    /// or only a current one opened ([`Open::Existing`]). Not a URL option.
+    pub open: Open,
 }
 
 impl Default for PostgresOptions {
@@ -48,20 +60,27 @@ impl Default for PostgresOptions {
             schema: DEFAULT_SCHEMA.to_string(),
             pool_size: DEFAULT_POOL_SIZE,
             vacuum_every: DEFAULT_VACUUM_EVERY,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            open: Open::Create,
         }
     }
 }
 
 impl PostgresOptions {
     /// Splits a store URL into the driver's options and wrangle's (`schema`, `pool_size`,
-    /// `vacuum_every`).
+    /// `vacuum_every`, `connect_timeout`). Fails with a connect error naming the file when
+    /// `sslrootcert` names one that cannot be read.
     pub fn from_url(url: &str) -> Result<(PgConnectOptions, PostgresOptions), StoreError> {
         let mut options = PostgresOptions::default();
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut driver_params = Vec::new();
+        let mut root_cert = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("schema", value)) => options.schema = value.to_string(),
+                Some(("connect_timeout", value)) => {
+                    options.connect_timeout = parse_connect_timeout(value)?;
+                }
                 Some(("pool_size", value)) => {
                     options.pool_size = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                         StoreError::InvalidRequest(format!(
@@ -76,6 +95,10 @@ impl PostgresOptions {
                         ))
                     })?;
                 }
+                Some(("sslrootcert" | "ssl-root-cert" | "ssl-ca", value)) => {
+                    root_cert = Some(value);
+                    driver_params.push(pair);
+                }
                 _ => driver_params.push(pair),
             }
         }
@@ -85,8 +108,24 @@ impl PostgresOptions {
         } else {
             format!("{base}?{}", driver_params.join("&"))
         };
-        let connect = PgConnectOptions::from_str(&driver_url)
+        let mut connect = PgConnectOptions::from_str(&driver_url)
             .map_err(|e| StoreError::InvalidRequest(format!("invalid PostgreSQL URL: {e}")))?;
+        if let Some(path) = root_cert {
+            // A %-escaped path is the driver's to decode (and to report if missing).
+            if !path.contains('%')
+                && let Err(e) = std::fs::File::open(Path::new(path))
+            {
+                let cause = ConnectCause::CaFile {
+                    path: path.to_string(),
+                    error: e.to_string(),
+                };
+                return Err(failure(&connect, cause));
+            }
+            // libpq's rule: with a root certificate, `require` verifies the chain.
+            if matches!(connect.get_ssl_mode(), PgSslMode::Require) {
+                connect = connect.ssl_mode(PgSslMode::VerifyCa);
+            }
+        }
         Ok((connect, options))
     }
 
@@ -126,10 +165,44 @@ mod tests {
                 schema: "jobs_1".into(),
                 pool_size: 3,
                 vacuum_every: 0,
+                ..PostgresOptions::default()
             }
         );
         assert_eq!(connect.get_port(), 5433);
         assert_eq!(connect.get_database(), Some("db"));
+        assert!(matches!(connect.get_ssl_mode(), PgSslMode::Disable));
+        let (_, options) =
+            PostgresOptions::from_url("postgres://u@h/db?connect_timeout=250ms").unwrap();
+        assert_eq!(options.connect_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_root_certificate_makes_require_verify() {
+        let ca =
+            std::env::temp_dir().join(format!("wrangle-pg-options-{}.pem", std::process::id()));
+        std::fs::write(&ca, "not checked before connecting").unwrap();
+        let url = format!(
+            "postgres://u@h/db?sslmode=require&sslrootcert={}",
+            ca.display()
+        );
+        let (connect, _) = PostgresOptions::from_url(&url).unwrap();
+        assert!(matches!(connect.get_ssl_mode(), PgSslMode::VerifyCa));
+        let url = format!(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert={}",
+            ca.display()
+        );
+        let (connect, _) = PostgresOptions::from_url(&url).unwrap();
+        assert!(matches!(connect.get_ssl_mode(), PgSslMode::VerifyFull));
+        std::fs::remove_file(&ca).unwrap();
+        let err = PostgresOptions::from_url(&url).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot connect to postgres at h:5432: cannot read the CA file {}: No such file \
+                 or directory (os error 2)",
+                ca.display()
+            )
+        );
     }
 
     #[test]
@@ -147,6 +220,8 @@ mod tests {
             "postgres://h/db?pool_size=0",
             "postgres://h/db?pool_size=many",
             "postgres://h/db?vacuum_every=-1",
+            "postgres://h/db?connect_timeout=0",
+            "postgres://h/db?connect_timeout=soon",
         ] {
             assert!(
                 matches!(

@@ -39,20 +39,23 @@
 //! pub/sub, published by the scripts themselves (see [`listen`]).
 
 mod bulk;
+mod connect;
 mod listen;
 mod rows;
 mod scripts;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, FromRedisValue, ScriptInvocation, Value};
+use redis::{FromRedisValue, ScriptInvocation, Value};
 use serde::Deserialize;
 use serde_json::Value as Json;
+use wrangle_core::connect::{DEFAULT_CONNECT_TIMEOUT, outdated_store, parse_connect_timeout};
 use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::parse::parse_duration;
 use wrangle_core::store::{
@@ -71,6 +74,8 @@ use rows::{
 };
 use scripts::Scripts;
 
+pub use wrangle_core::connect::Open;
+
 /// The key prefix when none is given.
 pub const DEFAULT_PREFIX: &str = "wrangle";
 
@@ -85,8 +90,9 @@ const LAYOUT: u32 = 2;
 /// default: below it the extra round trip costs more than the script's overhead saves.
 pub const DEFAULT_BULK_ENQUEUE_FROM: usize = 64;
 
-/// Connection and storage options. The URL's query can set `prefix` and `result_ttl`
-/// (see [`RedisStore::connect`]); the rest have defaults.
+/// Connection and storage options. The URL's query can set `prefix`, `result_ttl`,
+/// `connect_timeout` and `ca_file` (see [`RedisOptions::from_url`]); the rest have
+/// defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisOptions {
     /// Start of every key, inside a hash tag (`{prefix}:…`). Stores with different
@@ -97,8 +103,15 @@ pub struct RedisOptions {
     pub result_ttl: Option<Duration>,
     /// Longest wait for a reply before the operation fails as unavailable.
     pub response_timeout: Duration,
-    /// Longest wait for a connection to the server.
-    pub connection_timeout: Duration,
+    /// Longest time connecting may take (TCP, TLS, authentication), at first and at each
+    /// reconnection.
+    pub connect_timeout: Duration,
+    /// For `rediss://`: a PEM file of the CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Whether a prefix without a store gets one ([`Open::Create`], which also upgrades an
+    /// older layout) or is an error ([`Open::Existing`], which writes nothing). Not a URL
+    /// option.
+    pub open: Open,
     /// Batches of at least this many tasks, none with a unique key, are written with
     /// plain commands in one `MULTI`/`EXEC` after reserving their ids (two round trips,
     /// about half the server's work per task) instead of one script call; `0` never.
@@ -111,7 +124,9 @@ impl Default for RedisOptions {
             prefix: DEFAULT_PREFIX.to_string(),
             result_ttl: Some(DEFAULT_RESULT_TTL),
             response_timeout: Duration::from_secs(5),
-            connection_timeout: Duration::from_secs(2),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            ca_file: None,
+            open: Open::Create,
             bulk_enqueue_from: DEFAULT_BULK_ENQUEUE_FROM,
         }
     }
@@ -119,8 +134,9 @@ impl Default for RedisOptions {
 
 impl RedisOptions {
     /// Splits wrangle's own options (`prefix=NAME`, `result_ttl=DURATION` where `0` keeps
-    /// results forever) out of a store URL's query; returns the URL for the Redis client
-    /// (its own options, such as `protocol`, stay) and the options.
+    /// results forever, `connect_timeout=DURATION`, `ca_file=PATH`) out of a store URL's
+    /// query; returns the URL for the Redis client (its own options, such as `protocol`,
+    /// stay) and the options.
     pub fn from_url(url: &str) -> Result<(String, RedisOptions), StoreError> {
         let mut options = RedisOptions::default();
         let Some((address, query)) = url.split_once('?') else {
@@ -136,6 +152,10 @@ impl RedisOptions {
                         .map_err(|e| StoreError::InvalidRequest(format!("result_ttl: {e}")))?;
                     options.result_ttl = Some(ttl);
                 }
+                Some(("connect_timeout", value)) => {
+                    options.connect_timeout = parse_connect_timeout(value)?;
+                }
+                Some(("ca_file", path)) => options.ca_file = Some(PathBuf::from(path)),
                 _ => kept.push(pair),
             }
         }
@@ -146,6 +166,40 @@ impl RedisOptions {
             format!("{address}?{}", kept.join("&"))
         };
         Ok((url, options))
+    }
+}
+
+/// The refusal of a key layout newer than this code.
+fn newer_layout(prefix: &str, found: u32) -> StoreError {
+    StoreError::InvalidRequest(format!(
+        "the Redis store under prefix '{prefix}' has key layout {found}, newer than this \
+         wrangle's {LAYOUT}: upgrade wrangle"
+    ))
+}
+
+/// Succeeds only if the keys under `base` are a store at the current layout, reading them
+/// and writing nothing: [`StoreError::NoStore`] (naming `at`) when there is no `B:layout`
+/// and none of the keys a store before numbered layouts always had, a refusal when the
+/// layout is older (those keys without `B:layout` are layout 1) or newer than this code.
+async fn check_current(
+    connection: &mut redis::aio::MultiplexedConnection,
+    base: &str,
+    prefix: &str,
+    at: &str,
+) -> Result<(), StoreError> {
+    let key = |name: &str| format!("{base}:{name}");
+    let (layout, unnumbered): (Option<u32>, u32) = redis::pipe()
+        .get(key("layout"))
+        .exists(&[key("ids"), key("jobs"), key("workers")])
+        .query_async(connection)
+        .await
+        .map_err(redis_error)?;
+    match layout {
+        Some(found) if found > LAYOUT => Err(newer_layout(prefix, found)),
+        Some(found) if found < LAYOUT => Err(outdated_store(at, found.into(), LAYOUT.into())),
+        Some(_) => Ok(()),
+        None if unnumbered > 0 => Err(outdated_store(at, 1, LAYOUT.into())),
+        None => Err(StoreError::NoStore(at.to_string())),
     }
 }
 
@@ -205,22 +259,43 @@ impl RedisStore {
         RedisStore::connect_with(&url, options).await
     }
 
+    /// Like [`connect`](Self::connect), but only if the prefix holds a store at the current
+    /// key layout: nothing is written, a missing store is [`StoreError::NoStore`] (see
+    /// [`Open::Existing`]).
+    pub async fn connect_existing(url: &str) -> Result<RedisStore, StoreError> {
+        let (url, options) = RedisOptions::from_url(url)?;
+        let options = RedisOptions {
+            open: Open::Existing,
+            ..options
+        };
+        RedisStore::connect_with(&url, options).await
+    }
+
     /// Connects to the Redis server at `url` (a plain Redis URL) with `options`.
+    ///
+    /// A server that cannot be reached, refuses the password or the TLS handshake, or has
+    /// no such database fails with [`StoreError::Connect`] within
+    /// `options.connect_timeout`.
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
         check_prefix(&options.prefix)?;
-        let client = Client::open(url)
-            .map_err(|e| StoreError::InvalidRequest(format!("invalid redis URL '{url}': {e}")))?;
+        let client = connect::client(url, options.ca_file.as_deref())?;
+        let base = format!("{{{}}}", options.prefix);
+        let mut first = connect::first_connection(&client, options.connect_timeout).await?;
+        if options.open == Open::Existing {
+            let at = connect::store_at(&client, &options.prefix);
+            check_current(&mut first, &base, &options.prefix, &at).await?;
+        }
+        drop(first);
         // Few, short reconnection attempts per operation: a worker retries an
         // unavailable store with its own backoff.
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(options.response_timeout))
-            .set_connection_timeout(Some(options.connection_timeout))
+            .set_connection_timeout(Some(options.connect_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(redis_error)?;
-        let base = format!("{{{}}}", options.prefix);
         let wakeups = Wakeups::new(&client, &base)?;
         let store = RedisStore {
             inner: Arc::new(Inner {
@@ -232,13 +307,11 @@ impl RedisStore {
                 base,
             }),
         };
-        let found = store.upgrade_layout().await?;
-        if found > LAYOUT {
-            return Err(StoreError::InvalidRequest(format!(
-                "the Redis store under prefix '{}' has key layout {found}, newer than this \
-                 wrangle's {LAYOUT}: upgrade wrangle",
-                options.prefix
-            )));
+        if options.open == Open::Create {
+            let found = store.upgrade_layout().await?;
+            if found > LAYOUT {
+                return Err(newer_layout(&options.prefix, found));
+            }
         }
         Ok(store)
     }

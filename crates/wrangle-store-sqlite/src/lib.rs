@@ -47,6 +47,7 @@ use wrangle_core::worker::{
 pub use listen::CROSS_PROCESS_POLL;
 use listen::Topics;
 use rows::{from_ms, job_from_row, ms, task_from_row};
+pub use wrangle_core::connect::Open;
 
 /// How long a writer waits for another process's write transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,16 +60,23 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-/// Open-time options, parsed from the store URL's query string.
+/// Open-time options, parsed from the store URL's query string (`open` is not a URL
+/// option).
 #[derive(Debug, Clone, Copy)]
 pub struct SqliteOptions {
     /// `synchronous=FULL` (true, the default) or `NORMAL`.
     pub full_sync: bool,
+    /// Whether a missing file (and its directory) is created and an older schema migrated
+    /// ([`Open::Create`]), or only a current store opened ([`Open::Existing`]).
+    pub open: Open,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { full_sync: true }
+        SqliteOptions {
+            full_sync: true,
+            open: Open::Create,
+        }
     }
 }
 
@@ -107,17 +115,35 @@ impl SqliteStore {
         SqliteStore::open_with(path, SqliteOptions::default()).await
     }
 
+    /// Opens the store at `path` only if it exists at the current schema version, creating,
+    /// migrating or converting nothing: a missing (or empty) file is
+    /// [`StoreError::NoStore`], and its directory is not created (see [`Open::Existing`]).
+    pub async fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteOptions {
+            open: Open::Existing,
+            ..SqliteOptions::default()
+        };
+        SqliteStore::open_with(path, options).await
+    }
+
     /// Opens the database at `path` with `options`.
     pub async fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|err| {
-                StoreError::Unavailable(format!("cannot create {}: {err}", dir.display()))
-            })?;
+        match options.open {
+            Open::Create => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|err| {
+                        StoreError::Unavailable(format!("cannot create {}: {err}", dir.display()))
+                    })?;
+                }
+            }
+            // Before the pool below, whose connections switch the file to WAL: a file that
+            // is not a current wrangle store is left exactly as it is.
+            Open::Existing => schema::check_current(path).await?,
         }
         let connect = SqliteConnectOptions::from_str("sqlite://")
             .map_err(backend)?
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(options.open == Open::Create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(if options.full_sync {
                 SqliteSynchronous::Full
@@ -139,6 +165,7 @@ impl SqliteStore {
                 .await
                 .map_err(backend);
             let error = match opened {
+                Ok(pool) if options.open == Open::Existing => break pool,
                 Ok(pool) => match schema::migrate(&pool).await {
                     Ok(()) => break pool,
                     Err(err) => err,

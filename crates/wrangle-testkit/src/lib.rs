@@ -20,6 +20,11 @@
 //! returns an error, and [`or_skip`] decides: skip the test on a developer machine, fail it
 //! in CI (see [`require_servers`]).
 //!
+//! Each server also starts with TLS on (`start_tls`), under a certificate signed by a
+//! certificate authority made for that server alone with the `openssl` program
+//! ([`PostgresServer::ca_file`]); and [`closed_port`] and [`SilentPort`] stand in for a
+//! server that is down and one that never answers, for tests of connection errors.
+//!
 //! A developer can point the tests at an existing server instead with
 //! `WRANGLE_TEST_PG_URL`, `WRANGLE_TEST_REDIS_URL` or `WRANGLE_TEST_MYSQL_URL`. Nothing is
 //! started then, and the lifecycle methods (`stop`, `kill`, `restart`) panic, since this
@@ -44,12 +49,47 @@ mod mariadb;
 mod postgres;
 mod redis;
 mod sys;
+mod tls;
+
+use std::net::TcpListener;
 
 pub use error::TestkitError;
 pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;
 pub use redis::RedisServer;
 pub use sys::accepts_connections;
+
+/// A TCP port on 127.0.0.1 that nothing listens on (it was free a moment ago, and no other
+/// caller in this process gets it): connecting there is refused.
+pub fn closed_port() -> Result<u16, TestkitError> {
+    sys::free_port()
+}
+
+/// A port on 127.0.0.1 where connections are accepted (by the kernel, into the listen
+/// backlog) but nothing is ever read or written: a server that hangs, or a firewall that
+/// lets the handshake through. A client waiting for its greeting times out. Closed when
+/// dropped.
+#[derive(Debug)]
+pub struct SilentPort {
+    listener: TcpListener,
+}
+
+impl SilentPort {
+    /// Binds a free port and never accepts on it.
+    pub fn bind() -> Result<Self, TestkitError> {
+        let listener =
+            TcpListener::bind(("127.0.0.1", 0)).map_err(TestkitError::io("binding 127.0.0.1:0"))?;
+        Ok(Self { listener })
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|addr| addr.port())
+            .expect("a bound listener has an address")
+    }
+}
 
 /// Whether servers are required, i.e. a server that cannot start must fail the test instead
 /// of skipping it: true when `CI` or `WRANGLE_TEST_REQUIRE_SERVERS` is `true` or `1`.

@@ -45,12 +45,15 @@ pub(crate) trait Flavor {
     const LOGS_TO_STDERR: bool;
 
     /// The connection URL of a throwaway server on `port`.
-    fn url(port: u16) -> String;
+    fn url(&self, port: u16) -> String;
+    /// Whether the server speaks TLS with the files of `crate::tls` in its temp dir.
+    fn tls(&self) -> bool;
     /// The command line running the server on `port` with its files in `dir`, in the
     /// foreground, so that the server's pid is the child's pid.
     fn server_command(&self, dir: &Path, port: u16) -> Command;
-    /// Whether the server on `port` answers requests (not merely accepts TCP).
-    fn is_ready(&self, port: u16) -> bool;
+    /// Whether the server on `port`, with its files in `dir`, answers requests (not merely
+    /// accepts TCP).
+    fn is_ready(&self, dir: &Path, port: u16) -> bool;
     /// Whether a start failed, judging by what it logged, only because remains of the
     /// previous server process are still going away (`restart()` then tries again).
     fn leftovers_in_the_way(_log: &str) -> bool {
@@ -205,7 +208,7 @@ impl<F: Flavor> Managed<F> {
                 break format!("the server exited during startup ({status})");
             }
             // Still alive after answering: the answer came from our server.
-            if self.flavor.is_ready(port) && matches!(child.try_wait(), Ok(None)) {
+            if self.flavor.is_ready(self.dir.path(), port) && matches!(child.try_wait(), Ok(None)) {
                 self.port = port;
                 self.child = Some(child);
                 return Ok(());
@@ -355,7 +358,7 @@ impl<F: Flavor> Backend<F> {
 
     pub(crate) fn url(&self) -> String {
         match self {
-            Self::Managed(server) => F::url(server.port()),
+            Self::Managed(server) => server.flavor().url(server.port()),
             Self::External(url) => url.clone(),
         }
     }
@@ -375,6 +378,16 @@ impl<F: Flavor> Backend<F> {
         match self {
             Self::Managed(server) => Some(server.dir().join(F::LOG_FILE)),
             Self::External(_) => None,
+        }
+    }
+
+    /// The CA certificate of a throwaway server started with TLS.
+    pub(crate) fn ca_file(&self) -> Option<PathBuf> {
+        match self {
+            Self::Managed(server) if server.flavor().tls() => {
+                Some(crate::tls::ca_file(server.dir()))
+            }
+            _ => None,
         }
     }
 
@@ -403,7 +416,7 @@ impl<F: Flavor> Backend<F> {
 
 /// Defines, inside the `impl` block of a server type holding a `backend: Backend<_>` field,
 /// the public methods all three server types have: `url`, `port`, `is_external`,
-/// `is_running`, `log_path`, `stop`, `kill` and `restart`. The docs of those whose meaning
+/// `is_running`, `log_path`, `ca_file`, `stop`, `kill` and `restart`. The docs of those whose meaning
 /// differs between servers (URL format, variable name, what a stop or kill does) are given
 /// by the caller, in this order; stop, kill and restart also get a "Panics" section.
 macro_rules! server_methods {
@@ -437,6 +450,14 @@ macro_rules! server_methods {
         /// The server's log, for diagnosing a failed test (`None` for an external server).
         pub fn log_path(&self) -> Option<std::path::PathBuf> {
             self.backend.log_path()
+        }
+
+        /// The certificate of the authority that signed this server's certificate (PEM),
+        /// which a client must be given to verify the server: `Some` only for a server
+        /// started with `start_tls`. Each such server has its own authority, trusted
+        /// nowhere else.
+        pub fn ca_file(&self) -> Option<std::path::PathBuf> {
+            self.backend.ca_file()
         }
 
         $(#[$stop])*

@@ -35,19 +35,20 @@ impl MariaDbServer {
     /// If `WRANGLE_TEST_MYSQL_URL` is set, nothing is started: the server at that URL is
     /// used instead, and the lifecycle methods (`stop`, `kill`, `restart`) panic.
     pub fn start() -> Result<Self, TestkitError> {
-        let backend = Backend::external_or(|| {
-            let flavor = MariaDb::locate()?;
-            let server = Managed::start(flavor, "wrangle-testkit-mariadb-", MariaDb::init)?;
-            // Also proves that root gets in over TCP without a password.
-            sys::run(
-                server
-                    .flavor()
-                    .admin(server.port())
-                    .args(["create", DATABASE]),
-            )?;
-            Ok(server)
-        })?;
+        let backend = Backend::external_or(|| MariaDb::locate(false)?.start())?;
         Ok(Self { backend })
+    }
+
+    /// Like [`start`](Self::start), with TLS on (`--ssl-cert`, `--ssl-key`) under a
+    /// certificate for `localhost` and `127.0.0.1` signed by a certificate authority made
+    /// for this server alone ([`ca_file`](Self::ca_file)). Clients may still connect
+    /// without TLS.
+    ///
+    /// Always a throwaway server: `WRANGLE_TEST_MYSQL_URL` is not used.
+    pub fn start_tls() -> Result<Self, TestkitError> {
+        Ok(Self {
+            backend: Backend::Managed(MariaDb::locate(true)?.start()?),
+        })
     }
 
     server_methods! {
@@ -75,10 +76,11 @@ pub(crate) struct MariaDb {
     server_bin: PathBuf,
     install_db: PathBuf,
     admin: PathBuf,
+    tls: bool,
 }
 
 impl MariaDb {
-    fn locate() -> Result<Self, TestkitError> {
+    fn locate(tls: bool) -> Result<Self, TestkitError> {
         let find = |names: &'static [&'static str]| {
             sys::find_or_install(names[0], "mariadb-server", || sys::find_program(names))
         };
@@ -86,7 +88,21 @@ impl MariaDb {
             server_bin: find(&["mariadbd", "mysqld"])?,
             install_db: find(&["mariadb-install-db", "mysql_install_db"])?,
             admin: find(&["mariadb-admin", "mysqladmin"])?,
+            tls,
         })
+    }
+
+    /// Starts a fresh server and creates the database `wrangle`.
+    fn start(self) -> Result<Managed<Self>, TestkitError> {
+        let server = Managed::start(self, "wrangle-testkit-mariadb-", MariaDb::init)?;
+        // Also proves that root gets in over TCP without a password.
+        sys::run(
+            server
+                .flavor()
+                .admin(server.port())
+                .args(["create", DATABASE]),
+        )?;
+        Ok(server)
     }
 
     /// `--user=root` where needed: mariadbd refuses to run as root unless told so.
@@ -117,6 +133,9 @@ impl MariaDb {
             .args(Self::user_arg())
             .current_dir(dir);
         sys::run(&mut cmd)?;
+        if self.tls {
+            crate::tls::generate(dir)?;
+        }
         Ok(())
     }
 
@@ -139,8 +158,12 @@ impl Flavor for MariaDb {
     const LOG_FILE: &'static str = "mariadb.log";
     const LOGS_TO_STDERR: bool = false;
 
-    fn url(port: u16) -> String {
+    fn url(&self, port: u16) -> String {
         format!("mysql://root@127.0.0.1:{port}/{DATABASE}")
+    }
+
+    fn tls(&self) -> bool {
+        self.tls
     }
 
     fn server_command(&self, dir: &Path, port: u16) -> Command {
@@ -157,10 +180,18 @@ impl Flavor for MariaDb {
             ))
             .arg("--skip-name-resolve")
             .args(Self::user_arg());
+        if self.tls {
+            cmd.arg(format!(
+                "--ssl-cert={}",
+                crate::tls::cert_file(dir).display()
+            ))
+            .arg(format!("--ssl-key={}", crate::tls::key_file(dir).display()))
+            .arg(format!("--ssl-ca={}", crate::tls::ca_file(dir).display()));
+        }
         cmd
     }
 
-    fn is_ready(&self, port: u16) -> bool {
+    fn is_ready(&self, _dir: &Path, port: u16) -> bool {
         self.admin(port)
             .arg("ping")
             .stdin(Stdio::null())

@@ -19,9 +19,11 @@ const OS_USER: &str = "postgres";
 /// A throwaway PostgreSQL server on 127.0.0.1, in its own temp dir, on a free port.
 ///
 /// Created by `initdb` from the newest `/usr/lib/postgresql/*/bin` (or from `PATH`), with
-/// a passwordless superuser `wrangle`, encoding UTF8 and the `C` locale. When the tests run
-/// as root the server runs as the `postgres` system user. It listens on TCP only (no Unix
-/// socket), so it never touches `/var/run/postgresql` or the shared server on port 5432.
+/// a passwordless superuser `wrangle`, encoding UTF8 and the `C` locale. Every other role
+/// logs in with its password (SCRAM), so a test can create one to check authentication.
+/// When the tests run as root the server runs as the `postgres` system user. It listens on
+/// TCP only (no Unix socket), so it never touches `/var/run/postgresql` or the shared
+/// server on port 5432.
 ///
 /// Dropping it shuts the server down (immediate mode) and deletes its data.
 #[derive(Debug)]
@@ -46,9 +48,22 @@ impl PostgresServer {
         Self::start_with(true)
     }
 
+    /// Like [`start`](Self::start), with TLS on (`ssl=on`) under a certificate for
+    /// `localhost` and `127.0.0.1` signed by a certificate authority made for this server
+    /// alone ([`ca_file`](Self::ca_file)). Clients may still connect without TLS.
+    ///
+    /// Always a throwaway server: `WRANGLE_TEST_PG_URL` is not used.
+    pub fn start_tls() -> Result<Self, TestkitError> {
+        let flavor = Postgres::locate(false, true)?;
+        let server = Managed::start(flavor, "wrangle-testkit-pg-", Postgres::init)?;
+        Ok(Self {
+            backend: Backend::Managed(server),
+        })
+    }
+
     fn start_with(fsync: bool) -> Result<Self, TestkitError> {
         let backend = Backend::external_or(|| {
-            let flavor = Postgres::locate(fsync)?;
+            let flavor = Postgres::locate(fsync, false)?;
             Managed::start(flavor, "wrangle-testkit-pg-", Postgres::init)
         })?;
         Ok(Self { backend })
@@ -83,10 +98,20 @@ pub(crate) struct Postgres {
     /// `Some(setpriv)` when running as root: commands are run as the `postgres` user.
     setpriv: Option<PathBuf>,
     fsync: bool,
+    tls: bool,
 }
 
+/// Client authentication: the superuser `wrangle` is trusted (the tests' own URL has no
+/// password); every other role needs its password, for tests of failed logins.
+const PG_HBA: &str = "\
+host all wrangle 127.0.0.1/32 trust
+host all wrangle ::1/128 trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+";
+
 impl Postgres {
-    fn locate(fsync: bool) -> Result<Self, TestkitError> {
+    fn locate(fsync: bool, tls: bool) -> Result<Self, TestkitError> {
         let [initdb, postgres, pg_isready] =
             sys::find_or_install("initdb", "postgresql", find_binaries)?;
         let setpriv = if sys::is_root() {
@@ -111,6 +136,7 @@ impl Postgres {
             pg_isready,
             setpriv,
             fsync,
+            tls,
         })
     }
 
@@ -146,6 +172,20 @@ impl Postgres {
             .args(["-A", "trust", "-U", USER, "-E", "UTF8", "--locale=C"])
             .arg("--no-sync");
         sys::run(&mut initdb)?;
+        let hba = dir.join("data").join("pg_hba.conf");
+        fs::write(&hba, PG_HBA).map_err(TestkitError::io(format!("writing {}", hba.display())))?;
+        if self.tls {
+            crate::tls::generate(dir)?;
+        }
+        if self.setpriv.is_some() {
+            // Written by root above; the server (and PostgreSQL's key check) want them its own.
+            let mut chown = Command::new("chown");
+            chown.arg("-R").arg(format!("{OS_USER}:")).arg(&hba);
+            if self.tls {
+                chown.arg(dir.join("tls"));
+            }
+            sys::run(&mut chown)?;
+        }
         Ok(())
     }
 }
@@ -161,8 +201,12 @@ impl Flavor for Postgres {
     const LOG_FILE: &'static str = "postgres.log";
     const LOGS_TO_STDERR: bool = true;
 
-    fn url(port: u16) -> String {
+    fn url(&self, port: u16) -> String {
         format!("postgres://{USER}@127.0.0.1:{port}/postgres")
+    }
+
+    fn tls(&self) -> bool {
+        self.tls
     }
 
     fn server_command(&self, dir: &Path, port: u16) -> Command {
@@ -176,10 +220,23 @@ impl Flavor for Postgres {
         if !self.fsync {
             cmd.args(["-c", "fsync=off"]);
         }
+        if self.tls {
+            cmd.args(["-c", "ssl=on"])
+                .arg("-c")
+                .arg(format!(
+                    "ssl_cert_file={}",
+                    crate::tls::cert_file(dir).display()
+                ))
+                .arg("-c")
+                .arg(format!(
+                    "ssl_key_file={}",
+                    crate::tls::key_file(dir).display()
+                ));
+        }
         cmd
     }
 
-    fn is_ready(&self, port: u16) -> bool {
+    fn is_ready(&self, _dir: &Path, port: u16) -> bool {
         Command::new(&self.pg_isready)
             .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
             .args(["-U", USER, "-d", "postgres", "-t", "1"])

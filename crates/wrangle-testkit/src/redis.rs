@@ -30,21 +30,24 @@ impl RedisServer {
     /// If `WRANGLE_TEST_REDIS_URL` is set, nothing is started: the server at that URL is
     /// used instead, and the lifecycle methods (`stop`, `kill`, `restart`) panic.
     pub fn start() -> Result<Self, TestkitError> {
-        let backend = Backend::external_or(|| {
-            let server_bin = sys::find_or_install("redis-server", "redis-server", || {
-                sys::find_program(&["redis-server"])
-            })?;
-            Managed::start(
-                Redis { server_bin },
-                "wrangle-testkit-redis-",
-                |_, _| Ok(()),
-            )
-        })?;
+        let backend = Backend::external_or(|| Redis::locate(false)?.start())?;
         Ok(Self { backend })
     }
 
+    /// Like [`start`](Self::start), but speaking only TLS (`--tls-port`, no plain port;
+    /// clients need no certificate of their own) under a certificate for `localhost` and
+    /// `127.0.0.1` signed by a certificate authority made for this server alone
+    /// ([`ca_file`](Self::ca_file)). Its URL is `rediss://127.0.0.1:PORT/`.
+    ///
+    /// Always a throwaway server: `WRANGLE_TEST_REDIS_URL` is not used.
+    pub fn start_tls() -> Result<Self, TestkitError> {
+        Ok(Self {
+            backend: Backend::Managed(Redis::locate(true)?.start()?),
+        })
+    }
+
     server_methods! {
-        /// The connection URL, `redis://127.0.0.1:PORT/`.
+        /// The connection URL, `redis://127.0.0.1:PORT/` (`rediss://` with TLS).
         url;
         /// Whether this is an external server given by `WRANGLE_TEST_REDIS_URL` (on which the
         /// lifecycle methods panic) rather than a throwaway one.
@@ -67,6 +70,38 @@ impl RedisServer {
 #[derive(Debug)]
 pub(crate) struct Redis {
     server_bin: PathBuf,
+    /// `redis-cli`, which checks a TLS server's readiness (`Some` with TLS).
+    cli_bin: Option<PathBuf>,
+}
+
+impl Redis {
+    fn locate(tls: bool) -> Result<Self, TestkitError> {
+        let server_bin = sys::find_or_install("redis-server", "redis-server", || {
+            sys::find_program(&["redis-server"])
+        })?;
+        let cli_bin = if tls {
+            Some(sys::find_or_install("redis-cli", "redis-tools", || {
+                sys::find_program(&["redis-cli"])
+            })?)
+        } else {
+            None
+        };
+        Ok(Self {
+            server_bin,
+            cli_bin,
+        })
+    }
+
+    fn start(self) -> Result<Managed<Self>, TestkitError> {
+        let tls = self.tls();
+        Managed::start(self, "wrangle-testkit-redis-", |_, dir| {
+            if tls {
+                crate::tls::generate(dir)
+            } else {
+                Ok(())
+            }
+        })
+    }
 }
 
 impl Flavor for Redis {
@@ -79,14 +114,30 @@ impl Flavor for Redis {
     const LOG_FILE: &'static str = "redis.log";
     const LOGS_TO_STDERR: bool = false;
 
-    fn url(port: u16) -> String {
-        format!("redis://127.0.0.1:{port}/")
+    fn url(&self, port: u16) -> String {
+        let scheme = if self.tls() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{port}/")
+    }
+
+    fn tls(&self) -> bool {
+        self.cli_bin.is_some()
     }
 
     fn server_command(&self, dir: &Path, port: u16) -> Command {
         let mut cmd = Command::new(&self.server_bin);
-        cmd.args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1"])
+        if self.tls() {
+            cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(crate::tls::cert_file(dir))
+                .arg("--tls-key-file")
+                .arg(crate::tls::key_file(dir))
+                .arg("--tls-ca-cert-file")
+                .arg(crate::tls::ca_file(dir))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.args(["--port", &port.to_string()]);
+        }
+        cmd.args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(dir)
             .args(["--appendonly", "yes"])
@@ -98,8 +149,19 @@ impl Flavor for Redis {
         cmd
     }
 
-    /// Answers `PING` with `+PONG` (while loading the AOF it answers `-LOADING`).
-    fn is_ready(&self, port: u16) -> bool {
+    /// Answers `PING` with `+PONG` (while loading the AOF it answers `-LOADING`); through
+    /// `redis-cli` over TLS for a TLS server.
+    fn is_ready(&self, dir: &Path, port: u16) -> bool {
+        if let Some(cli) = &self.cli_bin {
+            return Command::new(cli)
+                .args(["--tls", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .arg("--cacert")
+                .arg(crate::tls::ca_file(dir))
+                .arg("PING")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == b"PONG");
+        }
         let ping = || -> std::io::Result<bool> {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let mut conn = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;

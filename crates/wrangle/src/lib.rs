@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+pub use wrangle_core::connect::{self, ConnectCause, ConnectFailure, Open};
 pub use wrangle_core::parse::{self, StoreUrl};
 pub use wrangle_core::pool;
 pub use wrangle_core::store::{self, Store, StoreError, TaskFilter};
@@ -50,7 +51,7 @@ pub use wrangle_exec::{
 };
 pub use wrangle_store_memory::MemoryStore;
 #[cfg(feature = "mysql")]
-pub use wrangle_store_mysql::MySqlStore;
+pub use wrangle_store_mysql::{MySqlOptions, MySqlStore};
 #[cfg(feature = "postgres")]
 pub use wrangle_store_postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "redis")]
@@ -63,6 +64,11 @@ pub use wrangle_worker::{
 };
 
 /// Why connecting failed.
+///
+/// A store that cannot be reached or refuses the connection is
+/// `Store(StoreError::Connect(_))`, one line naming the store, address and cause (see
+/// [`ConnectFailure`]); a store missing under [`Open::Existing`] is
+/// `Store(StoreError::NoStore(_))`. No message shows the URL's password.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The URL is malformed or names an unknown scheme.
@@ -74,30 +80,86 @@ pub enum ConnectError {
 }
 
 /// Opens the store a URL names (see [`StoreUrl`]): `sqlite://PATH`, `memory://`,
-/// `postgres://...`, `redis://...`, `mysql://...`. Schemas are created and migrated.
+/// `postgres://...`, `redis://...`, `mysql://...`, creating the store if it is missing and
+/// migrating it if it is older: `connect_with(url, Open::Create)`.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
-    connect_url(&StoreUrl::parse(url)?).await
+    connect_with(url, Open::Create).await
 }
 
-/// Opens the store `url` names. A store whose Cargo feature is off in this build is an
-/// [`InputError`] that says which feature to enable.
+/// Opens the store a URL names, creating and migrating it ([`Open::Create`]) or only if
+/// it exists at the current version ([`Open::Existing`], for commands that only look:
+/// nothing is created or written, and a missing store is [`StoreError::NoStore`]).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), wrangle::ConnectError> {
+/// use wrangle::{Open, StoreError};
+/// match wrangle::connect_with("sqlite://.wrangle/wrangle.db", Open::Existing).await {
+///     Ok(store) => println!("{:?}", store.queue_stats(chrono::Utc::now()).await),
+///     Err(wrangle::ConnectError::Store(StoreError::NoStore(at))) => println!("nothing at {at}"),
+///     Err(other) => return Err(other),
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn connect_with(url: &str, open: Open) -> Result<Arc<dyn Store>, ConnectError> {
+    connect_url_with(&StoreUrl::parse(url)?, open).await
+}
+
+/// Opens the store `url` names, creating and migrating it as needed
+/// (`connect_url_with(url, Open::Create)`).
 pub async fn connect_url(url: &StoreUrl) -> Result<Arc<dyn Store>, ConnectError> {
+    connect_url_with(url, Open::Create).await
+}
+
+/// Opens the store `url` names; `open` as for [`connect_with`]. A `memory://` store is
+/// new in every case: it keeps nothing anywhere, so opening it creates nothing either. A
+/// store whose Cargo feature is off in this build is an [`InputError`] that says which
+/// feature to enable.
+pub async fn connect_url_with(url: &StoreUrl, open: Open) -> Result<Arc<dyn Store>, ConnectError> {
+    let _ = open; // unused in a build with no store but memory
     match url {
         #[cfg(feature = "sqlite")]
         StoreUrl::Sqlite { path, options } => {
             let options = SqliteOptions::from_query(options)
                 .map_err(|e| InputError::new(format!("invalid store URL '{url}': {e}")))?;
+            let options = SqliteOptions { open, ..options };
             Ok(Arc::new(SqliteStore::open_with(path, options).await?))
         }
         StoreUrl::Memory => Ok(Arc::new(MemoryStore::new())),
         #[cfg(feature = "postgres")]
-        StoreUrl::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        StoreUrl::Postgres(raw) => {
+            let (connect, options) = PostgresOptions::from_url(raw).map_err(|e| in_url(url, e))?;
+            let options = PostgresOptions { open, ..options };
+            Ok(Arc::new(
+                PostgresStore::connect_with(connect, options).await?,
+            ))
+        }
         #[cfg(feature = "redis")]
-        StoreUrl::Redis(url) => Ok(Arc::new(RedisStore::connect(url).await?)),
+        StoreUrl::Redis(raw) => {
+            let (address, options) = RedisOptions::from_url(raw).map_err(|e| in_url(url, e))?;
+            let options = RedisOptions { open, ..options };
+            Ok(Arc::new(RedisStore::connect_with(&address, options).await?))
+        }
         #[cfg(feature = "mysql")]
-        StoreUrl::Mysql(url) => Ok(Arc::new(MySqlStore::connect(url).await?)),
+        StoreUrl::Mysql(raw) => {
+            let (connect, options) = MySqlOptions::from_url(raw).map_err(|e| in_url(url, e))?;
+            let options = MySqlOptions { open, ..options };
+            Ok(Arc::new(MySqlStore::connect_with(connect, options).await?))
+        }
         #[allow(unreachable_patterns)] // every store compiled in: nothing is left
         other => Err(not_compiled_in(other).into()),
+    }
+}
+
+/// A store's verdict on its URL's options: bad input (naming the URL, without its
+/// password) when the options are malformed, the store's own error otherwise (an
+/// unreadable CA file is a connect failure).
+#[cfg(any(feature = "postgres", feature = "redis", feature = "mysql"))]
+fn in_url(url: &StoreUrl, err: StoreError) -> ConnectError {
+    match err {
+        StoreError::InvalidRequest(why) => {
+            InputError::new(format!("invalid store URL '{url}': {why}")).into()
+        }
+        other => other.into(),
     }
 }
 
