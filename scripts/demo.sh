@@ -5,8 +5,9 @@
 # one result, look at the queue, and stop the worker gracefully.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p wrangle-cli
-wrangle="$PWD/target/release/wrangle"
+echo "== building wrangle (cargo build --release -p wrangle-cli; a few minutes the first time, seconds after)"
+cargo build --release -p wrangle-cli
+wrangle="${CARGO_TARGET_DIR:-$PWD/target}/release/wrangle"
 demo=$(mktemp -d)
 trap 'kill $worker 2>/dev/null || true; rm -rf "$demo"' EXIT
 examples="$PWD/examples"

@@ -2,8 +2,8 @@
 # The whole test suite: unit tests, the store conformance suite on every store (memory,
 # SQLite, and PostgreSQL, Redis and MariaDB started from the installed binaries in temp
 # dirs on free ports; installed with apt-get when missing), the worker, `wrangle run` and
-# CLI end-to-end tests, multi-process and chaos tests. Servers are required: one that
-# cannot start fails the run.
+# CLI end-to-end tests, multi-process and chaos tests, the README tour and install step.
+# Servers are required: one that cannot start fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +21,18 @@ fi
 
 export WRANGLE_TEST_REQUIRE_SERVERS=1
 cargo test --workspace --locked "$@"
+
+# The README's install step, as written (into a throwaway root instead of ~/.cargo), and
+# the binary it installs answering. The README's tour is run by crates/wrangle-cli/tests/readme.rs.
+if [ $# -eq 0 ]; then
+  install_root=$(mktemp -d)
+  trap 'rm -rf "$install_root"' EXIT
+  install=$(awk '/^## Install/{on=1} on&&/^```sh/{getline; print; exit}' README.md)
+  case "$install" in
+    "cargo install "*) ;;
+    *) echo "README.md: no 'cargo install' line under ## Install (found: '$install')" >&2; exit 1 ;;
+  esac
+  echo "README install step: $install"
+  CARGO_INSTALL_ROOT="$install_root" bash -c "$install"
+  "$install_root/bin/wrangle" --version
+fi

@@ -1,5 +1,5 @@
 #!/bin/sh
-# divvy's dance party (seed 001) as a wrangle command: the ticket code of ticket number
+# divvy's dance party as a wrangle command: the ticket code of ticket number
 # $1 is the SHA-1 hex digest of its decimal text. Prints "TICKET CODE".
 #
 #   wrangle run -n 5 --range 0..10 -- examples/dance-party/ticket-code.sh {}

@@ -268,6 +268,9 @@ pub(crate) struct SubmitArgs {
     /// Enqueue one task per line of JSON payloads from FILE (or - for stdin), all or nothing
     #[arg(long, value_name = "FILE", conflicts_with_all = ["payload", "unique", "wait"])]
     pub(crate) batch: Option<String>,
+    /// Largest payload accepted (compact JSON): pass a path or URL to bigger data
+    #[arg(long, value_name = "SIZE", default_value = "8M")]
+    pub(crate) max_payload: String,
 }
 
 #[derive(Debug, Args)]
@@ -334,7 +337,7 @@ pub(crate) struct RunArgs {
     /// The command and its arguments (everything from the first word that is not one of
     /// the options above, or after --); `::: ITEM...` after it gives the items
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
-    pub(crate) command: Vec<String>,
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Args)]

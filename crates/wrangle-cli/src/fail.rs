@@ -6,7 +6,7 @@ use std::fmt;
 
 use wrangle::{ConnectError, InputError, StoreError};
 
-/// Exit codes of SPEC.md: 0 success, 1 a task failed, 2 bad input, 130 interrupted.
+/// Exit codes: 0 success, 1 a task failed, 2 bad input, 130 interrupted.
 pub(crate) const EXIT_TASK_FAILED: i32 = 1;
 pub(crate) const EXIT_BAD_INPUT: i32 = 2;
 pub(crate) const EXIT_INTERRUPTED: i32 = 130;
@@ -67,6 +67,10 @@ impl From<ConnectError> for CliError {
     fn from(err: ConnectError) -> Self {
         match err {
             ConnectError::Url(e) => e.into(),
+            // A path or URL that names no store is most often a typo: bad input.
+            ConnectError::Store(StoreError::NoStore(at)) => CliError::Input(format!(
+                "no wrangle store at {at}: it is created by wrangle submit, wrangle worker or wrangle job create (or give --store URL of an existing one)"
+            )),
             ConnectError::Store(e) => CliError::Runtime(e.to_string()),
         }
     }

@@ -120,6 +120,6 @@ mod tests {
         assert_eq!(whole(12_345_678.0), "12.3M");
         assert_eq!(clock(Duration::from_secs(59)), "59s");
         assert_eq!(clock(Duration::from_secs(125)), "2m05s");
-        assert_eq!(clock(Duration::from_secs(7322)), "2h07m");
+        assert_eq!(clock(Duration::from_secs(7322)), "2h02m");
     }
 }

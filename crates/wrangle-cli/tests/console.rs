@@ -181,6 +181,7 @@ fn console_in_a_terminal_shows_status_scales_a_worker_and_tails_task_events() {
 #[test]
 fn tab_completes_commands_and_worker_names_fetched_when_tab_is_pressed() {
     let mut sandbox = Sandbox::sqlite();
+    sandbox.create_store();
     let terminal = start_console(&sandbox);
     // Started after the console: the names come from the store at each Tab press.
     sandbox.spawn_worker("warehouse-7", &["-q", "a", "-n", "1", "--exec", "true"]);
@@ -231,6 +232,7 @@ fn tab_completes_commands_and_worker_names_fetched_when_tab_is_pressed() {
 #[test]
 fn piped_commands_run_in_order_and_exit_0() {
     let sandbox = Sandbox::sqlite();
+    sandbox.create_store();
     let out = console_script(&sandbox, "status\npause a\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -256,6 +258,7 @@ fn piped_commands_run_in_order_and_exit_0() {
 #[test]
 fn a_bad_piped_command_prints_one_error_line_runs_the_rest_and_exits_1() {
     let sandbox = Sandbox::sqlite();
+    sandbox.create_store();
     let out = console_script(&sandbox, "frobnicate\nretry abc\npause a\n");
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);

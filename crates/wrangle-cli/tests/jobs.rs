@@ -384,12 +384,12 @@ fn job_status_follow_draws_a_live_bar_with_rate_and_eta_and_json_agrees() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let screen = text(&out.stdout);
     assert!(screen.contains("ETA"), "{screen}");
-    assert!(screen.contains("ids/s"), "{screen}");
+    assert!(screen.contains("/s  ETA"), "{screen}");
     assert!(
         screen.contains("/3,000 ids") || screen.contains("/3000 ids"),
         "{screen}"
     );
-    let redraws = screen.matches("ids/s").count();
+    let redraws = screen.matches("/s  ETA").count();
     assert!(redraws >= 3, "the bar was drawn {redraws} times:\n{screen}");
     assert!(screen.contains("job slow: completed"), "{screen}");
 

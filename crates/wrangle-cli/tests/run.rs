@@ -423,7 +423,7 @@ fn an_endless_dispatch_runs_in_flat_memory() {
     assert_eq!(out.status.code(), Some(130));
     let stderr = text(&out.stderr);
     let done: u64 = stderr
-        .split("wrangle run: ")
+        .split("wrangle run: interrupted: ")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())

@@ -779,9 +779,19 @@ fn output_within(mut command: Command, limit: Duration) -> Output {
 
 /// `wrangle --store URL submit greet '{}' --wait` while `wrangle --store URL worker --exec
 /// 'echo hi'` runs: the result comes back through the store, and the store shows the task
-/// completed by that worker.
-fn cli_submit_wait_round_trip(url: &str) {
+/// completed by that worker. With `down`, the server is stopped before the worker starts:
+/// the worker says it waits for the store, stays up, and starts working when the server
+/// is back.
+fn cli_submit_wait_round_trip(server: &mut dyn Server, down: bool) {
     let started = Instant::now();
+    let url = &server.url();
+    if down {
+        if server.is_external() {
+            eprintln!("skipping: an external server cannot be stopped by the test");
+            return;
+        }
+        server.stop();
+    }
     let dir = tempfile::tempdir().unwrap();
     let wrangle = |args: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wrangle"));
@@ -805,11 +815,29 @@ fn cli_submit_wait_round_trip(url: &str) {
             .expect("start wrangle worker"),
     );
 
+    let worker_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    if down {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !worker_log().contains("store unavailable; waiting for it") {
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not say it waits:\n{}",
+                worker_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            worker.0.try_wait().unwrap().is_none(),
+            "a worker started without its store exited:\n{}",
+            worker_log()
+        );
+        server.restart();
+    }
     let out = output_within(
         wrangle(&["submit", "greet", "{}", "--wait", "--wait-timeout", "60s"]),
         Duration::from_secs(90),
     );
-    let worker_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(
         out.status.success(),
         "submit --wait failed: {}\nworker log:\n{}",
@@ -862,24 +890,40 @@ impl Drop for WorkerGuard {
 
 #[test]
 fn postgres_cli_submit_wait_round_trip_with_a_worker_process() {
-    let Some(server) = or_skip(PostgresServer::start()) else {
+    let Some(mut server) = or_skip(PostgresServer::start()) else {
         return;
     };
-    cli_submit_wait_round_trip(&server.url());
+    cli_submit_wait_round_trip(&mut server, false);
 }
 
 #[test]
 fn redis_cli_submit_wait_round_trip_with_a_worker_process() {
-    let Some(server) = or_skip(RedisServer::start()) else {
+    let Some(mut server) = or_skip(RedisServer::start()) else {
         return;
     };
-    cli_submit_wait_round_trip(&server.url());
+    cli_submit_wait_round_trip(&mut server, false);
 }
 
 #[test]
 fn mariadb_cli_submit_wait_round_trip_with_a_worker_process() {
-    let Some(server) = or_skip(MariaDbServer::start()) else {
+    let Some(mut server) = or_skip(MariaDbServer::start()) else {
         return;
     };
-    cli_submit_wait_round_trip(&server.url());
+    cli_submit_wait_round_trip(&mut server, false);
+}
+
+#[test]
+fn postgres_a_worker_started_while_the_server_is_down_begins_when_it_comes_up() {
+    let Some(mut server) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    cli_submit_wait_round_trip(&mut server, true);
+}
+
+#[test]
+fn redis_a_worker_started_while_the_server_is_down_begins_when_it_comes_up() {
+    let Some(mut server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    cli_submit_wait_round_trip(&mut server, true);
 }

@@ -151,6 +151,33 @@ pub const DEFAULT_QUEUE: &str = "default";
 /// Retries a task gets when none are asked for (so 4 attempts in all).
 pub const DEFAULT_RETRIES: u32 = 3;
 
+/// The largest payload (as compact JSON) a task may carry unless a larger limit is set
+/// (`Client::max_payload`, `wrangle submit --max-payload`). A queue is no place for big
+/// data, and every store copies a payload several times on its way: pass a path or a
+/// URL instead.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 8 << 20;
+
+/// Counts the bytes serde_json writes, so a payload is measured without a copy.
+#[derive(Default)]
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The size of `payload` as compact JSON, in bytes.
+pub fn payload_size(payload: &Value) -> usize {
+    let mut count = ByteCount::default();
+    serde_json::to_writer(&mut count, payload).expect("counting cannot fail");
+    count.0
+}
+
 impl NewTask {
     /// A task of `kind` with `payload` on the default queue, priority 0, default retries.
     pub fn new(kind: impl Into<String>, payload: Value) -> Self {
@@ -165,6 +192,18 @@ impl NewTask {
             unique_key: None,
             job: None,
         }
+    }
+
+    /// Refuses a payload over `limit` bytes (as compact JSON), with a one-line reason.
+    pub fn check_payload_size(&self, limit: usize) -> Result<(), crate::parse::InputError> {
+        let size = payload_size(&self.payload);
+        if size <= limit {
+            return Ok(());
+        }
+        Err(crate::parse::InputError::new(format!(
+            "the payload is {} bytes, over the limit of {limit} bytes: pass a path or URL to the data instead, or raise the limit",
+            size
+        )))
     }
 
     /// Puts the task on `queue`.

@@ -4,7 +4,8 @@
 //! inside argv elements (`{}`, `{id}`, `{attempt}`, `{#}`, `{start}`, `{end}`, `{job}`),
 //! environment variables (`WRANGLE_TASK_ID`, `WRANGLE_KIND`, `WRANGLE_ATTEMPT`,
 //! `WRANGLE_PAYLOAD`, `WRANGLE_START`, `WRANGLE_END`, `WRANGLE_JOB`, `WRANGLE_QUEUE`) and
-//! the payload JSON on stdin. Exit status 0 is success and stdout (up to
+//! the payload JSON on stdin. `WRANGLE_PAYLOAD` is left out when the payload is too long
+//! for an environment string ([`MAX_ENV_STRING_BYTES`], 128 KiB on Linux); stdin has it. Exit status 0 is success and stdout (up to
 //! [`CommandSpec::max_result_bytes`]) is the result, parsed as JSON when it is JSON. On
 //! failure the error carries the tail of stderr.
 //!
@@ -12,6 +13,8 @@
 //! started: SIGTERM to the group, then SIGKILL after [`CommandSpec::kill_grace`].
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -31,6 +34,11 @@ use crate::{ExecResult, Executor, Failure, OutputSink, OutputStream};
 
 /// How much of stderr's end is kept for the error message.
 const STDERR_TAIL_BYTES: usize = 4096;
+
+/// The longest `NAME=value` string Linux accepts in a new process's environment or argv
+/// (`MAX_ARG_STRLEN`, 32 pages). A payload longer than that is not put in
+/// `WRANGLE_PAYLOAD` (the process could not start); it is on stdin as always.
+pub const MAX_ENV_STRING_BYTES: usize = 32 * 4096;
 
 /// How to run a command for a task.
 #[derive(Debug, Clone)]
@@ -104,8 +112,47 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
         })
 }
 
-/// The text `{}` stands for: a string payload as is, anything else as compact JSON.
+/// The key of the payload object that carries an item which is not UTF-8 text (a file
+/// name read from `find -print`, say), as hex: `{"$bytes_hex": "ff7a"}`. JSON strings
+/// hold only text, and `wrangle run` passes items to commands byte for byte.
+pub const BYTES_KEY: &str = "$bytes_hex";
+
+/// The payload for an item read as bytes: a JSON string when it is UTF-8, else the
+/// [`BYTES_KEY`] object.
+pub fn item_payload(bytes: Vec<u8>) -> Value {
+    match String::from_utf8(bytes) {
+        Ok(text) => Value::String(text),
+        Err(err) => {
+            let hex: String = err
+                .as_bytes()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            serde_json::json!({ BYTES_KEY: hex })
+        }
+    }
+}
+
+/// The bytes of an item made by [`item_payload`] from invalid UTF-8, if `payload` is one.
+pub fn payload_bytes(payload: &Value) -> Option<Vec<u8>> {
+    let object = payload.as_object().filter(|o| o.len() == 1)?;
+    let hex = object.get(BYTES_KEY)?.as_str()?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+/// The text `{}` stands for: a string payload as is, anything else as compact JSON; an
+/// item of bytes that are not UTF-8 with U+FFFD in their place (for display; commands
+/// get the bytes themselves from [`substitute`]).
 pub fn item_text(payload: &Value) -> String {
+    if let Some(bytes) = payload_bytes(payload) {
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
     match payload {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -128,37 +175,41 @@ fn field_text(payload: &Value, field: &str) -> Option<String> {
 }
 
 /// Replaces the placeholders in one argv element. Unknown `{…}` are left as they are, so
-/// JSON or shell-like text in arguments passes through.
-pub fn substitute(arg: &str, task: &ClaimedTask) -> String {
+/// JSON or shell-like text in arguments passes through. An item of bytes that are not
+/// UTF-8 ([`item_payload`]) is put in as those bytes.
+pub fn substitute(arg: &str, task: &ClaimedTask) -> OsString {
     if !arg.contains('{') {
-        return arg.to_string();
+        return arg.into();
     }
-    let mut out = String::with_capacity(arg.len() + 16);
+    let mut out: Vec<u8> = Vec::with_capacity(arg.len() + 16);
     let mut rest = arg;
     while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
+        out.extend_from_slice(&rest.as_bytes()[..open]);
         let after = &rest[open..];
         let Some(close) = after.find('}') else {
-            out.push_str(after);
-            return out;
+            out.extend_from_slice(after.as_bytes());
+            return OsString::from_vec(out);
         };
         let name = &after[1..close];
         let value = match name {
-            "" => Some(placeholder_text(&task.payload)),
-            "id" | "#" => Some(task.id.to_string()),
-            "attempt" => Some(task.attempt.to_string()),
-            "start" | "end" => field_text(&task.payload, name),
-            "job" => Some(task.job.clone().unwrap_or_default()),
+            "" => Some(
+                payload_bytes(&task.payload)
+                    .unwrap_or_else(|| placeholder_text(&task.payload).into_bytes()),
+            ),
+            "id" | "#" => Some(task.id.to_string().into_bytes()),
+            "attempt" => Some(task.attempt.to_string().into_bytes()),
+            "start" | "end" => field_text(&task.payload, name).map(String::into_bytes),
+            "job" => Some(task.job.clone().unwrap_or_default().into_bytes()),
             _ => None,
         };
         match value {
-            Some(value) => out.push_str(&value),
-            None => out.push_str(&after[..=close]),
+            Some(value) => out.extend_from_slice(&value),
+            None => out.extend_from_slice(&after.as_bytes()[..=close]),
         }
         rest = &after[close + 1..];
     }
-    out.push_str(rest);
-    out
+    out.extend_from_slice(rest.as_bytes());
+    OsString::from_vec(out)
 }
 
 /// Formats a duration for messages: `2s`, `1500ms`.
@@ -252,7 +303,14 @@ impl OutputFile {
             return;
         }
         if self.file.is_none() {
-            match tokio::fs::File::create(&self.path).await {
+            let created = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&self.path)
+                .await;
+            match created {
                 Ok(file) => self.file = Some(file),
                 Err(err) => return self.fail(&err),
             }
@@ -312,7 +370,7 @@ pub(crate) fn signal_group(pid: Option<u32>, signal: Signal) {
 
 impl CommandExecutor {
     fn command_for(&self, task: &ClaimedTask) -> Command {
-        let argv: Vec<String> = self.spec.argv.iter().map(|a| substitute(a, task)).collect();
+        let argv: Vec<OsString> = self.spec.argv.iter().map(|a| substitute(a, task)).collect();
         let mut command = match &self.program {
             Some(program) => Command::new(program),
             None => Command::new(&argv[0]),
@@ -333,8 +391,12 @@ impl CommandExecutor {
             .env("WRANGLE_KIND", &task.kind)
             .env("WRANGLE_QUEUE", &task.queue)
             .env("WRANGLE_ATTEMPT", task.attempt.to_string())
-            .env("WRANGLE_PAYLOAD", task.payload.to_string())
             .env("WRANGLE_JOB", task.job.clone().unwrap_or_default());
+        let payload = task.payload.to_string();
+        // `WRANGLE_PAYLOAD=` and the terminating NUL count towards the limit too.
+        if "WRANGLE_PAYLOAD=".len() + payload.len() < MAX_ENV_STRING_BYTES {
+            command.env("WRANGLE_PAYLOAD", payload);
+        }
         for (name, field) in [("WRANGLE_START", "start"), ("WRANGLE_END", "end")] {
             if let Some(value) = field_text(&task.payload, field) {
                 command.env(name, value);
@@ -352,7 +414,7 @@ impl CommandExecutor {
         let Some(dir) = self.task_output_dir(task) else {
             return (None, None);
         };
-        if let Err(err) = tokio::fs::create_dir_all(&dir).await {
+        if let Err(err) = create_private_dir(&dir).await {
             tracing::warn!("cannot create output directory {}: {err}", dir.display());
             return (None, None);
         }
@@ -397,10 +459,11 @@ impl CommandExecutor {
             task.attempt,
         );
         let append = async {
-            tokio::fs::create_dir_all(&dir).await?;
+            create_private_dir(&dir).await?;
             let mut log = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(dir.join("blocks.log"))
                 .await?;
             log.write_all(line.as_bytes()).await
@@ -409,6 +472,16 @@ impl CommandExecutor {
             tracing::warn!("cannot append to {}/blocks.log: {err}", dir.display());
         }
     }
+}
+
+/// Creates an output directory (and its missing parents) readable by its owner alone:
+/// tasks' output is nobody else's business. One made beforehand keeps its permissions.
+pub async fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .await
 }
 
 /// A task's output file name without extension: `START-END` for a range block, else its id.
@@ -585,6 +658,39 @@ mod tests {
     }
 
     #[test]
+    fn items_that_are_not_utf8_reach_the_command_byte_for_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = b"caf\xe9 \xff.txt".to_vec();
+        let payload = item_payload(bytes.clone());
+        assert_eq!(payload, json!({BYTES_KEY: "636166e920ff2e747874"}));
+        assert_eq!(payload_bytes(&payload), Some(bytes.clone()));
+        assert_eq!(item_payload(b"plain".to_vec()), json!("plain"));
+        let t = task(payload);
+        assert_eq!(substitute("<{}>", &t).as_bytes(), b"<caf\xe9 \xff.txt>");
+        assert_eq!(item_text(&t.payload), "caf\u{fffd} \u{fffd}.txt");
+        // The command gets the bytes: od shows them.
+        let out = run(
+            &[
+                "sh",
+                "-c",
+                "printf %s \"$1\" | od -An -tx1 | tr -d ' \\n'",
+                "sh",
+                "{}",
+            ],
+            &t,
+        );
+        assert_eq!(out, Ok(json!("636166e920ff2e747874")));
+        // Objects that only look similar are ordinary payloads.
+        for other in [
+            json!({BYTES_KEY: "f"}),
+            json!({BYTES_KEY: "zz"}),
+            json!({BYTES_KEY: "ff", "x": 1}),
+        ] {
+            assert_eq!(payload_bytes(&other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn plain_program_names_are_looked_up_in_path_once() {
         let sh = find_in_path("sh").expect("sh is in PATH");
         assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
@@ -627,6 +733,30 @@ mod tests {
             run(&["sh", "-c", "echo $WRANGLE_START..$WRANGLE_END"], &ranged),
             Ok(json!("3..9"))
         );
+    }
+
+    #[test]
+    fn a_payload_too_long_for_the_environment_still_runs_on_stdin() {
+        let report = "wc -c | tr -d ' '; echo ${WRANGLE_PAYLOAD:+in-env}";
+        // 1 MiB of text: far over Linux's 128 KiB limit for one environment string.
+        let big = task(json!("x".repeat(1 << 20)));
+        // stdin: the JSON string (two quotes) and a newline.
+        assert_eq!(run(&["sh", "-c", report], &big), Ok(json!((1 << 20) + 3)));
+        let small = task(json!("x".repeat(1000)));
+        assert_eq!(
+            run(&["sh", "-c", report], &small),
+            Ok(json!("1003\nin-env"))
+        );
+        // Just under and just over the limit.
+        for (len, in_env) in [
+            (MAX_ENV_STRING_BYTES - 20, true),
+            (MAX_ENV_STRING_BYTES, false),
+        ] {
+            let t = task(json!("y".repeat(len)));
+            let out = run(&["sh", "-c", "echo ${WRANGLE_PAYLOAD:+in-env}"], &t);
+            let expected = if in_env { json!("in-env") } else { Value::Null };
+            assert_eq!(out, Ok(expected), "payload of {len} bytes");
+        }
     }
 
     #[test]

@@ -55,7 +55,16 @@ pub struct RunnerSpec {
     /// A process whose resident memory grows past this many bytes is replaced once its
     /// tasks are done (`--max-runner-memory`).
     pub max_memory: Option<u64>,
+    /// The longest line a runner may write on stdout ([`DEFAULT_MAX_LINE_BYTES`]). A
+    /// longer one is not read into memory: the process is stopped and its tasks fail.
+    pub max_line_bytes: usize,
 }
+
+/// The default [`RunnerSpec::max_line_bytes`]: 16 MiB, room for any sensible result.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
+
+/// How much of a line that is not a protocol message goes into the log.
+const LOGGED_LINE_CHARS: usize = 200;
 
 impl RunnerSpec {
     /// A spec for `processes` runners of `argv`, one task in flight each, 5 s kill grace.
@@ -69,6 +78,7 @@ impl RunnerSpec {
             env: Vec::new(),
             output: None,
             max_memory: None,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 
@@ -425,11 +435,12 @@ impl RunnerSlot {
         let exited = CancellationToken::new();
         tokio::spawn(write_requests(stdin, request_rx));
         let number = self.number;
-        let reader = tokio::spawn(read_replies(
+        let mut reader = tokio::spawn(read_replies(
             stdout,
             pending.clone(),
             spec.output.clone(),
             number,
+            spec.max_line_bytes,
         ));
         {
             let pending = pending.clone();
@@ -437,8 +448,29 @@ impl RunnerSlot {
             let closing = closing.clone();
             let grace = spec.kill_grace;
             tokio::spawn(async move {
+                // Why the runner could no longer answer although it was still running.
+                let mut broke = None;
                 let status = tokio::select! {
                     status = child.wait() => status,
+                    ended = &mut reader => {
+                        // Its stdout ended or broke the protocol: whatever it still
+                        // runs can never be answered. An exit on its way is awaited.
+                        let reason = ended.ok().flatten();
+                        match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+                            Ok(status) if reason.is_none() => status,
+                            _ => {
+                                broke = Some(reason.unwrap_or_else(|| "closed its stdout".into()));
+                                signal_group(pid, Signal::SIGTERM);
+                                match tokio::time::timeout(grace, child.wait()).await {
+                                    Ok(status) => status,
+                                    Err(_) => {
+                                        signal_group(pid, Signal::SIGKILL);
+                                        child.wait().await
+                                    }
+                                }
+                            }
+                        }
+                    }
                     _ = closing.cancelled() => {
                         // The executor is gone: ask the runner to end (stdin closes with
                         // the writer), then insist.
@@ -452,11 +484,21 @@ impl RunnerSlot {
                         }
                     }
                 };
-                // Replies already written are still delivered before the rest fail.
-                let _ = reader.await;
-                let how = match status {
-                    Ok(status) => describe_status(status),
-                    Err(err) => err.to_string(),
+                // Replies already written are still delivered before the rest fail; a
+                // process it forked may hold stdout open, so that wait is bounded.
+                if !reader.is_finished() {
+                    signal_group(pid, Signal::SIGKILL);
+                    if tokio::time::timeout(Duration::from_secs(1), &mut reader)
+                        .await
+                        .is_err()
+                    {
+                        reader.abort();
+                    }
+                }
+                let how = match (broke, status) {
+                    (Some(reason), _) => reason,
+                    (None, Ok(status)) => format!("exited ({})", describe_status(status)),
+                    (None, Err(err)) => format!("exited ({err})"),
                 };
                 let orphans: Vec<_> = pending.lock().expect("pending lock").drain().collect();
                 if !orphans.is_empty() {
@@ -464,7 +506,7 @@ impl RunnerSlot {
                 }
                 for (_, reply) in orphans {
                     let _ = reply.send(Err(Failure(format!(
-                        "runner {number} exited ({how}) before answering"
+                        "runner {number} {how} before answering"
                     ))));
                 }
                 exited.cancel();
@@ -534,16 +576,38 @@ fn parse_message(line: &str) -> RunnerMessage {
     }
 }
 
-/// Reads replies and hands each to the task waiting for it.
+/// Reads replies and hands each to the task waiting for it, until stdout ends. Returns
+/// why it stopped early when the runner broke the protocol (a line over `max_line`
+/// bytes), `None` at the end of stdout.
 async fn read_replies(
     stdout: ChildStdout,
     pending: Pending,
     output: Option<Arc<dyn OutputSink>>,
     number: usize,
-) {
-    let mut lines = BufReader::with_capacity(64 * 1024, stdout).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        match parse_message(&line) {
+    max_line: usize,
+) -> Option<String> {
+    let mut stdout = BufReader::with_capacity(64 * 1024, stdout);
+    let mut line = Vec::new();
+    loop {
+        match read_line(&mut stdout, &mut line, max_line).await {
+            Line::Read => {}
+            Line::End => return None,
+            Line::TooLong => {
+                tracing::error!(
+                    runner = number,
+                    limit = max_line,
+                    "runner wrote a line longer than the limit; stopping it"
+                );
+                return Some(format!(
+                    "wrote a line over {} MiB (the runner line limit)",
+                    max_line >> 20
+                ));
+            }
+        }
+        // Runners may write anything; bytes that are not UTF-8 just make a line that is
+        // not a protocol message.
+        let text = String::from_utf8_lossy(&line);
+        match parse_message(&text) {
             RunnerMessage::Reply(id, result) => {
                 let waiting = pending.lock().expect("pending lock").remove(&id);
                 match waiting {
@@ -566,8 +630,55 @@ async fn read_replies(
                 }
             }
             RunnerMessage::Other => {
-                tracing::info!(runner = number, line = %line, "runner wrote a line that is not a protocol message")
+                let shown: String = text.chars().take(LOGGED_LINE_CHARS).collect();
+                tracing::info!(runner = number, line = %shown, "runner wrote a line that is not a protocol message")
             }
+        }
+    }
+}
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq)]
+enum Line {
+    /// A line (without its ending) is in the buffer.
+    Read,
+    /// The stream ended (or failed) with no more lines.
+    End,
+    /// The line is longer than the limit; it was not kept.
+    TooLong,
+}
+
+/// Reads the next line into `line` (without `\n`), never holding more than `limit` bytes
+/// of it: a runner writing an endless line cannot grow the worker's memory.
+async fn read_line(
+    input: &mut (impl tokio::io::AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> Line {
+    line.clear();
+    loop {
+        let available = match input.fill_buf().await {
+            Ok(available) => available,
+            Err(_) => return Line::End,
+        };
+        if available.is_empty() {
+            return if line.is_empty() {
+                Line::End
+            } else {
+                Line::Read
+            };
+        }
+        let (take, complete) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (at, true),
+            None => (available.len(), false),
+        };
+        if line.len() + take > limit {
+            return Line::TooLong;
+        }
+        line.extend_from_slice(&available[..take]);
+        input.consume(take + usize::from(complete));
+        if complete {
+            return Line::Read;
         }
     }
 }
@@ -603,5 +714,28 @@ mod tests {
         ] {
             assert_eq!(parse_message(other), RunnerMessage::Other, "{other}");
         }
+    }
+
+    #[tokio::test]
+    async fn lines_are_read_within_the_limit() {
+        let input: &[u8] = b"short\n\xff\xfe\nexactly10!\nthis one is too long\nlast";
+        let mut input = BufReader::with_capacity(4, input);
+        let mut line = Vec::new();
+        let mut read = Vec::new();
+        loop {
+            match read_line(&mut input, &mut line, 10).await {
+                Line::Read => read.push(line.clone()),
+                other => {
+                    read.push(format!("{other:?}").into_bytes());
+                    break;
+                }
+            }
+        }
+        let expected: Vec<&[u8]> = vec![b"short", b"\xff\xfe", b"exactly10!", b"TooLong"];
+        assert_eq!(read, expected);
+        let mut tail = BufReader::new(&b"last"[..]);
+        assert_eq!(read_line(&mut tail, &mut line, 10).await, Line::Read);
+        assert_eq!(line, b"last");
+        assert_eq!(read_line(&mut tail, &mut line, 10).await, Line::End);
     }
 }

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Connection, Row, Sqlite, Transaction};
 use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
@@ -129,13 +129,7 @@ impl SqliteStore {
     /// Opens the database at `path` with `options`.
     pub async fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         match options.open {
-            Open::Create => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|err| {
-                        StoreError::Unavailable(format!("cannot create {}: {err}", dir.display()))
-                    })?;
-                }
-            }
+            Open::Create => create_private(path)?,
             // Before the pool below, whose connections switch the file to WAL: a file that
             // is not a current wrangle store is left exactly as it is.
             Open::Existing => schema::check_current(path).await?,
@@ -161,6 +155,10 @@ impl SqliteStore {
             let opened = SqlitePoolOptions::new()
                 .max_connections(4)
                 .min_connections(1)
+                // A COMMIT that failed (disk full) can leave sqlx counting a transaction
+                // that SQLite already rolled back; such a connection refuses every later
+                // BEGIN. It is closed and replaced instead of handed out again.
+                .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
                 .connect_with(connect.clone())
                 .await
                 .map_err(backend);
@@ -384,17 +382,54 @@ async fn upsert_worker(
     Ok(())
 }
 
-/// Maps a driver error: busy databases and I/O problems are transient.
+/// Creates the store's directory (0700) and an empty database file (0600) where they are
+/// missing: a store holds payloads and results, which are nobody else's business. SQLite
+/// gives its `-wal` and `-shm` files the database file's permissions. A directory or
+/// file that already exists keeps the permissions its owner chose.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let failed = |what: &Path, err: std::io::Error| {
+        StoreError::Unavailable(format!("cannot create {}: {err}", what.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|err| failed(dir, err))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(failed(path, err)),
+    }
+}
+
+/// Maps a driver error: busy databases, I/O errors and a full disk are transient (the
+/// worker keeps its outcomes and retries until space returns).
 pub(crate) fn backend(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(err.to_string())
         }
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
+        sqlx::Error::Database(db) if db.code().is_some_and(|code| is_transient_code(&code)) => {
             StoreError::Unavailable(err.to_string())
         }
         _ => StoreError::Backend(err.to_string()),
     }
+}
+
+/// SQLite result codes (extended ones carry the primary code in their low byte) that
+/// retrying later may mend: SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_IOERR (10),
+/// SQLITE_FULL (13).
+fn is_transient_code(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 10 | 13))
 }
 
 fn json_text(value: &Value) -> String {

@@ -24,6 +24,7 @@
 //! certificate authority made for that server alone with the `openssl` program
 //! ([`PostgresServer::ca_file`]); and [`closed_port`] and [`SilentPort`] stand in for a
 //! server that is down and one that never answers, for tests of connection errors.
+//! [`SmallDisk`] is a tmpfs of a few megabytes, for disk-full tests.
 //!
 //! A developer can point the tests at an existing server instead with
 //! `WRANGLE_TEST_PG_URL`, `WRANGLE_TEST_REDIS_URL` or `WRANGLE_TEST_MYSQL_URL`. Nothing is
@@ -43,6 +44,7 @@
 //! pg.restart().expect("restart PostgreSQL");
 //! ```
 
+mod disk;
 mod error;
 mod managed;
 mod mariadb;
@@ -53,6 +55,7 @@ mod tls;
 
 use std::net::TcpListener;
 
+pub use disk::SmallDisk;
 pub use error::TestkitError;
 pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;

@@ -346,9 +346,25 @@ impl Worker {
             shared.add_group(&group);
         }
         shared.resize_executors();
-        store
-            .register_worker(shared.info(), shared.started_at)
-            .await?;
+        // The store may be down as the worker starts: wait for it, as for an outage later.
+        let mut backoff = RETRY_FIRST;
+        loop {
+            match store
+                .register_worker(shared.info(), shared.started_at)
+                .await
+            {
+                Ok(()) => break,
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "store unavailable; cannot register the worker yet, retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop_claiming.cancelled() => return Ok(WorkerReport::default()),
+                    }
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
 
         let completer = tokio::spawn(completer::run(
             store.clone(),

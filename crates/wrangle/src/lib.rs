@@ -40,7 +40,7 @@ pub use wrangle_core::connect::{self, ConnectCause, ConnectFailure, Open};
 pub use wrangle_core::parse::{self, StoreUrl};
 pub use wrangle_core::pool;
 pub use wrangle_core::store::{self, Store, StoreError, TaskFilter};
-pub use wrangle_core::task::{DEFAULT_QUEUE, DEFAULT_RETRIES};
+pub use wrangle_core::task::{DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, DEFAULT_RETRIES};
 pub use wrangle_core::{
     Enqueued, GroupInfo, InputError, NewTask, ProcessInfo, QueueFilter, RetryPolicy, Task, TaskId,
     TaskState, Topic, WorkerInfo, WorkerRecord,
@@ -102,6 +102,45 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
 /// ```
 pub async fn connect_with(url: &str, open: Open) -> Result<Arc<dyn Store>, ConnectError> {
     connect_url_with(&StoreUrl::parse(url)?, open).await
+}
+
+/// First and longest pause of [`connect_waiting`].
+const CONNECT_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const CONNECT_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Connects like [`connect_with`], waiting out a store that cannot be reached yet, so a
+/// worker started before its store (or during an outage) begins work when the store
+/// comes up. Failures that retrying may mend ([`StoreError::is_transient`]: refused,
+/// timed out, reset) are retried with backoff, 0.5 s doubling up to 30 s, each one passed
+/// to `on_retry` with the pause that follows; any other error (a malformed URL, a wrong
+/// password, a missing store under [`Open::Existing`]) is returned at once. `Ok(None)`
+/// means `shutdown` asked to stop before the store answered.
+pub async fn connect_waiting(
+    url: &str,
+    open: Open,
+    shutdown: &Shutdown,
+    mut on_retry: impl FnMut(&StoreError, std::time::Duration),
+) -> Result<Option<Arc<dyn Store>>, ConnectError> {
+    let url = StoreUrl::parse(url)?;
+    let mut pause = CONNECT_RETRY_FIRST;
+    loop {
+        let attempt = tokio::select! {
+            attempt = connect_url_with(&url, open) => attempt,
+            _ = shutdown.graceful.cancelled() => return Ok(None),
+        };
+        match attempt {
+            Ok(store) => return Ok(Some(store)),
+            Err(ConnectError::Store(err)) if err.is_transient() => {
+                on_retry(&err, pause);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.graceful.cancelled() => return Ok(None),
+                }
+                pause = (pause * 2).min(CONNECT_RETRY_MAX);
+            }
+            Err(other) => return Err(other),
+        }
+    }
 }
 
 /// Opens the store `url` names, creating and migrating it as needed
@@ -182,6 +221,7 @@ fn not_compiled_in(url: &StoreUrl) -> InputError {
 #[derive(Debug, Clone)]
 pub struct Client {
     store: Arc<dyn Store>,
+    max_payload: usize,
 }
 
 /// Why waiting for a task ended without a final state.
@@ -203,9 +243,19 @@ pub enum WaitError {
 }
 
 impl Client {
-    /// A client of `store`.
+    /// A client of `store`, refusing payloads over [`DEFAULT_MAX_PAYLOAD_BYTES`].
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Client { store }
+        Client {
+            store,
+            max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
+
+    /// Sets the largest payload (compact JSON bytes) this client submits; a larger one is
+    /// [`StoreError::InvalidRequest`] and nothing is enqueued.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
     }
 
     /// The store.
@@ -215,7 +265,7 @@ impl Client {
 
     /// Enqueues one task.
     pub async fn submit(&self, task: NewTask) -> Result<Enqueued, StoreError> {
-        let mut results = self.store.enqueue_batch(vec![task], Utc::now()).await?;
+        let mut results = self.submit_batch(vec![task]).await?;
         results
             .pop()
             .ok_or_else(|| StoreError::Backend("enqueue returned nothing".into()))
@@ -223,6 +273,10 @@ impl Client {
 
     /// Enqueues many tasks, all or nothing.
     pub async fn submit_batch(&self, tasks: Vec<NewTask>) -> Result<Vec<Enqueued>, StoreError> {
+        for task in &tasks {
+            task.check_payload_size(self.max_payload)
+                .map_err(|err| StoreError::InvalidRequest(err.to_string()))?;
+        }
         self.store.enqueue_batch(tasks, Utc::now()).await
     }
 

@@ -11,7 +11,7 @@ mod workers;
 
 use std::sync::Arc;
 
-use wrangle::{Shutdown, Store};
+use wrangle::{Open, Shutdown, Store};
 
 use crate::cli::{Cli, Command, EarlyArgs, JsonArg, StoreArgs};
 use crate::config::Config;
@@ -52,9 +52,12 @@ impl StoreChoice {
         Config::load(self.config.as_deref())
     }
 
-    async fn open(&self, config: &Config) -> CliResult<Context> {
+    /// Opens the store: `Open::Create` for the commands that put work in it (submit,
+    /// worker, job create), `Open::Existing` for every other, so that looking at a store
+    /// with a typo in its path never creates an empty one.
+    async fn open(&self, config: &Config, open: Open) -> CliResult<Context> {
         let url = config.store_url(self.url.as_deref());
-        let store = wrangle::connect(&url).await?;
+        let store = wrangle::connect_with(&url, open).await?;
         Ok(Context {
             store,
             json: self.json,
@@ -85,13 +88,13 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
             let plan = submit::plan(&args, &config)?;
-            submit::run(&choice.open(&config).await?, plan).await
+            submit::run(&choice.open(&config, Open::Create).await?, plan).await
         }
         Command::Worker(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
             let setup = worker::plan(&args, &config, choice.config.as_deref())?;
-            worker::run(choice.open(&config).await?, setup).await
+            worker::run(&choice, &config, setup).await
         }
         Command::Job(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
@@ -100,40 +103,50 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
                 crate::cli::JobCommand::Create(create) => Some(job::plan_create(create, &config)?),
                 _ => None,
             };
-            job::run(&choice.open(&config).await?, args.command, create).await
+            let open = if create.is_some() {
+                Open::Create
+            } else {
+                Open::Existing
+            };
+            job::run(&choice.open(&config, open).await?, args.command, create).await
         }
         Command::Workers(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
             let plan = workers::plan(&args.command)?;
-            workers::run(&choice.open(&config).await?, plan).await
+            workers::run(&choice.open(&config, Open::Existing).await?, plan).await
         }
         Command::Status(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
-            inspect::status(&choice.open(&config).await?).await
+            inspect::status(&choice.open(&config, Open::Existing).await?).await
         }
         Command::Tasks(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
             let state = inspect::validate_tasks(&args.command)?;
-            inspect::tasks(&choice.open(&config).await?, args.command, state).await
+            inspect::tasks(
+                &choice.open(&config, Open::Existing).await?,
+                args.command,
+                state,
+            )
+            .await
         }
         Command::Queues(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
-            inspect::queues(&choice.open(&config).await?, args.command).await
+            inspect::queues(&choice.open(&config, Open::Existing).await?, args.command).await
         }
         Command::Top(args) => {
             let choice = StoreChoice::of(early, &args.store, JsonArg::default());
             let config = choice.load_config()?;
             let plan = top::plan(&args, early.json)?;
-            top::run(choice.open(&config).await?, plan).await
+            top::run(choice.open(&config, Open::Existing).await?, plan).await
         }
         Command::Console(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
-            console::run(choice.open(&config).await?).await
+            console::run(choice.open(&config, Open::Existing).await?).await
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use wrangle::parse::{parse_duration, parse_name, parse_payload, parse_time};
+use wrangle::parse::{parse_duration, parse_name, parse_payload, parse_size, parse_time};
 use wrangle::{Client, NewTask, TaskState};
 
 use super::Context;
@@ -19,6 +19,7 @@ use crate::stdout::out;
 pub(crate) struct SubmitPlan {
     tasks: Vec<NewTask>,
     wait: Option<Option<Duration>>,
+    max_payload: usize,
 }
 
 /// The text of FILE, or of stdin for `-`; an unreadable file is bad input.
@@ -103,12 +104,24 @@ pub(crate) fn plan(args: &SubmitArgs, config: &Config) -> CliResult<SubmitPlan> 
             vec![task]
         }
     };
-    Ok(SubmitPlan { tasks, wait })
+    let max_payload = usize::try_from(parse_size(&args.max_payload)?).unwrap_or(usize::MAX);
+    for (index, task) in tasks.iter().enumerate() {
+        task.check_payload_size(max_payload)
+            .map_err(|err| match &args.batch {
+                Some(source) => CliError::input(format!("{source} payload {}: {err}", index + 1)),
+                None => err.into(),
+            })?;
+    }
+    Ok(SubmitPlan {
+        tasks,
+        wait,
+        max_payload,
+    })
 }
 
 /// Enqueues, prints the id(s), and with `--wait` prints the outcome.
 pub(crate) async fn run(context: &Context, plan: SubmitPlan) -> CliResult {
-    let client = Client::new(context.store.clone());
+    let client = Client::new(context.store.clone()).max_payload(plan.max_payload);
     let enqueued = client.submit_batch(plan.tasks).await?;
     let Some(wait_timeout) = plan.wait else {
         if context.json {

@@ -9,11 +9,11 @@ use std::time::Duration;
 use wrangle::parse::{parse_duration, parse_name, parse_size};
 use wrangle::pool::{AutoscaleLimits, parse_autoscale, parse_pool};
 use wrangle::{
-    CommandExecutor, CommandSpec, ControlOp, QueueFilter, Registry, RetryPolicy, RunnerExecutor,
-    RunnerSpec, Shutdown, Worker, WorkerConfig, WorkerControl,
+    CommandExecutor, CommandSpec, ControlOp, Open, QueueFilter, Registry, RetryPolicy,
+    RunnerExecutor, RunnerSpec, Shutdown, Worker, WorkerConfig, WorkerControl,
 };
 
-use super::Context;
+use super::{Context, StoreChoice};
 use crate::cli::WorkerArgs;
 use crate::config::Config;
 use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED};
@@ -122,9 +122,22 @@ pub(crate) fn plan(
     })
 }
 
-pub(crate) async fn run(context: Context, setup: WorkerSetup) -> CliResult {
+pub(crate) async fn run(choice: &StoreChoice, config: &Config, setup: WorkerSetup) -> CliResult {
     let shutdown = Shutdown::new();
     let interrupted = super::watch_signals(shutdown.clone(), super::log_interrupts())?;
+    // A worker started before its store waits for it (and can be stopped meanwhile).
+    let url = config.store_url(choice.url.as_deref());
+    let store = wrangle::connect_waiting(&url, Open::Create, &shutdown, |err, pause| {
+        tracing::warn!(error = %err, retry_in = ?pause, "store unavailable; waiting for it");
+    })
+    .await?;
+    let Some(store) = store else {
+        return Ok(EXIT_INTERRUPTED);
+    };
+    let context = Context {
+        store,
+        json: choice.json,
+    };
     tracing::info!(
         worker = %setup.config.name,
         store = context.store.info().name,

@@ -52,6 +52,20 @@ impl Sandbox {
             .expect("a sandbox with a store URL")
     }
 
+    /// Creates the (empty) store, as `submit` or `worker` would on first use, for tests
+    /// of commands that only open a store that exists.
+    pub fn create_store(&self) {
+        let url = self
+            .store_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.path(".wrangle/wrangle.db").display()));
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { wrangle::connect(&url).await.expect("create the store") });
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -200,7 +214,13 @@ impl Sandbox {
     /// Starts `wrangle worker --name NAME ARGS…` and keeps it (stopped when the sandbox
     /// is dropped); its index in `workers`.
     pub fn spawn_worker(&mut self, name: &str, args: &[&str]) -> usize {
-        let child = self.start_worker(name, args);
+        let mut child = self.start_worker(name, args);
+        // Commands that only look never create a store, so the test's next `status` or
+        // `workers list` needs the store the worker creates when it starts.
+        poll(Duration::from_secs(20), Duration::from_millis(20), || {
+            let exited = child.try_wait().ok().flatten().is_some();
+            (exited || self.run(&["status"]).status.success()).then_some(())
+        });
         self.workers.push(child);
         self.workers.len() - 1
     }

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use wrangle::exec::command::item_payload;
 
 use crate::fail::{CliError, CliResult};
 
@@ -28,8 +29,8 @@ pub(crate) enum ItemSource {
     Stdin,
     /// Lines of a file.
     File(PathBuf),
-    /// Items given after `:::`.
-    Args(Vec<String>),
+    /// Items given after `:::`, byte for byte.
+    Args(Vec<std::ffi::OsString>),
     /// Blocks of ids.
     Range { start: i64, end: i64, block: u64 },
     /// Lines a command prints.
@@ -77,7 +78,8 @@ impl ItemSource {
             }
             ItemSource::Args(args) => spawn_reader(move || {
                 for arg in args {
-                    if items.blocking_send(Ok(Value::String(arg))).is_err() {
+                    let arg = std::os::unix::ffi::OsStringExt::into_vec(arg);
+                    if items.blocking_send(Ok(item_payload(arg))).is_err() {
                         return;
                     }
                 }
@@ -119,7 +121,7 @@ fn spawn_reader<R: Send + 'static>(read: impl FnOnce() -> R + Send + 'static) {
         .expect("starting the item reader thread");
 }
 
-/// Sends each line (without its line ending; invalid UTF-8 replaced) as an item. Returns
+/// Sends each line (without its line ending, byte for byte) as an item. Returns
 /// false when the run stopped listening.
 fn read_lines(mut input: impl BufRead, items: &mpsc::Sender<SourceEvent>) -> bool {
     let mut line = Vec::new();
@@ -134,8 +136,10 @@ fn read_lines(mut input: impl BufRead, items: &mpsc::Sender<SourceEvent>) -> boo
                         line.pop();
                     }
                 }
-                let text = String::from_utf8_lossy(&line).into_owned();
-                if items.blocking_send(Ok(Value::String(text))).is_err() {
+                if items
+                    .blocking_send(Ok(item_payload(std::mem::take(&mut line))))
+                    .is_err()
+                {
                     return false;
                 }
             }
@@ -227,7 +231,7 @@ mod tests {
                 Ok(json!("a")),
                 Ok(json!("")),
                 Ok(json!("b c")),
-                Ok(json!("\u{fffd}z"))
+                Ok(item_payload(b"\xffz".to_vec()))
             ]
         );
     }

@@ -79,13 +79,22 @@ pub(crate) struct RunPlan {
 
 /// Checks the command line; nothing runs yet.
 pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
-    let (mut command, listed) = match args.command.iter().position(|a| a == ":::") {
-        Some(at) => (
-            args.command[..at].to_vec(),
-            Some(args.command[at + 1..].to_vec()),
-        ),
-        None => (args.command.clone(), None),
+    let (command, listed) = match args.command.iter().position(|a| a == ":::") {
+        Some(at) => (&args.command[..at], Some(args.command[at + 1..].to_vec())),
+        None => (&args.command[..], None),
     };
+    // Items may be any bytes (file names often are not UTF-8); the command is text.
+    let mut command = command
+        .iter()
+        .map(|arg| {
+            arg.to_str().map(String::from).ok_or_else(|| {
+                CliError::input(format!(
+                    "the command's argument {} is not UTF-8 (items may be any bytes: put it after :::)",
+                    arg.to_string_lossy()
+                ))
+            })
+        })
+        .collect::<CliResult<Vec<String>>>()?;
     let source = match (listed, &args.items, &args.range, &args.dispatch) {
         (Some(_), Some(_), _, _) | (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
             return Err(CliError::input(

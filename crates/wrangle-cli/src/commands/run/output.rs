@@ -53,7 +53,7 @@ struct PrintState {
     skipped: BTreeSet<u64>,
     next_in_order: u64,
     /// `--output`: open files by (sequence number, stream).
-    files: HashMap<(u64, OutputStream), std::fs::File>,
+    files: HashMap<(u64, OutputStream), Option<std::fs::File>>,
 }
 
 /// One attempt's output so far.
@@ -190,20 +190,37 @@ impl Printer {
             };
             open_output_file(dir, seq, suffix)
         });
-        if let Err(err) = file.write_all(bytes) {
+        if let Some(file) = file
+            && let Err(err) = file.write_all(bytes)
+        {
             tracing::warn!(error = %err, item = seq, "cannot write output file");
         }
     }
 }
 
-fn open_output_file(dir: &std::path::Path, seq: u64, suffix: &str) -> std::fs::File {
+/// Creates `DIR/SEQ.SUFFIX` (and DIR, owner-only, if missing), readable by its owner
+/// alone; `None` (after a warning) when that fails, and the output is only printed.
+fn open_output_file(dir: &std::path::Path, seq: u64, suffix: &str) -> Option<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let path = dir.join(format!("{seq}.{suffix}"));
-    std::fs::File::create(&path)
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+    };
+    create()
         .or_else(|_| {
-            std::fs::create_dir_all(dir)?;
-            std::fs::File::create(&path)
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            create()
         })
-        .unwrap_or_else(|err| panic!("cannot create {}: {err}", path.display()))
+        .inspect_err(|err| tracing::warn!("cannot create {}: {err}", path.display()))
+        .ok()
 }
 
 /// Puts `tag` before every line of `bytes` (a last line without newline gets one).

@@ -447,12 +447,13 @@ mod tests {
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         };
-        // Queue a: paused, 3 available, 1 running, waiting 5 s, 10 done in the last minute.
+        // Queue a: paused, 3 available, 1 leased, waiting 5 s, 10 done in the last minute.
         let a = row("a ");
         assert_eq!(a[1..5], ["a", "paused", "3", "1"], "{a:?}");
         assert!(a.contains(&"10".to_string()) && a.iter().any(|c| c.ends_with('s')));
         let w1 = row("w1");
-        assert_eq!(w1[1..6], ["w1", "box", "2", "1", "64M"], "{w1:?}");
+        // 2 runners, 1 task executing, none finishing.
+        assert_eq!(w1[1..7], ["w1", "box", "2", "1", "0", "64M"], "{w1:?}");
     }
 
     #[test]
