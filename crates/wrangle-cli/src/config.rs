@@ -167,6 +167,24 @@ mod tests {
     }
 
     #[test]
+    fn random_configs_never_panic_and_give_one_line_errors() {
+        let examples = [
+            "store = \"memory://\"\n[kinds.noop]\nexec = [\"echo\", \"{}\"]\ntimeout = \"10m\"\nretries = 5\n",
+            "[kinds.square]\nrunner = [\"python3\", \"square.py\"]\n[pool]\ndefault = 2\nmail = 1\n",
+            "store = 'postgres://u:p@h/db'\n[kinds.\"a.b\"]\nexec = []\n",
+        ];
+        wrangle_testkit::fuzz::check(
+            "wrangle.toml",
+            &examples,
+            |text| {
+                let config = Config::parse(text, Path::new("wrangle.toml"))?;
+                Ok::<_, CliError>(config.pool_groups()?)
+            },
+            |err| err.to_string(),
+        );
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let err = Config::parse(
             "store = \"x\"\n[kinds.a]\nexec = [\"echo\"]\nretires = 3\n",

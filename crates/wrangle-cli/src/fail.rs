@@ -25,9 +25,13 @@ impl CliError {
         CliError::Input(message.to_string())
     }
 
-    /// Prints the one-line message and returns the exit code.
+    /// Prints the message on one line (a path or URL it quotes may hold a newline) and
+    /// returns the exit code.
     pub(crate) fn report(&self) -> i32 {
-        eprintln!("wrangle: error: {self}");
+        eprintln!(
+            "wrangle: error: {}",
+            wrangle::parse::one_line(self.to_string())
+        );
         match self {
             CliError::Input(_) => EXIT_BAD_INPUT,
             CliError::Runtime(_) => EXIT_TASK_FAILED,

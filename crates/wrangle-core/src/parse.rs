@@ -18,12 +18,30 @@ pub struct InputError {
 }
 
 impl InputError {
-    /// An error with `message` (one line, no trailing period needed).
+    /// An error with `message` (no trailing period needed). It is kept to one line:
+    /// control characters (which quoted input may hold) are shown escaped, as `\n`.
     pub fn new(message: impl Into<String>) -> Self {
         InputError {
-            message: message.into(),
+            message: one_line(message.into()),
         }
     }
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), so that a message quoting
+/// user input stays one line and cannot move a terminal's cursor.
+pub fn one_line(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Parses an id range `START..END` (end exclusive, so `0..10` is ten ids; negative ids

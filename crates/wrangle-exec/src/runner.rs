@@ -716,6 +716,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn random_runner_lines_never_panic() {
+        let examples = [
+            r#"{"id":3,"ok":true,"result":{"a":1}}"#,
+            r#"{"id":4,"ok":false,"error":"boom"}"#,
+            r#"{"id":5,"progress":0.5}"#,
+            r#"{"id":-1,"ok":"yes","error":{"x":[1]}}"#,
+        ];
+        wrangle_testkit::fuzz::check(
+            "runner line",
+            &examples,
+            |line| match parse_message(line) {
+                RunnerMessage::Reply(_, Err(Failure(error))) => Err(error),
+                _ => Ok(()),
+            },
+            // A runner's own error text is passed on as it is.
+            |_| String::new(),
+        );
+    }
+
     #[tokio::test]
     async fn lines_are_read_within_the_limit() {
         let input: &[u8] = b"short\n\xff\xfe\nexactly10!\nthis one is too long\nlast";

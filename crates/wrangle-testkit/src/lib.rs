@@ -24,7 +24,8 @@
 //! certificate authority made for that server alone with the `openssl` program
 //! ([`PostgresServer::ca_file`]); and [`closed_port`] and [`SilentPort`] stand in for a
 //! server that is down and one that never answers, for tests of connection errors.
-//! [`SmallDisk`] is a tmpfs of a few megabytes, for disk-full tests.
+//! [`SmallDisk`] is a tmpfs of a few megabytes, for disk-full tests; [`fuzz`] feeds parsers
+//! random mutations of valid input.
 //!
 //! A developer can point the tests at an existing server instead with
 //! `WRANGLE_TEST_PG_URL`, `WRANGLE_TEST_REDIS_URL` or `WRANGLE_TEST_MYSQL_URL`. Nothing is
@@ -46,6 +47,7 @@
 
 mod disk;
 mod error;
+pub mod fuzz;
 mod managed;
 mod mariadb;
 mod postgres;
