@@ -370,7 +370,14 @@ fn job_status_follow_draws_a_live_bar_with_rate_and_eta_and_json_agrees() {
     ]);
     sandbox.spawn_worker(
         "w",
-        &["--exec", "sh -c 'sleep 0.2'", "-n", "2", "--output", "out"],
+        &[
+            "--exec",
+            "sh -c 'sleep 0.2; echo block $WRANGLE_START'",
+            "-n",
+            "2",
+            "--output",
+            "out",
+        ],
     );
     // `script` gives `job status --follow` a pseudo-terminal, as a user's shell would.
     let command =
@@ -421,7 +428,10 @@ fn job_status_follow_draws_a_live_bar_with_rate_and_eta_and_json_agrees() {
     let log = std::fs::read_to_string(sandbox.path("out/slow/blocks.log")).unwrap();
     assert_eq!(log.lines().count(), 30, "{log}");
     assert!(log.contains(" 2900-3000 task="), "{log}");
-    assert!(sandbox.path("out/slow/0-100.stdout").exists());
+    let stdout = std::fs::read_to_string(sandbox.path("out/slow/0-100.stdout")).unwrap();
+    assert_eq!(stdout, "block 0\n");
+    // Silent streams leave no files.
+    assert!(!sandbox.path("out/slow/0-100.stderr").exists());
 }
 
 #[test]

@@ -590,7 +590,7 @@ server!(MariaDbServer);
 /// attempt the store recorded as completed (exactly once) or an attempt the store recorded
 /// as ended otherwise (its lease expired during the outage and it was rescued, so its
 /// completion was refused as stale): at least once, never lost.
-fn server_restart_under_running_workers(server: &mut dyn Server, outage: Outage) {
+fn server_restart_under_running_workers(server: &mut dyn Server, store_name: &str, outage: Outage) {
     if server.is_external() {
         eprintln!("skipping: an external server cannot be restarted by the test");
         return;
@@ -643,6 +643,7 @@ fn server_restart_under_running_workers(server: &mut dyn Server, outage: Outage)
         Duration::from_secs(90),
         &workers,
     ));
+    let recovery = down_at.elapsed();
     let mut stale = 0;
     let mut logged = Vec::new();
     for worker in &mut workers {
@@ -663,8 +664,22 @@ fn server_restart_under_running_workers(server: &mut dyn Server, outage: Outage)
     }
 
     let tasks = rt.block_on(all_tasks(&store));
-    let completed_by = assert_completed_once(&tasks, &ids);
     let effects = effects(&workers);
+    let (lost, completed_twice, run_after_completing) = tally(&ids, &tasks, &effects);
+    ReliabilityRow {
+        fault: match outage {
+            Outage::Kill => "store killed (SIGKILL) and restarted, 1.5 s down",
+            Outage::Stop => "store stopped and restarted, 1.5 s down",
+        },
+        store: store_name,
+        tasks: CHAOS_TASKS,
+        lost,
+        completed_twice,
+        run_after_completing,
+        recovery,
+    }
+    .record();
+    let completed_by = assert_completed_once(&tasks, &ids);
     let mut repeats = 0;
     for (id, task) in &tasks {
         let runs = effects
@@ -723,7 +738,7 @@ fn postgres_killed_and_restarted_under_two_workers_loses_and_duplicates_nothing(
     let Some(mut server) = or_skip(PostgresServer::start_durable()) else {
         return;
     };
-    server_restart_under_running_workers(&mut server, Outage::Kill);
+    server_restart_under_running_workers(&mut server, "PostgreSQL", Outage::Kill);
 }
 
 /// Redis is stopped cleanly (SIGTERM), not killed: the testkit server persists with AOF
@@ -737,7 +752,7 @@ fn redis_stopped_and_restarted_under_two_workers_loses_and_duplicates_nothing() 
     let Some(mut server) = or_skip(RedisServer::start()) else {
         return;
     };
-    server_restart_under_running_workers(&mut server, Outage::Stop);
+    server_restart_under_running_workers(&mut server, "Redis", Outage::Stop);
 }
 
 /// Crash (SIGKILL): InnoDB keeps its durable default (`innodb_flush_log_at_trx_commit=1`),
@@ -747,7 +762,7 @@ fn mariadb_killed_and_restarted_under_two_workers_loses_and_duplicates_nothing()
     let Some(mut server) = or_skip(MariaDbServer::start()) else {
         return;
     };
-    server_restart_under_running_workers(&mut server, Outage::Kill);
+    server_restart_under_running_workers(&mut server, "MariaDB", Outage::Kill);
 }
 
 // --- 3. the CLI round trip ---------------------------------------------------------------
@@ -926,4 +941,223 @@ fn redis_a_worker_started_while_the_server_is_down_begins_when_it_comes_up() {
         return;
     };
     cli_submit_wait_round_trip(&mut server, true);
+}
+
+// --- 4. kill -9 storms ---------------------------------------------------------------------
+
+/// How long a storm lasts: `WRANGLE_CHAOS_SECONDS` (`scripts/chaos.sh` runs minutes), 8 s
+/// by default (the short form CI runs).
+fn storm_length() -> Duration {
+    Duration::from_secs(
+        std::env::var("WRANGLE_CHAOS_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(8),
+    )
+}
+
+/// One row of the reliability table, appended to `$WRANGLE_CHAOS_REPORT` when it is set
+/// (`scripts/chaos.sh` turns the rows into `docs/reliability.md`).
+struct ReliabilityRow<'a> {
+    fault: &'a str,
+    store: &'a str,
+    tasks: usize,
+    lost: usize,
+    completed_twice: usize,
+    run_after_completing: usize,
+    recovery: Duration,
+}
+
+impl ReliabilityRow<'_> {
+    fn record(&self) {
+        let line = format!(
+            "| {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+            self.fault,
+            self.store,
+            self.tasks,
+            self.lost,
+            self.completed_twice,
+            self.run_after_completing,
+            self.recovery.as_secs_f64()
+        );
+        eprint!("reliability: {line}");
+        if let Ok(path) = std::env::var("WRANGLE_CHAOS_REPORT") {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut file| file.write_all(line.as_bytes()))
+                .expect("append to WRANGLE_CHAOS_REPORT");
+        }
+    }
+}
+
+/// Counts, over the tasks `ids`: those not completed (lost), those completed more than
+/// once (in the store, or by side effects of the completed attempt), and side effects of
+/// attempts after the completed one (run again after completing).
+fn tally(
+    ids: &[TaskId],
+    tasks: &BTreeMap<TaskId, wrangle::Task>,
+    effects: &BTreeMap<TaskId, Vec<Effect>>,
+) -> (usize, usize, usize) {
+    let (mut lost, mut twice, mut again) = (0, 0, 0);
+    for id in ids {
+        let Some(task) = tasks.get(id).filter(|t| t.state == TaskState::Completed) else {
+            lost += 1;
+            continue;
+        };
+        let completions: Vec<_> = task
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == "completed")
+            .collect();
+        let Some(done) = completions.first().map(|a| a.attempt) else {
+            lost += 1;
+            continue;
+        };
+        let runs = effects.get(id).map_or(&[][..], Vec::as_slice);
+        if completions.len() != 1 || runs.iter().filter(|r| r.attempt == done).count() != 1 {
+            twice += 1;
+        }
+        again += runs.iter().filter(|r| r.attempt > done).count();
+    }
+    (lost, twice, again)
+}
+
+/// 4 worker processes (2 runners each, 1 s leases, 50 ms tasks) work through tasks while
+/// every 2 s a random one is killed with SIGKILL and a new one started in its place, for
+/// [`storm_length`]; then the last ones finish the rest. Counted outside wrangle (each
+/// task's side effects) and in the store: no task lost, none completed twice, none run
+/// again after its completed attempt. The recovery time is from the last kill until
+/// every task is completed.
+fn kill_storm(url: &str, store_name: &str) {
+    let length = storm_length();
+    // More than the workers can run during the storm (160 tasks/s at most), so it
+    // always interrupts work.
+    let tasks_n = length.as_secs() as usize * 200;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let store = rt.block_on(wrangle::connect(url)).expect("connect");
+    let ids = rt.block_on(enqueue(&store, tasks_n));
+    let spec = WorkerSpec {
+        runners: 2,
+        batch: 10,
+        lease: Duration::from_secs(1),
+        sleep: Duration::from_millis(50),
+    };
+    let mut started = 0;
+    let mut start = |workers: &mut Vec<WorkerProcess>| {
+        started += 1;
+        workers.push(WorkerProcess::start(
+            dir.path(),
+            &format!("w{started}"),
+            url,
+            spec,
+        ));
+    };
+    let mut live = Vec::new();
+    for _ in 0..4 {
+        start(&mut live);
+    }
+    let mut dead: Vec<WorkerProcess> = Vec::new();
+    let storm_began = Instant::now();
+    let mut victim = 7usize;
+    while storm_began.elapsed() < length {
+        std::thread::sleep(Duration::from_secs(2));
+        victim = (victim * 31 + 17) % 101;
+        let mut killed = live.remove(victim % live.len());
+        if let Some(child) = killed.child.as_mut() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+        killed.child = None;
+        dead.push(killed);
+        start(&mut live);
+    }
+    let last_kill = Instant::now();
+    let ran_during_storm = effect_count(&live) + effect_count(&dead);
+    let all: Vec<_> = live
+        .iter()
+        .chain(dead.iter())
+        .map(|w| w.name.clone())
+        .collect();
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let done = counts(&store)
+                .await
+                .ok()
+                .and_then(|c| c.get(&TaskState::Completed).copied())
+                .unwrap_or(0);
+            if done >= tasks_n as u64 || Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let recovery = last_kill.elapsed();
+    for worker in &mut live {
+        worker.assert_alive("after the storm");
+        worker.stop();
+    }
+    let tasks = rt.block_on(all_tasks(&store));
+    let mut workers = live;
+    workers.append(&mut dead);
+    let effects = effects(&workers);
+    let (lost, twice, again) = tally(&ids, &tasks, &effects);
+    ReliabilityRow {
+        fault: &format!(
+            "kill -9 storm: a worker every 2 s for {} s",
+            length.as_secs()
+        ),
+        store: store_name,
+        tasks: tasks_n,
+        lost,
+        completed_twice: twice,
+        run_after_completing: again,
+        recovery,
+    }
+    .record();
+    assert!(
+        ran_during_storm < tasks_n,
+        "all {tasks_n} tasks ran before the storm ended: it interrupted nothing"
+    );
+    assert_eq!(
+        (lost, twice, again),
+        (0, 0, 0),
+        "lost, completed twice, run again after completing; workers {all:?}"
+    );
+}
+
+#[test]
+fn sqlite_kill_9_storm_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    kill_storm(
+        &format!("sqlite://{}", dir.path().join("storm.db").display()),
+        "SQLite",
+    );
+}
+
+#[test]
+fn postgres_kill_9_storm_loses_and_repeats_nothing() {
+    let Some(server) = or_skip(PostgresServer::start()) else {
+        return;
+    };
+    kill_storm(&server.url(), "PostgreSQL");
+}
+
+#[test]
+fn redis_kill_9_storm_loses_and_repeats_nothing() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    kill_storm(&server.url(), "Redis");
+}
+
+#[test]
+fn mariadb_kill_9_storm_loses_and_repeats_nothing() {
+    let Some(server) = or_skip(MariaDbServer::start()) else {
+        return;
+    };
+    kill_storm(&server.url(), "MariaDB");
 }

@@ -460,28 +460,14 @@ impl RunnerSlot {
                             Ok(status) if reason.is_none() => status,
                             _ => {
                                 broke = Some(reason.unwrap_or_else(|| "closed its stdout".into()));
-                                signal_group(pid, Signal::SIGTERM);
-                                match tokio::time::timeout(grace, child.wait()).await {
-                                    Ok(status) => status,
-                                    Err(_) => {
-                                        signal_group(pid, Signal::SIGKILL);
-                                        child.wait().await
-                                    }
-                                }
+                                terminate(&mut child, pid, grace).await
                             }
                         }
                     }
                     _ = closing.cancelled() => {
                         // The executor is gone: ask the runner to end (stdin closes with
                         // the writer), then insist.
-                        signal_group(pid, Signal::SIGTERM);
-                        match tokio::time::timeout(grace, child.wait()).await {
-                            Ok(status) => status,
-                            Err(_) => {
-                                signal_group(pid, Signal::SIGKILL);
-                                child.wait().await
-                            }
-                        }
+                        terminate(&mut child, pid, grace).await
                     }
                 };
                 // Replies already written are still delivered before the rest fail; a
@@ -520,6 +506,22 @@ impl RunnerSlot {
             pending,
             exited,
         })
+    }
+}
+
+/// Stops a runner's process group: SIGTERM, then SIGKILL after `grace`; its exit status.
+async fn terminate(
+    child: &mut tokio::process::Child,
+    pid: Option<u32>,
+    grace: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
+    signal_group(pid, Signal::SIGTERM);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            signal_group(pid, Signal::SIGKILL);
+            child.wait().await
+        }
     }
 }
 
