@@ -423,9 +423,9 @@ fn an_endless_dispatch_runs_in_flat_memory() {
     assert_eq!(out.status.code(), Some(130));
     let stderr = text(&out.stderr);
     let done: u64 = stderr
-        .split("wrangle run: interrupted: ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
+        .lines()
+        .filter_map(|line| line.strip_prefix("wrangle run: interrupted: "))
+        .find_map(|summary| summary.split_once(" done,").map(|(done, _)| done))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no summary: {stderr}"));
     assert!(done > 20_000, "the run made progress: {done} items");
