@@ -25,7 +25,9 @@
 //! ([`PostgresServer::ca_file`]); and [`closed_port`] and [`SilentPort`] stand in for a
 //! server that is down and one that never answers, for tests of connection errors.
 //! [`SmallDisk`] is a tmpfs of a few megabytes, for disk-full tests; [`fuzz`] feeds parsers
-//! random mutations of valid input.
+//! random mutations of valid input; [`FaultProxy`] sits between clients and a server and
+//! stalls, resets or delays their connections on command; [`ReliabilityRow`] is a line of
+//! the fault suite's table.
 //!
 //! A developer can point the tests at an existing server instead with
 //! `WRANGLE_TEST_PG_URL`, `WRANGLE_TEST_REDIS_URL` or `WRANGLE_TEST_MYSQL_URL`. Nothing is
@@ -51,7 +53,9 @@ pub mod fuzz;
 mod managed;
 mod mariadb;
 mod postgres;
+mod proxy;
 mod redis;
+mod reliability;
 mod sys;
 mod tls;
 
@@ -61,7 +65,9 @@ pub use disk::SmallDisk;
 pub use error::TestkitError;
 pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;
+pub use proxy::FaultProxy;
 pub use redis::RedisServer;
+pub use reliability::ReliabilityRow;
 pub use sys::accepts_connections;
 
 /// A TCP port on 127.0.0.1 that nothing listens on (it was free a moment ago, and no other

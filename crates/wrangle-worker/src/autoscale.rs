@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use wrangle_core::pool::{AutoscaleDecision, AutoscaleInput, AutoscaleLimits, decide};
 use wrangle_core::task::TaskState;
@@ -30,7 +29,7 @@ pub(crate) async fn run(shared: Arc<Shared>, limits: AutoscaleLimits, stop: Canc
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let now = Utc::now();
+        let now = shared.config.now();
         let stats = match shared.store.queue_stats(now).await {
             Ok(stats) => stats,
             Err(err) => {

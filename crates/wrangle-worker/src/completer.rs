@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio::sync::mpsc;
 use wrangle_core::store::{ClaimedTask, Completion, CompletionStatus, Outcome, Store};
 use wrangle_exec::ExecResult;
@@ -60,6 +59,7 @@ pub(crate) async fn run(
                     done.result,
                     done.cancelled,
                     &config.retry_policy,
+                    config.now(),
                 ),
             });
         }
@@ -71,7 +71,7 @@ pub(crate) async fn run(
         // Whether the store answered (so a stale status is its word, worth a warning).
         let mut answered = true;
         let statuses = loop {
-            match store.complete_batch(&completions, Utc::now()).await {
+            match store.complete_batch(&completions, config.now()).await {
                 Ok(statuses) => break statuses,
                 Err(err) if err.is_transient() => {
                     tracing::warn!(error = %err, retry_in = ?backoff, pending = completions.len(), "store unavailable; outcomes kept, retrying");

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -95,7 +94,7 @@ impl Controller {
         if let Err(err) = self
             .shared
             .store
-            .register_worker(self.shared.info(), Utc::now())
+            .register_worker(self.shared.info(), self.shared.config.now())
             .await
         {
             tracing::debug!(error = %err, "could not refresh the worker's registration");
@@ -183,7 +182,10 @@ pub(crate) async fn serve(
                                 Ok(message) => json!({"ok": true, "message": message}),
                                 Err(error) => json!({"ok": false, "error": error}),
                             };
-                        if let Err(err) = store.ack_command(envelope.id, reply, Utc::now()).await {
+                        if let Err(err) = store
+                            .ack_command(envelope.id, reply, controller.shared.config.now())
+                            .await
+                        {
                             tracing::warn!(error = %err, command = envelope.id, "could not acknowledge command");
                         }
                     }

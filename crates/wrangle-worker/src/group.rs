@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::{Notify, mpsc};
 use wrangle_core::TaskId;
 use wrangle_core::pool::PoolGroup;
@@ -167,7 +166,7 @@ pub(crate) async fn claim_loop(
             queues: group.queues.clone(),
             limit: want,
             lease: config.lease,
-            now: Utc::now(),
+            now: config.now(),
         };
         let claimed = match store.claim_batch(request).await {
             Ok(claimed) => {

@@ -31,7 +31,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let now = Utc::now();
+        let now = config.now();
         let leases = shared.held.leases();
         let beat = Heartbeat {
             worker: shared.info_holding(leases.iter().map(|(id, _)| *id).collect()),

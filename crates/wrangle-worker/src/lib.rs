@@ -71,6 +71,10 @@ pub struct WorkerConfig {
     /// Longest sleep while idle, so delayed and retryable tasks that become due are
     /// picked up even though nothing notifies about the passage of time.
     pub idle_recheck: Duration,
+    /// Tests only (feature `test-clock`): added to every time this worker reads from its
+    /// clock, to show that leases stay safe while machines' clocks disagree.
+    #[cfg(feature = "test-clock")]
+    pub clock_skew: chrono::TimeDelta,
 }
 
 impl WorkerConfig {
@@ -88,7 +92,18 @@ impl WorkerConfig {
             shutdown_timeout: Duration::from_secs(30),
             retry_policy: RetryPolicy::default(),
             idle_recheck: Duration::from_millis(250),
+            #[cfg(feature = "test-clock")]
+            clock_skew: chrono::TimeDelta::zero(),
         }
+    }
+
+    /// The time now, as this worker tells it to the store: lease ends, heartbeats,
+    /// outcomes and rescues are all judged against it.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        #[cfg(feature = "test-clock")]
+        return Utc::now() + self.clock_skew;
+        #[cfg(not(feature = "test-clock"))]
+        Utc::now()
     }
 
     /// Checks every setting, as `Worker::run` does before it touches the store: a worker
@@ -333,7 +348,7 @@ impl Worker {
             held: Arc::new(HeldTasks::default()),
             registry: RwLock::new(self.registry),
             groups: RwLock::new(Vec::new()),
-            started_at: Utc::now(),
+            started_at: config.now(),
             reload: self.reload,
             mailbox_nudge: Notify::new(),
             loops: ClaimLoops {
@@ -609,6 +624,7 @@ fn outcome_for(
     result: ExecResult,
     cancelled: bool,
     policy: &RetryPolicy,
+    now: DateTime<Utc>,
 ) -> Outcome {
     match result {
         Ok(result) => Outcome::Succeeded { result },
@@ -617,7 +633,7 @@ fn outcome_for(
         },
         Err(Failure(error)) => Outcome::Failed {
             error,
-            retry_at: policy.next_run_at(task.id, task.attempt, task.max_attempts, Utc::now()),
+            retry_at: policy.next_run_at(task.id, task.attempt, task.max_attempts, now),
         },
     }
 }
