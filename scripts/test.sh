@@ -14,6 +14,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v ruby >/dev/null || need_apt+=(ruby)   # the example Ruby runner is tested
 command -v tmux >/dev/null || need_apt+=(tmux)   # the console and dashboard are driven in tmux
 command -v script >/dev/null || need_apt+=(bsdutils)   # progress bars on a pseudo-terminal
+command -v man >/dev/null || need_apt+=(man-db)     # the manual pages are rendered
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (needed by the store tests)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -105,8 +105,21 @@ current tasks; SIGTTIN/SIGTTOU add/remove one runner (first pool group). From an
 machine: wrangle workers scale|reload|stop NAME.")]
     Worker(WorkerArgs),
     /// Registered workers; scale, reload or stop one from any machine (through the store)
+    #[command(after_help = "\
+Examples:
+  wrangle workers list
+  wrangle workers scale box-1 mail=4                 # pool group mail of worker box-1
+  wrangle workers reload box-1                       # re-read wrangle.toml, restart runners
+  wrangle workers stop box-1                         # running tasks finish first")]
     Workers(WorkersArgs),
     /// Named jobs over id ranges or item lists, run by every worker that serves their queue
+    #[command(after_help = "\
+Examples:
+  wrangle job create backfill --range 0..11000000 --block 1000 --kind scan
+  wrangle job status backfill --follow
+  wrangle job list
+  wrangle job retry backfill                         # its dead blocks run again
+  wrangle job cancel backfill")]
     Job(JobArgs),
     /// Queues (depth by state, oldest waiting task, throughput), workers and jobs
     #[command(after_help = "\
@@ -121,8 +134,18 @@ workers report running right now (as of their last heartbeat). DONE/MIN and FAIL
 attempts that ended in the last minute; OLDEST is how long the oldest due task has waited.")]
     Status(StatusArgs),
     /// List, inspect, retry and cancel tasks
+    #[command(after_help = "\
+Examples:
+  wrangle tasks list --state dead --limit 20
+  wrangle tasks show 42
+  wrangle tasks retry --dead                         # every dead task runs again
+  wrangle tasks cancel 42")]
     Tasks(TasksArgs),
     /// Pause and resume queues (workers stop claiming from a paused queue)
+    #[command(after_help = "\
+Examples:
+  wrangle queues pause mail                          # running tasks finish; nothing new starts
+  wrangle queues resume mail")]
     Queues(QueuesArgs),
     /// Full-screen dashboard: workers and their runners, queue depths, job progress, throughput
     #[command(after_help = "\
@@ -161,6 +184,42 @@ SIGINT/SIGTERM, then the next command runs. A bad command prints one `error:` li
 the next one runs. Exit code: 0 when every command succeeded, 1 otherwise, 130 when
 interrupted outside tail.")]
     Console(ConsoleArgs),
+    /// Print a shell's completion script for wrangle (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "\
+Examples:
+  source <(wrangle completions bash)                         # this shell only
+  wrangle completions bash > ~/.local/share/bash-completion/completions/wrangle
+  wrangle completions zsh > \"${fpath[1]}/_wrangle\"
+  wrangle completions fish > ~/.config/fish/completions/wrangle.fish
+
+Completes commands, options and the values an option takes from a fixed list.")]
+    Completions(CompletionsArgs),
+    /// Write wrangle's manual pages (one per command), or print one
+    #[command(after_help = "\
+Examples:
+  wrangle man | man -l -                                     # wrangle(1), read now
+  wrangle man job create | man -l -                          # wrangle-job-create(1)
+  wrangle man --dir ~/.local/share/man/man1                  # every page; then: man wrangle-run
+
+The pages are made from the same definitions as --help, so they never disagree with it.")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The command whose page to print (none: wrangle itself)
+    #[arg(value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
+    /// Write every page into DIR (wrangle.1, wrangle-run.1, wrangle-job-create.1, ...)
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Sandbox, shell_word, text};
@@ -267,34 +267,95 @@ fn unique_keys_make_submit_idempotent_and_cancel_and_retry_work() {
     assert_eq!(sandbox.run(&["tasks", "show", "99"]).status.code(), Some(2));
 }
 
+/// Every command, as listed by the manual pages wrangle writes (one per command, made
+/// from the same definitions as --help): each page renders with `man`, and each
+/// command's --help has examples.
 #[test]
-fn every_command_has_help_with_an_example() {
+fn every_command_has_a_man_page_and_help_with_an_example() {
     let sandbox = Sandbox::default_store();
-    for args in [
-        vec!["--help"],
-        vec!["submit", "--help"],
-        vec!["worker", "--help"],
-        vec!["status", "--help"],
-        vec!["tasks", "list", "--help"],
-        vec!["tasks", "show", "--help"],
-        vec!["tasks", "retry", "--help"],
-        vec!["tasks", "cancel", "--help"],
-        vec!["queues", "pause", "--help"],
-        vec!["queues", "resume", "--help"],
-        vec!["workers", "list", "--help"],
-        vec!["workers", "scale", "--help"],
-        vec!["workers", "reload", "--help"],
-        vec!["workers", "stop", "--help"],
-        vec!["job", "create", "--help"],
-        vec!["job", "status", "--help"],
-        vec!["console", "--help"],
-        vec!["top", "--help"],
+    sandbox.ok(&["man", "--dir", "pages"]);
+    let mut pages: Vec<String> = std::fs::read_dir(sandbox.path("pages"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for expected in [
+        "wrangle.1",
+        "wrangle-run.1",
+        "wrangle-job-create.1",
+        "wrangle-man.1",
     ] {
-        let out = sandbox.run(&args);
-        assert!(out.status.success(), "{args:?}");
-        let text = text(&out.stdout);
-        assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
+        assert!(
+            pages.iter().any(|p| p == expected),
+            "{expected} in {pages:?}"
+        );
     }
+    assert!(pages.len() >= 25, "{pages:?}");
+    for page in &pages {
+        let name = page.strip_suffix(".1").expect("section 1 pages");
+        let mut args: Vec<&str> = name.split('-').skip(1).collect();
+        args.push("--help");
+        let help = sandbox.ok(&args);
+        assert!(help.contains("Example"), "{args:?} has no example:\n{help}");
+
+        let rendered = Command::new("man")
+            .args(["-l", "-P", "cat"])
+            .arg(sandbox.path("pages").join(page))
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man (Debian package man-db)");
+        let rendered = text(&rendered.stdout);
+        assert!(
+            rendered.contains("NAME") && rendered.contains(name),
+            "{page}:\n{rendered}"
+        );
+    }
+    // One page on stdout, as `wrangle man job create | man -l -` reads it.
+    let page = sandbox.ok(&["man", "job", "create"]);
+    assert!(page.contains(".TH wrangle-job-create 1"), "{page}");
+    sandbox.usage_error(&["man", "job", "bogus"]);
+}
+
+/// The bash completion script loads and completes commands and options.
+#[test]
+fn completions_load_in_bash_and_complete_commands() {
+    let sandbox = Sandbox::default_store();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = sandbox.ok(&["completions", shell]);
+        assert!(
+            script.contains("wrangle") && script.contains("submit"),
+            "{shell}"
+        );
+    }
+    std::fs::write(
+        sandbox.path("wrangle.bash"),
+        sandbox.ok(&["completions", "bash"]),
+    )
+    .unwrap();
+    // Load it, show the registration, then ask for the completions of `wrangle jo` and
+    // `wrangle job create --ki`, as bash does on Tab.
+    let script = r#"
+        source ./wrangle.bash
+        complete -p wrangle
+        COMP_WORDS=(wrangle jo); COMP_CWORD=1; _wrangle wrangle jo wrangle
+        echo "commands: ${COMPREPLY[*]}"
+        COMP_WORDS=(wrangle job create --ki); COMP_CWORD=4; _wrangle wrangle --ki create
+        echo "options: ${COMPREPLY[*]}"
+    "#;
+    let out = Command::new("bash")
+        .args(["--norc", "-c", script])
+        .current_dir(sandbox.dir.path())
+        .output()
+        .unwrap();
+    let printed = text(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", text(&out.stderr));
+    assert!(
+        printed.contains("-F _wrangle") && printed.contains(" wrangle\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("commands: job"), "{printed}");
+    assert!(printed.contains("options: --kind"), "{printed}");
+    sandbox.usage_error(&["completions", "tcsh"]);
 }
 
 #[test]

@@ -375,7 +375,7 @@ impl FaultRun {
         effect_count(&self.live) + effect_count(&self.dead)
     }
 
-    /// Waits (up to 2 minutes) until every task is completed, stops the workers, counts
+    /// Waits (2 minutes, more for many tasks) until every task is completed, stops the workers, counts
     /// and records the row, and asserts that nothing was lost, completed twice or run
     /// again after completing. `last_fault` is when the faults ended; `ran_during` the side
     /// effects by then, which must be fewer than the tasks (the faults interrupted work).
@@ -394,7 +394,9 @@ impl FaultRun {
         let target = self.completed_before + n as u64;
         let store = &self.store;
         self.rt.block_on(async {
-            let deadline = Instant::now() + Duration::from_secs(120);
+            // 2 minutes, and 1 ms more per task for the long load runs.
+            let deadline =
+                Instant::now() + Duration::from_secs(120) + Duration::from_millis(n as u64);
             loop {
                 let done = counts(store)
                     .await

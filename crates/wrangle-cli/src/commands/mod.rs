@@ -1,6 +1,7 @@
 //! One module per subcommand; [`dispatch`] loads the config, opens the store and runs it.
 
 mod console;
+mod help;
 mod inspect;
 mod job;
 mod run;
@@ -148,6 +149,8 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
             let config = choice.load_config()?;
             console::run(choice.open(&config, Open::Existing).await?).await
         }
+        Command::Completions(args) => help::completions(args.shell),
+        Command::Man(args) => help::man(&args),
     }
 }
 
