@@ -73,9 +73,18 @@ Examples:
   wrangle run --runner 'python3 handler.py' -n 2 < items.txt   # one process per runner, loaded once
   wrangle run --journal run.db --items big.txt -- ./convert {}  # Ctrl-C, then rerun to resume
 
-Placeholders in argv: {} the item (a range block's start..end), {start} {end}, {#} its
-sequence number (also {id}), {attempt}. Without any placeholder, the item is appended as
-the last argument. No shell is involved. Output is grouped per item unless --line-buffer.
+Placeholders in argv, as GNU parallel spells them: {} the item (a range block's
+start..end), {.} without extension, {/} file name, {//} directory, {/.} file name without
+extension, {N} (and {N.} {N/} {N//} {N/.}) argument N of an item from several input
+sources, {start} {end}, {#} its sequence number (also {id}), {attempt}. Without any
+placeholder, the item's arguments are appended. A misspelled placeholder is an error;
+${VAR} and braces around other text ({print $1}) are passed as written. No shell is
+involved.
+
+Input sources: ::: ITEMS and :::: FILES; several give every combination (the last varying
+fastest), and :::+ / ::::+ pair with the source before instead:
+  wrangle run echo {1}-{2} ::: a b ::: 1 2         # a-1 a-2 b-1 b-2
+  wrangle run cp {1} {2} :::: from.txt ::::+ to.txt  # line by line Output is grouped per item unless --line-buffer.
 Ctrl-C once: stop starting items, let running ones finish; twice: kill them.
 Exit code: 0 all items succeeded, 1 some failed, 2 bad usage, 130 interrupted.")]
     Run(RunArgs),
@@ -394,7 +403,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) json: bool,
     /// The command and its arguments (everything from the first word that is not one of
-    /// the options above, or after --); `::: ITEM...` after it gives the items
+    /// the options above, or after --); `::: ITEM...` (or `:::: FILE`) after it gives the items
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<std::ffi::OsString>,
 }

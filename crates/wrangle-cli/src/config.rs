@@ -121,6 +121,10 @@ impl Config {
             if kind.exec.is_some() && kind.runner.is_some() {
                 return Err(invalid("has both exec and runner; give one"));
             }
+            if let Some(argv) = &kind.exec {
+                wrangle::placeholder::check_template(argv)
+                    .map_err(|e| invalid(&format!("exec: {e}")))?;
+            }
         }
         config.pool_groups().map_err(|e| {
             CliError::input(format!("invalid config {}: [pool] {e}", path.display()))

@@ -67,6 +67,16 @@ fn mistaken_command_lines_are_one_line_usage_errors_that_create_nothing() {
         ),
         (&["top", "--json"], "'--json'"),
         (&["console", "status"], "'status'"),
+        // Misspelled placeholders are errors, never passed to the command.
+        (
+            &["run", "echo", "{fiel}", ":::", "a"],
+            "unknown placeholder {fiel}",
+        ),
+        (
+            &["worker", "--exec", "echo {/x}"],
+            "unknown placeholder {/x}",
+        ),
+        (&["completions", "tcsh"], "'tcsh'"),
         // Missing values and arguments.
         (&["submit"], "<KIND>"),
         (&["tasks", "show"], "<ID>"),

@@ -435,6 +435,68 @@ fn an_endless_dispatch_runs_in_flat_memory() {
     );
 }
 
+/// GNU parallel's input sources and placeholders: several `:::` lists combined (the last
+/// varying fastest), `:::+` paired with the list before (as long as the shorter), `::::`
+/// files, `{N}`, the path forms `{.}` `{/}` `{//}` `{/.}` (also after `{N`), and braces
+/// that are no placeholder (`${X}` for a shell, awk's `{print}`) passed as written.
+#[test]
+fn input_sources_and_placeholders_as_gnu_parallel_spells_them() {
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert_exit(&out, 0);
+        lines(&out)
+    };
+    assert_eq!(
+        ok(&["run", "-k", "echo", ":::", "a", "b", ":::", "1", "2"]),
+        ["a 1", "a 2", "b 1", "b 2"]
+    );
+    assert_eq!(
+        ok(&[
+            "run", "-k", "echo", "{2}-{1}", ":::", "a", "b", "c", ":::+", "1", "2"
+        ]),
+        ["1-a", "2-b"]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files.txt");
+    std::fs::write(&files, "dir/sub/a.tar.gz\nb.txt\n").unwrap();
+    let files = files.to_str().unwrap();
+    assert_eq!(
+        ok(&["run", "-k", "echo", "{.}|{/}|{//}|{/.}", "::::", files]),
+        ["dir/sub/a.tar|a.tar.gz|dir/sub|a.tar", "b|b.txt|.|b"]
+    );
+    assert_eq!(
+        ok(&[
+            "run", "-k", "echo", "{1/.}", "{2}", ":::", "x/y.z", ":::", "p", "q"
+        ]),
+        ["y p", "y q"]
+    );
+    assert_eq!(
+        ok(&["run", "-k", "echo", ":::", "n", "::::", files]),
+        ["n dir/sub/a.tar.gz", "n b.txt"]
+    );
+    // Not placeholders: the shell and awk get their braces.
+    assert_eq!(
+        ok(&[
+            "run",
+            "-k",
+            "sh",
+            "-c",
+            "X=$1; echo ${X}x",
+            "sh",
+            ":::",
+            "v"
+        ]),
+        ["vx"]
+    );
+    assert_eq!(
+        ok(&["run", "-k", "awk", "BEGIN { print ARGV[1] }", ":::", "w"]),
+        ["w"]
+    );
+    let out = run(&["run", "echo", "{fiel}", ":::", "a"]);
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("unknown placeholder {fiel}"));
+}
+
 #[test]
 fn bad_input_gets_one_line_and_exit_2() {
     let cases: &[&[&str]] = &[
@@ -444,7 +506,13 @@ fn bad_input_gets_one_line_and_exit_2() {
         &["run", "-n", "0", "--", "echo", "{}"],
         &["run"],
         &["run", "echo", ":::"],
-        &["run", "echo", ":::", "a", ":::", "b"],
+        &["run", "echo", ":::", "a", ":::"],
+        &["run", "echo", ":::+", "a"],
+        &["run", "echo", "::::", "/nonexistent/items"],
+        &["run", "echo", "{fiel}", ":::", "a"],
+        &["run", "echo", "{%}", ":::", "a"],
+        &["run", "echo", "{0}", ":::", "a"],
+        &["run", "echo", "{3}", ":::", "a", ":::", "b"],
         &["run", "--timeout", "5x", "--", "echo", "{}"],
         &["run", "--items", "/nonexistent/items", "--", "echo", "{}"],
         &["run", "--dispatch", "/nonexistent/cmd", "--", "echo", "{}"],

@@ -5,6 +5,8 @@
 //! - [`parse`]: parsers for user input (durations, times, payload JSON, store URLs), each
 //!   returning an [`InputError`] with one clear line, so every front end reports bad input
 //!   the same way.
+//! - [`placeholder`]: the `{}`, `{.}`, `{1}`, `{#}`… of command templates, as GNU
+//!   parallel spells them.
 //! - [`connect`]: opening a store ([`Open`]: create it or only open an existing one) and
 //!   the one wording of connection failures every server store reports.
 //! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
@@ -23,6 +25,7 @@ pub mod connect;
 pub mod job;
 pub mod notify;
 pub mod parse;
+pub mod placeholder;
 pub mod pool;
 pub mod retry;
 pub mod store;

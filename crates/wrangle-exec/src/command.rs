@@ -1,7 +1,8 @@
 //! The `exec` executor: one process per task, started from an argv template.
 //!
 //! No shell is involved: the task reaches the command through placeholders substituted
-//! inside argv elements (`{}`, `{id}`, `{attempt}`, `{#}`, `{start}`, `{end}`, `{job}`),
+//! inside argv elements (`{}`, `{.}`, `{/}`, `{//}`, `{/.}`, `{N}`, `{id}`, `{attempt}`,
+//! `{#}`, `{start}`, `{end}`, `{job}`; see [`wrangle_core::placeholder`]),
 //! environment variables (`WRANGLE_TASK_ID`, `WRANGLE_KIND`, `WRANGLE_ATTEMPT`,
 //! `WRANGLE_PAYLOAD`, `WRANGLE_START`, `WRANGLE_END`, `WRANGLE_JOB`, `WRANGLE_QUEUE`) and
 //! the payload JSON on stdin. `WRANGLE_PAYLOAD` is left out when the payload is too long
@@ -28,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use wrangle_core::job::block_bounds;
+use wrangle_core::placeholder::{Field, Part, Piece, Placeholder, parse_template, path_part};
 use wrangle_core::store::ClaimedTask;
 
 use crate::{ExecResult, Executor, Failure, OutputSink, OutputStream};
@@ -153,6 +155,9 @@ pub fn item_text(payload: &Value) -> String {
     if let Some(bytes) = payload_bytes(payload) {
         return String::from_utf8_lossy(&bytes).into_owned();
     }
+    if let Some(args) = tuple_args(payload) {
+        return args.iter().map(item_text).collect::<Vec<_>>().join(" ");
+    }
     match payload {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -174,42 +179,98 @@ fn field_text(payload: &Value, field: &str) -> Option<String> {
     payload.get(field).map(item_text)
 }
 
-/// Replaces the placeholders in one argv element. Unknown `{…}` are left as they are, so
-/// JSON or shell-like text in arguments passes through. An item of bytes that are not
-/// UTF-8 ([`item_payload`]) is put in as those bytes.
+/// Replaces the placeholders in one argv element (the grammar is
+/// [`wrangle_core::placeholder`]; an element with a misspelled one, which front ends
+/// refuse up front, is passed as written). An item of bytes that are not UTF-8
+/// ([`item_payload`]) is put in as those bytes.
 pub fn substitute(arg: &str, task: &ClaimedTask) -> OsString {
     if !arg.contains('{') {
         return arg.into();
     }
+    let Ok(pieces) = parse_template(arg) else {
+        return arg.into();
+    };
     let mut out: Vec<u8> = Vec::with_capacity(arg.len() + 16);
-    let mut rest = arg;
-    while let Some(open) = rest.find('{') {
-        out.extend_from_slice(&rest.as_bytes()[..open]);
-        let after = &rest[open..];
-        let Some(close) = after.find('}') else {
-            out.extend_from_slice(after.as_bytes());
-            return OsString::from_vec(out);
-        };
-        let name = &after[1..close];
-        let value = match name {
-            "" => Some(
-                payload_bytes(&task.payload)
-                    .unwrap_or_else(|| placeholder_text(&task.payload).into_bytes()),
-            ),
-            "id" | "#" => Some(task.id.to_string().into_bytes()),
-            "attempt" => Some(task.attempt.to_string().into_bytes()),
-            "start" | "end" => field_text(&task.payload, name).map(String::into_bytes),
-            "job" => Some(task.job.clone().unwrap_or_default().into_bytes()),
-            _ => None,
-        };
-        match value {
-            Some(value) => out.extend_from_slice(&value),
-            None => out.extend_from_slice(&after.as_bytes()[..=close]),
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
+            Piece::Slot(Placeholder { field, part }) => {
+                let value = match field {
+                    Field::Item => Some(item_bytes(&task.payload)),
+                    Field::Arg(n) => Some(arg_bytes(&task.payload, n)),
+                    Field::Id => Some(task.id.to_string().into_bytes()),
+                    Field::Attempt => Some(task.attempt.to_string().into_bytes()),
+                    Field::Start => field_text(&task.payload, "start").map(String::into_bytes),
+                    Field::End => field_text(&task.payload, "end").map(String::into_bytes),
+                    Field::Job => Some(task.job.clone().unwrap_or_default().into_bytes()),
+                };
+                match value {
+                    Some(value) => out.extend_from_slice(&path_part(&value, part)),
+                    // `{start}` of a payload that is no range block stays as written.
+                    None => out.extend_from_slice(placeholder_source(field, part).as_bytes()),
+                }
+            }
         }
-        rest = &after[close + 1..];
     }
-    out.extend_from_slice(rest.as_bytes());
     OsString::from_vec(out)
+}
+
+/// What `{}` stands for, as bytes: an item's own bytes, a tuple's arguments joined by
+/// spaces, else [`placeholder_text`].
+fn item_bytes(payload: &Value) -> Vec<u8> {
+    if let Some(args) = tuple_args(payload) {
+        return args.iter().map(item_bytes).collect::<Vec<_>>().join(&b' ');
+    }
+    payload_bytes(payload).unwrap_or_else(|| placeholder_text(payload).into_bytes())
+}
+
+/// What `{N}` stands for: the Nth argument of a tuple or element of a JSON array; `{1}`
+/// of anything else is the item; past the end, nothing.
+fn arg_bytes(payload: &Value, n: usize) -> Vec<u8> {
+    let elements = tuple_args(payload).or_else(|| payload.as_array());
+    match elements {
+        Some(elements) => elements.get(n - 1).map(item_bytes).unwrap_or_default(),
+        None if n == 1 => item_bytes(payload),
+        None => Vec::new(),
+    }
+}
+
+/// The key of the payload object that carries a tuple: one argument from each of
+/// `wrangle run`'s input sources (`::: a b ::: 1 2`), `{"$args": ["a", "1"]}`; each
+/// argument a string or a [`BYTES_KEY`] object.
+pub const ARGS_KEY: &str = "$args";
+
+/// The payload of a tuple of arguments read as bytes.
+pub fn tuple_payload(args: Vec<Vec<u8>>) -> Value {
+    let args: Vec<Value> = args.into_iter().map(item_payload).collect();
+    serde_json::json!({ ARGS_KEY: args })
+}
+
+/// The arguments of a [`tuple_payload`], if `payload` is one.
+fn tuple_args(payload: &Value) -> Option<&Vec<Value>> {
+    let object = payload.as_object().filter(|o| o.len() == 1)?;
+    object.get(ARGS_KEY)?.as_array()
+}
+
+/// A placeholder as it was written.
+fn placeholder_source(field: Field, part: Part) -> String {
+    let name = match field {
+        Field::Item => String::new(),
+        Field::Arg(n) => n.to_string(),
+        Field::Id => "id".into(),
+        Field::Attempt => "attempt".into(),
+        Field::Start => "start".into(),
+        Field::End => "end".into(),
+        Field::Job => "job".into(),
+    };
+    let modifier = match part {
+        Part::Whole => "",
+        Part::NoExtension => ".",
+        Part::Basename => "/",
+        Part::Dirname => "//",
+        Part::BasenameNoExtension => "/.",
+    };
+    format!("{{{name}{modifier}}}")
 }
 
 /// Formats a duration for messages: `2s`, `1500ms`.
@@ -640,6 +701,7 @@ mod tests {
 
     #[test]
     fn placeholders() {
+        use std::os::unix::ffi::OsStrExt;
         let t = task(json!({"start": 10, "end": 20}));
         assert_eq!(substitute("{start}-{end}", &t), "10-20");
         assert_eq!(
@@ -653,6 +715,17 @@ mod tests {
             r#"{"end":2,"start":1,"x":0}"#
         );
         assert_eq!(substitute("{unknown} {", &t), "{unknown} {");
+        assert_eq!(substitute("${HOME} {print $1}", &t), "${HOME} {print $1}");
+        let file = task(json!("dir/a.tar.gz"));
+        assert_eq!(
+            substitute("{.}|{/}|{//}|{/.}|{1/}", &file),
+            "dir/a.tar|a.tar.gz|dir|a.tar|a.tar.gz"
+        );
+        let tuple = task(tuple_payload(vec![b"x/a.txt".to_vec(), b"\xff".to_vec()]));
+        assert_eq!(substitute("{}", &tuple).as_bytes(), b"x/a.txt \xff");
+        assert_eq!(substitute("{1/.}-{2}-{3}", &tuple).as_bytes(), b"a-\xff-");
+        assert_eq!(item_text(&tuple.payload), "x/a.txt \u{fffd}");
+        assert_eq!(substitute("{2}", &task(json!(["a", "b"]))), "b");
         assert_eq!(substitute("f_{}.txt", &task(json!("x y"))), "f_x y.txt");
         assert_eq!(substitute("{start}", &task(json!(5))), "{start}");
     }

@@ -38,6 +38,7 @@ use chrono::Utc;
 
 pub use wrangle_core::connect::{self, ConnectCause, ConnectFailure, Open};
 pub use wrangle_core::parse::{self, StoreUrl};
+pub use wrangle_core::placeholder;
 pub use wrangle_core::pool;
 pub use wrangle_core::store::{self, Store, StoreError, TaskFilter};
 pub use wrangle_core::task::{DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, DEFAULT_RETRIES};

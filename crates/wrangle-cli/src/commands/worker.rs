@@ -55,7 +55,9 @@ fn build_registry(args: &WorkerArgs, config: &Config) -> CliResult<Registry> {
         }
     }
     if let Some(text) = &args.exec {
-        registry.fallback(spec(super::split_command("--exec", text)?, None));
+        let argv = super::split_command("--exec", text)?;
+        wrangle::placeholder::check_template(&argv)?;
+        registry.fallback(spec(argv, None));
     }
     if registry.is_empty() {
         return Err(CliError::input(

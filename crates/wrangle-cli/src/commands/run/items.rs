@@ -1,5 +1,7 @@
 //! Where `wrangle run`'s items come from: stdin lines, `::: ITEM...`, `--items FILE`,
-//! `--range START..END --block SIZE` or the stdout lines of a `--dispatch` command.
+//! `--range START..END --block SIZE` or the stdout lines of a `--dispatch` command; or,
+//! as in GNU parallel, several input sources (`::: a b ::: 1 2`, `:::: FILE`, linked
+//! with `:::+`/`::::+`) whose combinations are the items, as tuples.
 //!
 //! A source is opened up front (so a missing file or an unrunnable dispatch command is
 //! bad input, exit 2, before anything runs) and then read on its own thread into a
@@ -12,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use wrangle::exec::command::item_payload;
+use wrangle::exec::command::{item_payload, tuple_payload};
 
 use crate::fail::{CliError, CliResult};
 
@@ -31,6 +33,8 @@ pub(crate) enum ItemSource {
     File(PathBuf),
     /// Items given after `:::`, byte for byte.
     Args(Vec<std::ffi::OsString>),
+    /// Tuples of arguments, one from each of several input sources.
+    Tuples(Vec<Vec<Vec<u8>>>),
     /// Blocks of ids.
     Range { start: i64, end: i64, block: u64 },
     /// Lines a command prints.
@@ -42,6 +46,7 @@ impl ItemSource {
     pub(crate) fn known_total(&self) -> Option<u64> {
         match self {
             ItemSource::Args(items) => Some(items.len() as u64),
+            ItemSource::Tuples(tuples) => Some(tuples.len() as u64),
             ItemSource::Range { start, end, block } => Some(end.abs_diff(*start).div_ceil(*block)),
             _ => None,
         }
@@ -84,6 +89,13 @@ impl ItemSource {
                     }
                 }
             }),
+            ItemSource::Tuples(tuples) => spawn_reader(move || {
+                for tuple in tuples {
+                    if items.blocking_send(Ok(tuple_payload(tuple))).is_err() {
+                        return;
+                    }
+                }
+            }),
             ItemSource::Range { start, end, block } => spawn_reader(move || {
                 let mut from = start;
                 while from < end {
@@ -112,6 +124,117 @@ impl ItemSource {
         }
         Ok(receiver)
     }
+}
+
+/// The separators that start an input source: `:::` values, `::::` files; with `+`,
+/// linked to the source before (paired, not combined).
+const SEPARATORS: [&str; 4] = [":::", ":::+", "::::", "::::+"];
+
+/// Whether `arg` starts an input source.
+pub(crate) fn is_separator(arg: &std::ffi::OsStr) -> bool {
+    SEPARATORS.iter().any(|s| arg == *s)
+}
+
+/// The items given by input sources: `rest` begins with a separator. One `:::` list is
+/// [`ItemSource::Args`] and one `::::` file [`ItemSource::File`]; several become every
+/// combination (the last source varying fastest), sources linked with `+` paired
+/// instead (as long as the shorter), as GNU parallel does. Returns the source and
+/// how many arguments each item has.
+pub(crate) fn input_sources(rest: &[std::ffi::OsString]) -> CliResult<(ItemSource, usize)> {
+    use std::os::unix::ffi::OsStringExt;
+    // Each source: (linked to the previous, its values).
+    let mut sources: Vec<(bool, Vec<Vec<u8>>)> = Vec::new();
+    let mut files_only: Option<PathBuf> = None;
+    let mut at = 0;
+    while at < rest.len() {
+        let separator = rest[at].to_string_lossy().into_owned();
+        let values: Vec<&std::ffi::OsString> = rest[at + 1..]
+            .iter()
+            .take_while(|a| !is_separator(a))
+            .collect();
+        at += 1 + values.len();
+        let linked = separator.ends_with('+');
+        if linked && sources.is_empty() {
+            return Err(CliError::input(format!(
+                "{separator} links to an input source before it; start with ::: or ::::"
+            )));
+        }
+        if values.is_empty() {
+            return Err(CliError::input(format!(
+                "{separator} needs at least one {} after it",
+                if separator.starts_with("::::") {
+                    "file"
+                } else {
+                    "item"
+                }
+            )));
+        }
+        if separator.starts_with("::::") {
+            for (i, file) in values.iter().enumerate() {
+                let path = PathBuf::from(file);
+                files_only = Some(path.clone());
+                let bytes = std::fs::read(&path).map_err(|err| {
+                    CliError::input(format!("cannot read {separator} {}: {err}", path.display()))
+                })?;
+                let mut lines: Vec<Vec<u8>> =
+                    bytes.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+                if lines.last().is_some_and(Vec::is_empty) {
+                    lines.pop();
+                }
+                sources.push((linked && i == 0, lines));
+            }
+        } else {
+            files_only = None;
+            sources.push((
+                linked,
+                values.into_iter().map(|v| v.clone().into_vec()).collect(),
+            ));
+        }
+    }
+    if let [(_, values)] = &sources[..] {
+        // One source: the plain item forms, read lazily where they can be.
+        let first_is_file = rest[0].to_string_lossy().starts_with("::::");
+        return Ok(match (first_is_file, files_only) {
+            (true, Some(path)) => (ItemSource::File(path), 1),
+            _ => (
+                ItemSource::Args(
+                    values
+                        .iter()
+                        .map(|v| std::ffi::OsString::from_vec(v.clone()))
+                        .collect(),
+                ),
+                1,
+            ),
+        });
+    }
+    let width = sources.len();
+    // Linked sources form one group of paired tuples; groups are then combined.
+    let mut groups: Vec<Vec<Vec<Vec<u8>>>> = Vec::new();
+    for (linked, values) in sources {
+        if linked {
+            let group = groups.last_mut().expect("a linked source follows another");
+            // The shorter source decides the length (GNU parallel's `:::+`: no wrapping).
+            group.truncate(values.len());
+            for (tuple, value) in group.iter_mut().zip(values) {
+                tuple.push(value);
+            }
+        } else {
+            groups.push(values.into_iter().map(|v| vec![v]).collect());
+        }
+    }
+    let mut tuples: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
+    for group in groups {
+        let mut combined = Vec::with_capacity(tuples.len() * group.len());
+        for prefix in &tuples {
+            for tail in &group {
+                let mut tuple = prefix.clone();
+                tuple.extend(tail.iter().cloned());
+                combined.push(tuple);
+            }
+        }
+        tuples = combined;
+    }
+    Ok((ItemSource::Tuples(tuples), width))
 }
 
 fn spawn_reader<R: Send + 'static>(read: impl FnOnce() -> R + Send + 'static) {

@@ -44,16 +44,6 @@ use tracker::{RunCounts, Tracker};
 const RUN_KIND: &str = "run";
 /// Most items enqueued per store round trip.
 const ENQUEUE_BATCH: usize = 1000;
-/// Placeholders that mean "the command already says where the item goes".
-const PLACEHOLDERS: [&str; 7] = [
-    "{}",
-    "{#}",
-    "{id}",
-    "{start}",
-    "{end}",
-    "{attempt}",
-    "{job}",
-];
 
 /// What runs each item.
 #[derive(Debug)]
@@ -79,8 +69,8 @@ pub(crate) struct RunPlan {
 
 /// Checks the command line; nothing runs yet.
 pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
-    let (command, listed) = match args.command.iter().position(|a| a == ":::") {
-        Some(at) => (&args.command[..at], Some(args.command[at + 1..].to_vec())),
+    let (command, listed) = match args.command.iter().position(|a| items::is_separator(a)) {
+        Some(at) => (&args.command[..at], Some(&args.command[at..])),
         None => (&args.command[..], None),
     };
     // Items may be any bytes (file names often are not UTF-8); the command is text.
@@ -95,19 +85,18 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
             })
         })
         .collect::<CliResult<Vec<String>>>()?;
+    let mut arguments = 1;
     let source = match (listed, &args.items, &args.range, &args.dispatch) {
         (Some(_), Some(_), _, _) | (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
             return Err(CliError::input(
                 "give items one way: ::: ITEMS, --items, --range or --dispatch",
             ));
         }
-        (Some(listed), ..) if listed.iter().any(|a| a == ":::") => {
-            return Err(CliError::input("only one ::: list is supported"));
+        (Some(listed), ..) => {
+            let (source, width) = items::input_sources(listed)?;
+            arguments = width;
+            source
         }
-        (Some(listed), ..) if listed.is_empty() => {
-            return Err(CliError::input("::: needs at least one item after it"));
-        }
-        (Some(listed), ..) => ItemSource::Args(listed),
         (None, Some(file), ..) => ItemSource::File(file.clone()),
         (None, None, Some(range), _) => {
             let (start, end) = parse_range(range)?;
@@ -143,11 +132,20 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
             ));
         }
         (None, false) => {
-            if !command
-                .iter()
-                .any(|arg| PLACEHOLDERS.iter().any(|p| arg.contains(p)))
-            {
-                command.push("{}".into());
+            let highest = wrangle::placeholder::check_template(&command)?;
+            if highest > arguments {
+                return Err(CliError::input(format!(
+                    "{{{highest}}} names argument {highest}, but each item has {arguments} \
+                     (one per input source)"
+                )));
+            }
+            if !wrangle::placeholder::has_placeholder(&command) {
+                // Each argument of the item as an argument of its own, as GNU parallel
+                // appends them.
+                match arguments {
+                    1 => command.push("{}".into()),
+                    n => command.extend((1..=n).map(|i| format!("{{{i}}}"))),
+                }
             }
             Runs::Command(command)
         }
