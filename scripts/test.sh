@@ -15,6 +15,7 @@ command -v ruby >/dev/null || need_apt+=(ruby)   # the example Ruby runner is te
 command -v tmux >/dev/null || need_apt+=(tmux)   # the console and dashboard are driven in tmux
 command -v script >/dev/null || need_apt+=(bsdutils)   # progress bars on a pseudo-terminal
 command -v man >/dev/null || need_apt+=(man-db)     # the manual pages are rendered
+command -v parallel >/dev/null || need_apt+=(parallel)  # wrangle run is compared with GNU parallel
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (needed by the store tests)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -76,15 +76,21 @@ Examples:
 Placeholders in argv, as GNU parallel spells them: {} the item (a range block's
 start..end), {.} without extension, {/} file name, {//} directory, {/.} file name without
 extension, {N} (and {N.} {N/} {N//} {N/.}) argument N of an item from several input
-sources, {start} {end}, {#} its sequence number (also {id}), {attempt}. Without any
-placeholder, the item's arguments are appended. A misspelled placeholder is an error;
-${VAR} and braces around other text ({print $1}) are passed as written. No shell is
-involved.
+sources, --colsep or -N, {start} {end}, {#} its sequence number (also {id}), {%} the job
+slot (1 to -n), {attempt}. Without any placeholder, the item's arguments are appended. A
+misspelled placeholder is an error; ${VAR} and braces around other text ({print $1}) are
+passed as written. No shell is involved; for pipes and redirections use --shell, which
+hands the item to the script as $1, $2…
 
 Input sources: ::: ITEMS and :::: FILES; several give every combination (the last varying
 fastest), and :::+ / ::::+ pair with the source before instead:
   wrangle run echo {1}-{2} ::: a b ::: 1 2         # a-1 a-2 b-1 b-2
-  wrangle run cp {1} {2} :::: from.txt ::::+ to.txt  # line by line Output is grouped per item unless --line-buffer.
+  wrangle run cp {1} {2} :::: from.txt ::::+ to.txt  # line by line
+  wrangle run --colsep , echo {2} :::: table.csv    # columns of each line
+  find . -print0 | wrangle run -0 --shell 'wc -c < \"$1\"'
+  wrangle run --halt now,fail=1 --joblog jobs.tsv ./test {} ::: 1 2 3
+
+Output is grouped per item unless --line-buffer.
 Ctrl-C once: stop starting items, let running ones finish; twice: kill them.
 Exit code: 0 all items succeeded, 1 some failed, 2 bad usage, 130 interrupted.")]
     Run(RunArgs),
@@ -352,8 +358,23 @@ pub(crate) struct RunArgs {
     )]
     pub(crate) jobs: Option<usize>,
     /// Read items from FILE, one per line (- for stdin)
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["range", "dispatch"])]
+    #[arg(
+        short = 'a',
+        long,
+        visible_alias = "arg-file",
+        value_name = "FILE",
+        conflicts_with_all = ["range", "dispatch"]
+    )]
     pub(crate) items: Option<PathBuf>,
+    /// Items are separated by NUL bytes instead of newlines (find -print0)
+    #[arg(short = '0', long)]
+    pub(crate) null: bool,
+    /// Split each item into columns at this regular expression: {1}, {2}… are the columns
+    #[arg(long, value_name = "REGEX", conflicts_with_all = ["range", "max_args"])]
+    pub(crate) colsep: Option<String>,
+    /// Give each command N items at once as {1}…{N} ({} is all of them); 0 runs it once per item with none
+    #[arg(short = 'N', long, value_name = "N", conflicts_with = "range")]
+    pub(crate) max_args: Option<usize>,
     /// Items are the ids START..END (end exclusive), in blocks of --block ids
     #[arg(long, value_name = "START..END", conflicts_with = "dispatch")]
     pub(crate) range: Option<String>,
@@ -399,6 +420,21 @@ pub(crate) struct RunArgs {
     /// Never show a progress bar
     #[arg(long)]
     pub(crate) no_progress: bool,
+    /// Stop early: now|soon,fail|success|done=N|P% (GNU parallel's --halt), e.g. now,fail=1
+    #[arg(long, value_name = "WHEN,WHY=N")]
+    pub(crate) halt: Option<String>,
+    /// Wait at least DUR between starting one item and the next (e.g. 0.5s)
+    #[arg(long, value_name = "DUR")]
+    pub(crate) delay: Option<String>,
+    /// Print each command that would run, quoted for a shell, instead of running it
+    #[arg(long, conflicts_with = "runner")]
+    pub(crate) dry_run: bool,
+    /// Append a line per attempt to FILE in GNU parallel's joblog format (tab-separated)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) joblog: Option<PathBuf>,
+    /// Run SCRIPT with sh for each item, the item's values as $1, $2… (never put into the script's text)
+    #[arg(long, value_name = "SCRIPT", conflicts_with = "runner")]
+    pub(crate) shell: Option<String>,
     /// Print the summary as JSON on stderr
     #[arg(long)]
     pub(crate) json: bool,

@@ -105,6 +105,9 @@ pub(crate) type CliResult<T = i32> = Result<T, CliError>;
 /// (did you mean '--keep-order'?; see wrangle run --help)`. `command` is the command path
 /// the user typed (`wrangle tasks list`).
 pub(crate) fn usage_error_line(err: &clap::Error, command: &str) -> String {
+    if let Some(line) = gnu_parallel_only(err, command) {
+        return line;
+    }
     let rendered = err.render().to_string();
     let mut what = Vec::new();
     let mut hints = Vec::new();
@@ -134,6 +137,78 @@ pub(crate) fn usage_error_line(err: &clap::Error, command: &str) -> String {
     };
     hints.push(format!("see {command} --help"));
     format!("{message} ({})", hints.join("; "))
+}
+
+/// GNU parallel options that `wrangle run` does not take, and what to do instead.
+const GNU_PARALLEL_ONLY: &[(&[&str], &str)] = &[
+    (
+        &["--pipe", "--pipepart", "--block-size", "--cat", "--fifo"],
+        "it runs a command per item, not per block of stdin: split the input into files first (split -l N) and run over them",
+    ),
+    (
+        &["-X", "-m", "--xargs"],
+        "give several items to one command with -N N ({} is all of them)",
+    ),
+    (
+        &[
+            "-S",
+            "--sshlogin",
+            "--slf",
+            "--sshloginfile",
+            "--transfer",
+            "--return",
+            "--cleanup",
+        ],
+        "for many machines, submit the items to a shared store (wrangle submit) and start wrangle worker on each",
+    ),
+    (
+        &["--results", "--files"],
+        "--output DIR keeps each item's stdout and stderr in DIR",
+    ),
+    (
+        &["--resume", "--resume-failed", "--retry-failed"],
+        "--journal FILE makes a run resumable",
+    ),
+    (
+        &["-q", "--quote"],
+        "wrangle never hands a command to a shell, so leave -q out; --shell runs a script",
+    ),
+    (
+        &["-u", "--ungroup"],
+        "--line-buffer prints output as it comes",
+    ),
+    (&["--eta", "--bar"], "--progress shows a bar with an ETA"),
+    (
+        &[
+            "--header",
+            "--env",
+            "--tmux",
+            "--semaphore",
+            "--load",
+            "--memfree",
+            "--nice",
+            "--shebang",
+        ],
+        "see wrangle run --help for what it offers",
+    ),
+];
+
+/// The one line for a GNU parallel option `wrangle run` does not take, if that is the error.
+fn gnu_parallel_only(err: &clap::Error, command: &str) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if command != "wrangle run" || err.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(given)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let option = given.split('=').next().unwrap_or(given);
+    let (_, instead) = GNU_PARALLEL_ONLY
+        .iter()
+        .find(|(options, _)| options.contains(&option))?;
+    Some(format!(
+        "GNU parallel's {option} is not supported by wrangle run: {instead}"
+    ))
 }
 
 /// The command path in `args` (without the program name): the subcommand names as far as

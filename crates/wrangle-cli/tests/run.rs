@@ -497,6 +497,139 @@ fn input_sources_and_placeholders_as_gnu_parallel_spells_them() {
     assert!(text(&out.stderr).contains("unknown placeholder {fiel}"));
 }
 
+/// GNU parallel's run controls beyond what the compatibility table compares
+/// (tests/gnu_parallel.rs): job slots stay within -n, --dry-run runs nothing, --shell
+/// never reads an item as shell code, --delay spaces starts, --halt now stops running
+/// items, --joblog records exit values and signals.
+#[test]
+fn run_controls_as_gnu_parallel_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert_exit(&out, 0);
+        lines(&out)
+    };
+    // {%}: three at a time hold slots 1 to 3; no two running items share one.
+    let items: Vec<String> = (1..=12).map(|i| i.to_string()).collect();
+    let mut args = vec!["run", "-n", "3", "sh", "-c", "echo {%}; sleep 0.05", ":::"];
+    args.extend(items.iter().map(String::as_str));
+    let slots: BTreeSet<String> = ok(&args).into_iter().collect();
+    assert!(
+        !slots.is_empty() && slots.iter().all(|s| ["1", "2", "3"].contains(&s.as_str())),
+        "{slots:?}"
+    );
+    // --dry-run prints the commands, quoted, and runs none of them.
+    let touched = format!("{at}/touched");
+    assert_eq!(
+        ok(&[
+            "run",
+            "--dry-run",
+            "-k",
+            "touch",
+            "{}",
+            ":::",
+            &touched,
+            "a b"
+        ]),
+        [format!("touch {touched}"), "touch 'a b'".to_string()]
+    );
+    assert!(!Path::new(&touched).exists());
+    // --shell: the item is $1, never part of the script.
+    let pwned = format!("{at}/pwned");
+    let hostile = format!("$(touch {pwned}); echo no");
+    assert_eq!(
+        ok(&[
+            "run",
+            "--shell",
+            r#"printf '%s|%s\n' "$1" "$2""#,
+            ":::",
+            &hostile,
+            ":::",
+            "two"
+        ]),
+        [format!("{hostile}|two")]
+    );
+    assert!(!Path::new(&pwned).exists());
+    // --delay: four starts take at least three gaps, however many may run at once.
+    let started = Instant::now();
+    ok(&[
+        "run", "-n", "4", "--delay", "0.2", "true", ":::", "1", "2", "3", "4",
+    ]);
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    // --halt now: the failure stops the long item at once and starts nothing new.
+    let started = Instant::now();
+    let out = run(&[
+        "run",
+        "-n",
+        "2",
+        "--halt",
+        "now,fail=1",
+        "sh",
+        "-c",
+        "sleep {}; exit 3",
+        ":::",
+        "30",
+        "0",
+    ]);
+    assert_exit(&out, 1);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        text(&out.stderr).contains("halted (--halt now,fail=1)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --joblog: one line per attempt in GNU parallel's columns.
+    let joblog = format!("{at}/joblog");
+    let out = run(&[
+        "run",
+        "-k",
+        "--timeout",
+        "1",
+        "--joblog",
+        &joblog,
+        "sh",
+        "-c",
+        "sleep {}; exit {}",
+        ":::",
+        "0",
+        "3",
+        "0.x",
+    ]);
+    assert_exit(&out, 1);
+    let log = std::fs::read_to_string(&joblog).unwrap();
+    let mut rows: Vec<Vec<&str>> = log.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(
+        rows.remove(0),
+        [
+            "Seq",
+            "Host",
+            "Starttime",
+            "JobRuntime",
+            "Send",
+            "Receive",
+            "Exitval",
+            "Signal",
+            "Command"
+        ]
+    );
+    rows.sort_by_key(|row| row[0].to_string());
+    let summary: Vec<(&str, &str, &str, &str)> =
+        rows.iter().map(|r| (r[0], r[6], r[7], r[8])).collect();
+    assert_eq!(
+        summary,
+        [
+            ("1", "0", "0", "sh -c 'sleep 0; exit 0'"),
+            ("2", "-1", "15", "sh -c 'sleep 3; exit 3'"),
+            ("3", "2", "0", "sh -c 'sleep 0.x; exit 0.x'"),
+        ]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r[2].parse::<f64>().unwrap() > 1e9 && r[1] == ":")
+    );
+}
+
 #[test]
 fn bad_input_gets_one_line_and_exit_2() {
     let cases: &[&[&str]] = &[
@@ -510,7 +643,7 @@ fn bad_input_gets_one_line_and_exit_2() {
         &["run", "echo", ":::+", "a"],
         &["run", "echo", "::::", "/nonexistent/items"],
         &["run", "echo", "{fiel}", ":::", "a"],
-        &["run", "echo", "{%}", ":::", "a"],
+        &["run", "echo", "{%x}", ":::", "a"],
         &["run", "echo", "{0}", ":::", "a"],
         &["run", "echo", "{3}", ":::", "a", ":::", "b"],
         &["run", "--timeout", "5x", "--", "echo", "{}"],
@@ -520,6 +653,21 @@ fn bad_input_gets_one_line_and_exit_2() {
         &["run", "--items", "a", "--range", "0..2", "--", "echo"],
         &["run", "--line-buffer", "--keep-order", "--", "echo"],
         &["run", "--dispatch", "'unclosed", "--", "echo"],
+        &["run", "--colsep", "[", "echo", ":::", "a"],
+        &["run", "--halt", "later,fail=1", "echo", ":::", "a"],
+        &["run", "--delay", "soon", "echo", ":::", "a"],
+        &["run", "-N", "2", "echo", "{3}", ":::", "a"],
+        &["run", "echo {} | wc", ":::", "a"],
+        &["run", "--shell", "echo", "echo", ":::", "a"],
+        &["run", "--pipe", "wc"],
+        &[
+            "run",
+            "--joblog",
+            "/nonexistent/dir/log",
+            "echo",
+            ":::",
+            "a",
+        ],
     ];
     for args in cases {
         let out = run(args);

@@ -7,6 +7,7 @@
 //!   the same way.
 //! - [`placeholder`]: the `{}`, `{.}`, `{1}`, `{#}`… of command templates, as GNU
 //!   parallel spells them.
+//! - [`halt`]: when a foreground run stops early (GNU parallel's `--halt`).
 //! - [`connect`]: opening a store ([`Open`]: create it or only open an existing one) and
 //!   the one wording of connection failures every server store reports.
 //! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
@@ -22,6 +23,7 @@
 //! conformance suite can be driven by a fake clock.
 
 pub mod connect;
+pub mod halt;
 pub mod job;
 pub mod notify;
 pub mod parse;

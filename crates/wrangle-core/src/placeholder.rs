@@ -30,6 +30,9 @@ pub enum Field {
     End,
     /// `{job}`: the job's name.
     Job,
+    /// `{%}`: the job slot the attempt runs in, 1 to the number running at once (the
+    /// lowest free one, so a slot names a reusable resource: a GPU, a scratch dir).
+    JobSlot,
 }
 
 /// Which part of the value, read as a path.
@@ -67,7 +70,7 @@ pub enum Piece<'a> {
 
 /// The placeholders there are, for error messages and help.
 pub const KNOWN: &str =
-    "{} {.} {/} {//} {/.} {N} {N.} {N/} {N//} {N/.} {#} {id} {attempt} {start} {end} {job}";
+    "{} {.} {/} {//} {/.} {N} {N.} {N/} {N//} {N/.} {#} {%} {id} {attempt} {start} {end} {job}";
 
 /// Cuts `arg` into text and placeholders; a misspelled placeholder is an error naming it.
 pub fn parse_template(arg: &str) -> Result<Vec<Piece<'_>>, InputError> {
@@ -144,7 +147,7 @@ fn parse_token(token: &str) -> Result<Placeholder, String> {
             "start" => (Field::Start, ""),
             "end" => (Field::End, ""),
             "job" => (Field::Job, ""),
-            "%" => return Err("{%} (the job slot number) is not supported".into()),
+            "%" => (Field::JobSlot, ""),
             _ => (Field::Item, token),
         }
     };
@@ -212,6 +215,10 @@ mod tests {
                 slot(Field::Id, Part::Whole),
             ]
         );
+        assert_eq!(
+            parse_template("gpu{%}").unwrap(),
+            vec![Piece::Text("gpu"), slot(Field::JobSlot, Part::Whole)]
+        );
         for text in [
             "${HOME}/x",
             "{print $1}",
@@ -239,7 +246,7 @@ mod tests {
             ("x{..}", "unknown placeholder {..}"),
             ("{0}", "numbered from 1"),
             ("{1x}", "unknown placeholder {1x}"),
-            ("{%}", "not supported"),
+            ("{%x}", "unknown placeholder {%x}"),
             ("{ID}", "unknown placeholder {ID}"),
         ] {
             let err = parse_template(arg).unwrap_err().to_string();

@@ -2,8 +2,8 @@
 //!
 //! No shell is involved: the task reaches the command through placeholders substituted
 //! inside argv elements (`{}`, `{.}`, `{/}`, `{//}`, `{/.}`, `{N}`, `{id}`, `{attempt}`,
-//! `{#}`, `{start}`, `{end}`, `{job}`; see [`wrangle_core::placeholder`]),
-//! environment variables (`WRANGLE_TASK_ID`, `WRANGLE_KIND`, `WRANGLE_ATTEMPT`,
+//! `{#}`, `{%}`, `{start}`, `{end}`, `{job}`; see [`wrangle_core::placeholder`]),
+//! environment variables (`WRANGLE_TASK_ID`, `WRANGLE_KIND`, `WRANGLE_ATTEMPT`, `WRANGLE_SLOT`,
 //! `WRANGLE_PAYLOAD`, `WRANGLE_START`, `WRANGLE_END`, `WRANGLE_JOB`, `WRANGLE_QUEUE`) and
 //! the payload JSON on stdin. `WRANGLE_PAYLOAD` is left out when the payload is too long
 //! for an environment string ([`MAX_ENV_STRING_BYTES`], 128 KiB on Linux); stdin has it. Exit status 0 is success and stdout (up to
@@ -88,6 +88,8 @@ pub struct CommandExecutor {
     /// at every spawn costs a failed `execve` per earlier directory, which dominates
     /// tiny commands.
     program: Option<PathBuf>,
+    /// Job slots in use (`{%}`): index `i` is slot `i + 1`.
+    slots: Arc<std::sync::Mutex<Vec<bool>>>,
 }
 
 impl CommandExecutor {
@@ -95,7 +97,24 @@ impl CommandExecutor {
     pub fn new(spec: CommandSpec) -> Self {
         assert!(!spec.argv.is_empty(), "a command needs a program");
         let program = find_in_path(&spec.argv[0]);
-        CommandExecutor { spec, program }
+        CommandExecutor {
+            spec,
+            program,
+            slots: Arc::default(),
+        }
+    }
+}
+
+/// A job slot taken for one attempt; free again when dropped.
+struct SlotGuard {
+    slots: Arc<std::sync::Mutex<Vec<bool>>>,
+    index: usize,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots[self.index] = false;
     }
 }
 
@@ -179,40 +198,112 @@ fn field_text(payload: &Value, field: &str) -> Option<String> {
     payload.get(field).map(item_text)
 }
 
+/// What the placeholders of one attempt are filled from.
+#[derive(Debug, Clone, Copy)]
+pub struct Fill<'a> {
+    /// The task.
+    pub task: &'a ClaimedTask,
+    /// The job slot it runs in (`{%}`, `WRANGLE_SLOT`), from 1.
+    pub slot: usize,
+}
+
+/// The command line a template makes for one attempt: [`substitute`] on every element.
+pub fn expand_argv<S: AsRef<str>>(argv: &[S], fill: Fill<'_>) -> Vec<OsString> {
+    argv.iter()
+        .flat_map(|arg| substitute(arg.as_ref(), fill))
+        .collect()
+}
+
 /// Replaces the placeholders in one argv element (the grammar is
 /// [`wrangle_core::placeholder`]; an element with a misspelled one, which front ends
 /// refuse up front, is passed as written). An item of bytes that are not UTF-8
 /// ([`item_payload`]) is put in as those bytes.
-pub fn substitute(arg: &str, task: &ClaimedTask) -> OsString {
+///
+/// Usually one element makes one argument. `{}` of a tuple (several input sources,
+/// `--colsep`, `-N`) makes one argument per value, as GNU parallel does: `x{}y` of
+/// `(a, b)` is `xa` and `by`, and an element that is only `{}` of an empty tuple makes none.
+pub fn substitute(arg: &str, fill: Fill<'_>) -> Vec<OsString> {
+    let payload = &fill.task.payload;
     if !arg.contains('{') {
-        return arg.into();
+        return vec![arg.into()];
     }
     let Ok(pieces) = parse_template(arg) else {
-        return arg.into();
+        return vec![arg.into()];
     };
-    let mut out: Vec<u8> = Vec::with_capacity(arg.len() + 16);
-    for piece in pieces {
-        match piece {
-            Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
-            Piece::Slot(Placeholder { field, part }) => {
-                let value = match field {
-                    Field::Item => Some(item_bytes(&task.payload)),
-                    Field::Arg(n) => Some(arg_bytes(&task.payload, n)),
-                    Field::Id => Some(task.id.to_string().into_bytes()),
-                    Field::Attempt => Some(task.attempt.to_string().into_bytes()),
-                    Field::Start => field_text(&task.payload, "start").map(String::into_bytes),
-                    Field::End => field_text(&task.payload, "end").map(String::into_bytes),
-                    Field::Job => Some(task.job.clone().unwrap_or_default().into_bytes()),
-                };
-                match value {
-                    Some(value) => out.extend_from_slice(&path_part(&value, part)),
-                    // `{start}` of a payload that is no range block stays as written.
-                    None => out.extend_from_slice(placeholder_source(field, part).as_bytes()),
-                }
+    let mut words: Vec<Vec<u8>> = vec![Vec::with_capacity(arg.len() + 16)];
+    let mut emptied = false;
+    for piece in &pieces {
+        let current = words.last_mut().expect("there is always a word");
+        let &Piece::Slot(Placeholder { field, part }) = piece else {
+            if let Piece::Text(text) = piece {
+                current.extend_from_slice(text.as_bytes());
             }
+            continue;
+        };
+        let value = match field {
+            Field::Item => match tuple_args(payload) {
+                Some(args) => {
+                    // Each value its own argument; the text around joins the first and last.
+                    for (i, value) in args.iter().enumerate() {
+                        if i > 0 {
+                            words.push(Vec::new());
+                        }
+                        let word = words.last_mut().expect("just pushed");
+                        word.extend_from_slice(&path_part(&item_bytes(value), part));
+                    }
+                    emptied |= args.is_empty();
+                    continue;
+                }
+                None => Some(item_bytes(payload)),
+            },
+            Field::Arg(n) => Some(arg_bytes(payload, n)),
+            Field::Id => Some(fill.task.id.to_string().into_bytes()),
+            Field::Attempt => Some(fill.task.attempt.to_string().into_bytes()),
+            Field::Start => field_text(payload, "start").map(String::into_bytes),
+            Field::End => field_text(payload, "end").map(String::into_bytes),
+            Field::Job => Some(fill.task.job.clone().unwrap_or_default().into_bytes()),
+            Field::JobSlot => Some(fill.slot.to_string().into_bytes()),
+        };
+        match value {
+            Some(value) => current.extend_from_slice(&path_part(&value, part)),
+            // `{start}` of a payload that is no range block stays as written.
+            None => current.extend_from_slice(placeholder_source(field, part).as_bytes()),
         }
     }
-    OsString::from_vec(out)
+    if emptied && pieces.len() == 1 {
+        return Vec::new();
+    }
+    words.into_iter().map(OsString::from_vec).collect()
+}
+
+/// A command line as a shell would read it back, quoted as GNU parallel's `--dry-run`
+/// and `--joblog` print it: words of letters, digits and `-_+./` as they are, others in
+/// single quotes (a `'` itself as `"'"`). For showing a command, never for running one.
+pub fn shell_line<S: AsRef<std::ffi::OsStr>>(argv: &[S]) -> String {
+    argv.iter()
+        .map(|word| shell_quote(&word.as_ref().to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_+./".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.to_string();
+    }
+    if word.is_empty() {
+        return "''".to_string();
+    }
+    word.split('\'')
+        .map(|part| {
+            if part.is_empty() {
+                String::new()
+            } else {
+                format!("'{part}'")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\"'\"")
 }
 
 /// What `{}` stands for, as bytes: an item's own bytes, a tuple's arguments joined by
@@ -255,6 +346,7 @@ fn tuple_args(payload: &Value) -> Option<&Vec<Value>> {
 /// A placeholder as it was written.
 fn placeholder_source(field: Field, part: Part) -> String {
     let name = match field {
+        Field::JobSlot => "%".into(),
         Field::Item => String::new(),
         Field::Arg(n) => n.to_string(),
         Field::Id => "id".into(),
@@ -430,8 +522,30 @@ pub(crate) fn signal_group(pid: Option<u32>, signal: Signal) {
 }
 
 impl CommandExecutor {
-    fn command_for(&self, task: &ClaimedTask) -> Command {
-        let argv: Vec<OsString> = self.spec.argv.iter().map(|a| substitute(a, task)).collect();
+    /// Takes the lowest free job slot until the guard drops.
+    fn take_slot(&self) -> SlotGuard {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let index = match slots.iter().position(|used| !used) {
+            Some(index) => index,
+            None => {
+                slots.push(false);
+                slots.len() - 1
+            }
+        };
+        slots[index] = true;
+        SlotGuard {
+            slots: self.slots.clone(),
+            index,
+        }
+    }
+
+    fn command_for(&self, task: &ClaimedTask, slot: usize) -> Result<Command, Failure> {
+        let argv = expand_argv(&self.spec.argv, Fill { task, slot });
+        if argv.is_empty() {
+            return Err(Failure(
+                "the command line is empty once its placeholders are filled in".into(),
+            ));
+        }
         let mut command = match &self.program {
             Some(program) => Command::new(program),
             None => Command::new(&argv[0]),
@@ -452,6 +566,7 @@ impl CommandExecutor {
             .env("WRANGLE_KIND", &task.kind)
             .env("WRANGLE_QUEUE", &task.queue)
             .env("WRANGLE_ATTEMPT", task.attempt.to_string())
+            .env("WRANGLE_SLOT", slot.to_string())
             .env("WRANGLE_JOB", task.job.clone().unwrap_or_default());
         let payload = task.payload.to_string();
         // `WRANGLE_PAYLOAD=` and the terminating NUL count towards the limit too.
@@ -466,7 +581,7 @@ impl CommandExecutor {
         for (name, value) in &self.spec.env {
             command.env(name, value);
         }
-        command
+        Ok(command)
     }
 
     /// The attempt's `--output` files, created when their stream writes its first byte.
@@ -583,8 +698,9 @@ impl Executor for CommandExecutor {
 impl CommandExecutor {
     async fn run_process(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
         let program = self.spec.argv[0].clone();
+        let slot = self.take_slot();
         let mut child = self
-            .command_for(task)
+            .command_for(task, slot.index + 1)?
             .spawn()
             .map_err(|err| Failure(format!("cannot run '{program}': {err}")))?;
         // The command may never read stdin; a closed pipe is not an error.
@@ -664,6 +780,28 @@ pub(crate) fn describe_status(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// The exit value and signal of a failed attempt, read back from its message as this
+/// module wrote it ([`describe_status`]), the way GNU parallel's joblog records them:
+/// `(code, 0)` for an exit code, `(-1, signal)` for a killed process (a timeout or a
+/// cancel is SIGTERM, which the executor sends), `(-1, 0)` when it never ran.
+pub fn exit_of(failure: &Failure) -> (i32, i32) {
+    let message = failure.0.as_str();
+    let number = |prefix: &str| {
+        let rest = message.strip_prefix(prefix)?;
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '-');
+        rest[..digits.unwrap_or(rest.len())].parse::<i32>().ok()
+    };
+    if let Some(code) = number("exit code ") {
+        (code, 0)
+    } else if let Some(signal) = number("killed by signal ") {
+        (-1, signal)
+    } else if message.starts_with("timed out") || message == "cancelled" {
+        (-1, Signal::SIGTERM as i32)
+    } else {
+        (-1, 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,6 +837,13 @@ mod tests {
         )
     }
 
+    /// One argv element filled in, as one argument (the elements tested make one).
+    fn substitute(arg: &str, task: &ClaimedTask) -> OsString {
+        let mut words = super::substitute(arg, Fill { task, slot: 3 });
+        assert_eq!(words.len(), 1, "{arg}: {words:?}");
+        words.remove(0)
+    }
+
     #[test]
     fn placeholders() {
         use std::os::unix::ffi::OsStrExt;
@@ -722,12 +867,66 @@ mod tests {
             "dir/a.tar|a.tar.gz|dir|a.tar|a.tar.gz"
         );
         let tuple = task(tuple_payload(vec![b"x/a.txt".to_vec(), b"\xff".to_vec()]));
-        assert_eq!(substitute("{}", &tuple).as_bytes(), b"x/a.txt \xff");
         assert_eq!(substitute("{1/.}-{2}-{3}", &tuple).as_bytes(), b"a-\xff-");
+        assert_eq!(substitute("slot{%}", &tuple), "slot3");
         assert_eq!(item_text(&tuple.payload), "x/a.txt \u{fffd}");
         assert_eq!(substitute("{2}", &task(json!(["a", "b"]))), "b");
         assert_eq!(substitute("f_{}.txt", &task(json!("x y"))), "f_x y.txt");
         assert_eq!(substitute("{start}", &task(json!(5))), "{start}");
+    }
+
+    #[test]
+    fn a_tuple_fills_one_argument_per_value_as_gnu_parallel_does() {
+        let fill = |arg: &str, args: &[&str]| {
+            let t = task(tuple_payload(
+                args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            ));
+            super::substitute(arg, Fill { task: &t, slot: 1 })
+        };
+        assert_eq!(fill("{}", &["a", "b c"]), ["a", "b c"]);
+        assert_eq!(fill("x{}y", &["a", "b"]), ["xa", "by"]);
+        assert_eq!(fill("{/.}", &["d/a.txt", "e/b.gz"]), ["a", "b"]);
+        assert_eq!(fill("{}", &[]), Vec::<OsString>::new());
+        assert_eq!(fill("x{}", &[]), ["x"]);
+        let t = task(tuple_payload(vec![b"1".to_vec(), b"2".to_vec()]));
+        assert_eq!(
+            expand_argv(&["echo", "{}", "{2}"], Fill { task: &t, slot: 1 }),
+            ["echo", "1", "2", "2"]
+        );
+    }
+
+    #[test]
+    fn command_lines_are_shown_quoted_as_gnu_parallel_shows_them() {
+        assert_eq!(
+            shell_line(&["echo", "a b", "c'd", "a/b.c", "", "'", "a+b", "x$y", "é"]),
+            r#"echo 'a b' 'c'"'"'d' a/b.c '' "'" a+b 'x$y' 'é'"#
+        );
+        assert_eq!(shell_line(&["a'b'"]), r#"'a'"'"'b'"'""#);
+    }
+
+    #[test]
+    fn exit_values_are_read_back_from_failures() {
+        let failed = |argv: &[&str]| run(argv, &task(json!(1))).unwrap_err();
+        assert_eq!(
+            exit_of(&failed(&["sh", "-c", "echo oops >&2; exit 3"])),
+            (3, 0)
+        );
+        assert_eq!(exit_of(&failed(&["sh", "-c", "kill -9 $$"])), (-1, 9));
+        assert_eq!(exit_of(&failed(&["/nonexistent/program"])), (-1, 0));
+        assert_eq!(exit_of(&Failure("timed out after 2s".into())), (-1, 15));
+    }
+
+    #[test]
+    fn concurrent_attempts_get_the_lowest_free_job_slots() {
+        let executor = CommandExecutor::new(CommandSpec::new(vec!["true".into()]));
+        let first = executor.take_slot();
+        let second = executor.take_slot();
+        assert_eq!((first.index, second.index), (0, 1));
+        drop(first);
+        assert_eq!(executor.take_slot().index, 0);
+        drop(second);
+        let again = [executor.take_slot(), executor.take_slot()];
+        assert_eq!(again.map(|s| s.index), [0, 1]);
     }
 
     #[test]

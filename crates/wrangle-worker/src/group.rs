@@ -161,6 +161,11 @@ pub(crate) async fn claim_loop(
         if want == 0 {
             continue;
         }
+        // A select above may have woken for a free runner as the shutdown began: once
+        // told to stop claiming, claim nothing more (`wrangle run --halt` relies on it).
+        if stop_claiming.is_cancelled() {
+            break;
+        }
         let request = ClaimRequest {
             worker: config.name.clone(),
             queues: group.queues.clone(),

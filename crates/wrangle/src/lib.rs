@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 pub use wrangle_core::connect::{self, ConnectCause, ConnectFailure, Open};
+pub use wrangle_core::halt;
 pub use wrangle_core::parse::{self, StoreUrl};
 pub use wrangle_core::placeholder;
 pub use wrangle_core::pool;

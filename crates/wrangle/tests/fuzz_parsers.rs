@@ -1,6 +1,6 @@
 //! Random mutations of valid input fed to every parser a user's text reaches: durations,
 //! sizes, ranges, times, names, payloads, pool and autoscale specs, queue lists, scale
-//! targets, store URLs and each store's URL options. None may panic or hang, and every
+//! targets, `--halt` specs, command templates, store URLs and each store's URL options. None may panic or hang, and every
 //! error is one line (the stores' connect errors quote a CA file's path exactly as
 //! given, newlines and all; the CLI prints every error through `parse::one_line`). Bounded: `WRANGLE_FUZZ_ITERATIONS` inputs per parser (see
 //! `wrangle_testkit::fuzz`; `scripts/fuzz.sh` runs many more). `wrangle.toml` and the
@@ -88,6 +88,24 @@ fn core_parsers_never_panic_and_give_one_line_errors() {
         "scale target",
         &["mail=3", "4", "+1", "default=-1"],
         parse_scale_target,
+        text,
+    );
+    check(
+        "halt",
+        &["now,fail=1", "soon,fail=10%", "-2", "never", "soon,done=3"],
+        wrangle::halt::parse_halt,
+        text,
+    );
+    check(
+        "command template",
+        &[
+            "{}",
+            "out/{/.}.png",
+            "{1}-{2//}{#}{%}",
+            "${HOME}",
+            "{print $1}",
+        ],
+        |t| wrangle::placeholder::parse_template(t).map(|pieces| pieces.len()),
         text,
     );
 }

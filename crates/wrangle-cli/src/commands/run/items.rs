@@ -24,6 +24,98 @@ const CHANNEL_ITEMS: usize = 1024;
 /// One thing the reader produces: an item's payload, or why the source broke off.
 pub(crate) type SourceEvent = Result<Value, String>;
 
+/// How the values read become items: `-0` (NUL-separated input), `--colsep` (each
+/// value split into columns) and `-N` (values grouped), as in GNU parallel.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shape {
+    /// Input lines end at NUL bytes, not newlines.
+    pub(crate) null: bool,
+    /// Each value is split into columns here: the item is the tuple of its columns.
+    pub(crate) colsep: Option<regex::bytes::Regex>,
+    /// Every `N` values make one item, a tuple (the last may be shorter; 0: one empty
+    /// tuple per value).
+    pub(crate) group: Option<usize>,
+}
+
+impl Shape {
+    /// How many items `values` values make.
+    pub(crate) fn items_of(&self, values: u64) -> u64 {
+        match self.group {
+            Some(n) if n > 1 => values.div_ceil(n as u64),
+            _ => values,
+        }
+    }
+
+    /// What ends an input line.
+    pub(crate) fn separator(&self) -> u8 {
+        if self.null { b'\0' } else { b'\n' }
+    }
+}
+
+/// Sends a source's values as items, shaped by a [`Shape`]; `false` once the run stopped
+/// listening.
+struct Emitter<'a> {
+    items: &'a mpsc::Sender<SourceEvent>,
+    shape: &'a Shape,
+    /// `-N`: values waiting for the rest of their group.
+    pending: Vec<Vec<u8>>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(items: &'a mpsc::Sender<SourceEvent>, shape: &'a Shape) -> Self {
+        Emitter {
+            items,
+            shape,
+            pending: Vec::new(),
+        }
+    }
+
+    fn send(&self, event: SourceEvent) -> bool {
+        self.items.blocking_send(event).is_ok()
+    }
+
+    /// One value of a single source.
+    fn value(&mut self, value: Vec<u8>) -> bool {
+        if let Some(colsep) = &self.shape.colsep {
+            return self.send(Ok(tuple_payload(columns(colsep, &value))));
+        }
+        match self.shape.group {
+            None => self.send(Ok(item_payload(value))),
+            Some(0) => self.send(Ok(tuple_payload(Vec::new()))),
+            Some(n) => {
+                self.pending.push(value);
+                if self.pending.len() < n {
+                    return true;
+                }
+                let group = std::mem::take(&mut self.pending);
+                self.send(Ok(tuple_payload(group)))
+            }
+        }
+    }
+
+    /// One combination of several sources (`--colsep` splits each of its values).
+    fn tuple(&mut self, values: Vec<Vec<u8>>) -> bool {
+        let values = match &self.shape.colsep {
+            Some(colsep) => values.iter().flat_map(|v| columns(colsep, v)).collect(),
+            None => values,
+        };
+        self.send(Ok(tuple_payload(values)))
+    }
+
+    /// The source ended: a short last group is an item too.
+    fn finish(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let group = std::mem::take(&mut self.pending);
+        self.send(Ok(tuple_payload(group)))
+    }
+}
+
+fn columns(colsep: &regex::bytes::Regex, value: &[u8]) -> Vec<Vec<u8>> {
+    colsep.split(value).map(<[u8]>::to_vec).collect()
+}
+
 /// A validated item source.
 #[derive(Debug, Clone)]
 pub(crate) enum ItemSource {
@@ -43,9 +135,9 @@ pub(crate) enum ItemSource {
 
 impl ItemSource {
     /// How many items there will be, when that is known before reading them.
-    pub(crate) fn known_total(&self) -> Option<u64> {
+    pub(crate) fn known_total(&self, shape: &Shape) -> Option<u64> {
         match self {
-            ItemSource::Args(items) => Some(items.len() as u64),
+            ItemSource::Args(items) => Some(shape.items_of(items.len() as u64)),
             ItemSource::Tuples(tuples) => Some(tuples.len() as u64),
             ItemSource::Range { start, end, block } => Some(end.abs_diff(*start).div_ceil(*block)),
             _ => None,
@@ -68,30 +160,37 @@ impl ItemSource {
 
     /// Opens the source and starts reading it on a thread; items arrive on the receiver
     /// in order, and it closes when the source ends.
-    pub(crate) fn start(&self) -> CliResult<mpsc::Receiver<SourceEvent>> {
+    pub(crate) fn start(&self, shape: &Shape) -> CliResult<mpsc::Receiver<SourceEvent>> {
         let (items, receiver) = mpsc::channel(CHANNEL_ITEMS);
+        let shape = shape.clone();
         match self.clone() {
-            ItemSource::Stdin => spawn_reader(move || read_lines(std::io::stdin().lock(), &items)),
-            ItemSource::File(path) if path.as_os_str() == "-" => {
-                spawn_reader(move || read_lines(std::io::stdin().lock(), &items))
-            }
+            ItemSource::Stdin => spawn_reader(move || {
+                read_lines(std::io::stdin().lock(), &mut Emitter::new(&items, &shape))
+            }),
+            ItemSource::File(path) if path.as_os_str() == "-" => spawn_reader(move || {
+                read_lines(std::io::stdin().lock(), &mut Emitter::new(&items, &shape))
+            }),
             ItemSource::File(path) => {
                 let file = std::fs::File::open(&path).map_err(|err| {
                     CliError::input(format!("cannot read --items {}: {err}", path.display()))
                 })?;
-                spawn_reader(move || read_lines(BufReader::new(file), &items))
+                spawn_reader(move || {
+                    read_lines(BufReader::new(file), &mut Emitter::new(&items, &shape))
+                })
             }
             ItemSource::Args(args) => spawn_reader(move || {
+                let mut emit = Emitter::new(&items, &shape);
                 for arg in args {
-                    let arg = std::os::unix::ffi::OsStringExt::into_vec(arg);
-                    if items.blocking_send(Ok(item_payload(arg))).is_err() {
+                    if !emit.value(std::os::unix::ffi::OsStringExt::into_vec(arg)) {
                         return;
                     }
                 }
+                emit.finish();
             }),
             ItemSource::Tuples(tuples) => spawn_reader(move || {
+                let mut emit = Emitter::new(&items, &shape);
                 for tuple in tuples {
-                    if items.blocking_send(Ok(tuple_payload(tuple))).is_err() {
+                    if !emit.tuple(tuple) {
                         return;
                     }
                 }
@@ -119,7 +218,9 @@ impl ItemSource {
                     .map_err(|err| {
                         CliError::input(format!("cannot run --dispatch '{}': {err}", argv[0]))
                     })?;
-                spawn_reader(move || read_dispatch(child, &argv[0], &items))
+                spawn_reader(move || {
+                    read_dispatch(child, &argv[0], &mut Emitter::new(&items, &shape))
+                })
             }
         }
         Ok(receiver)
@@ -244,30 +345,28 @@ fn spawn_reader<R: Send + 'static>(read: impl FnOnce() -> R + Send + 'static) {
         .expect("starting the item reader thread");
 }
 
-/// Sends each line (without its line ending, byte for byte) as an item. Returns
-/// false when the run stopped listening.
-fn read_lines(mut input: impl BufRead, items: &mpsc::Sender<SourceEvent>) -> bool {
+/// Sends each line (without its line ending, byte for byte; with `-0`, each NUL-ended
+/// record) as a value. Returns false when the run stopped listening.
+fn read_lines(mut input: impl BufRead, emit: &mut Emitter<'_>) -> bool {
+    let separator = emit.shape.separator();
     let mut line = Vec::new();
     loop {
         line.clear();
-        match input.read_until(b'\n', &mut line) {
-            Ok(0) => return true,
+        match input.read_until(separator, &mut line) {
+            Ok(0) => return emit.finish(),
             Ok(_) => {
-                if line.ends_with(b"\n") {
+                if line.last() == Some(&separator) {
                     line.pop();
-                    if line.ends_with(b"\r") {
+                    if separator == b'\n' && line.ends_with(b"\r") {
                         line.pop();
                     }
                 }
-                if items
-                    .blocking_send(Ok(item_payload(std::mem::take(&mut line))))
-                    .is_err()
-                {
+                if !emit.value(std::mem::take(&mut line)) {
                     return false;
                 }
             }
             Err(err) => {
-                let _ = items.blocking_send(Err(format!("reading items failed: {err}")));
+                emit.send(Err(format!("reading items failed: {err}")));
                 return false;
             }
         }
@@ -275,9 +374,9 @@ fn read_lines(mut input: impl BufRead, items: &mpsc::Sender<SourceEvent>) -> boo
 }
 
 /// Reads a dispatch command's lines; a command that fails is reported once it ends.
-fn read_dispatch(mut child: Child, program: &str, items: &mpsc::Sender<SourceEvent>) {
+fn read_dispatch(mut child: Child, program: &str, emit: &mut Emitter<'_>) {
     let stdout = child.stdout.take().expect("stdout is piped");
-    if !read_lines(BufReader::new(stdout), items) {
+    if !read_lines(BufReader::new(stdout), emit) {
         // The run stopped (Ctrl-C): the command must not keep producing into nothing.
         let _ = child.kill();
         let _ = child.wait();
@@ -288,30 +387,36 @@ fn read_dispatch(mut child: Child, program: &str, items: &mpsc::Sender<SourceEve
         Ok(status) => format!("--dispatch '{program}' failed ({status})"),
         Err(err) => format!("--dispatch '{program}': {err}"),
     };
-    let _ = items.blocking_send(Err(failure));
+    emit.send(Err(failure));
 }
 
-/// The items in a file: its lines, the last one counted even without a line ending.
-pub(crate) fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
+/// The values in a file: its lines (records ended by `separator`), the last one counted
+/// even without its ending.
+pub(crate) fn count_lines(path: &std::path::Path, separator: u8) -> std::io::Result<u64> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut buffer = vec![0u8; 1 << 16];
-    let (mut lines, mut last) = (0u64, b'\n');
+    let (mut lines, mut last) = (0u64, separator);
     loop {
         let read = file.read(&mut buffer)?;
         if read == 0 {
             break;
         }
-        lines += buffer[..read].iter().filter(|&&b| b == b'\n').count() as u64;
+        lines += buffer[..read].iter().filter(|&&b| b == separator).count() as u64;
         last = buffer[read - 1];
     }
-    Ok(lines + u64::from(last != b'\n'))
+    Ok(lines + u64::from(last != separator))
 }
 
 /// Drains a reader into a list (tests).
 #[cfg(test)]
 fn collect(source: ItemSource) -> Vec<SourceEvent> {
-    let mut receiver = source.start().unwrap();
+    collect_shaped(source, &Shape::default())
+}
+
+#[cfg(test)]
+fn collect_shaped(source: ItemSource, shape: &Shape) -> Vec<SourceEvent> {
+    let mut receiver = source.start(shape).unwrap();
     let mut all = Vec::new();
     while let Some(event) = receiver.blocking_recv() {
         all.push(event);
@@ -330,7 +435,7 @@ mod tests {
             end: 25,
             block: 10,
         };
-        assert_eq!(source.known_total(), Some(3));
+        assert_eq!(source.known_total(&Shape::default()), Some(3));
         let blocks = collect(source);
         assert_eq!(
             blocks,
@@ -370,7 +475,7 @@ mod tests {
         ] {
             let path = dir.path().join("items");
             std::fs::write(&path, text).unwrap();
-            assert_eq!(count_lines(&path).unwrap(), items, "{text:?}");
+            assert_eq!(count_lines(&path, b'\n').unwrap(), items, "{text:?}");
             assert_eq!(collect(ItemSource::File(path)).len() as u64, items);
         }
     }
@@ -391,20 +496,67 @@ mod tests {
     #[test]
     fn missing_files_and_programs_are_bad_input() {
         let missing = ItemSource::File("/nonexistent/items".into())
-            .start()
+            .start(&Shape::default())
             .unwrap_err();
         assert!(matches!(missing, CliError::Input(_)));
         let unrunnable = ItemSource::Dispatch(vec!["/nonexistent/cmd".into()])
-            .start()
+            .start(&Shape::default())
             .unwrap_err();
         assert!(matches!(unrunnable, CliError::Input(_)));
+    }
+
+    #[test]
+    fn null_separated_columns_and_groups_shape_the_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items");
+        std::fs::write(&path, b"a b\n1\0c\0d").unwrap();
+        let null = Shape {
+            null: true,
+            ..Shape::default()
+        };
+        assert_eq!(
+            collect_shaped(ItemSource::File(path.clone()), &null),
+            vec![Ok(json!("a b\n1")), Ok(json!("c")), Ok(json!("d"))]
+        );
+        assert_eq!(count_lines(&path, 0).unwrap(), 3);
+        let tuple = |values: &[&str]| {
+            Ok(tuple_payload(
+                values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+            ))
+        };
+        let colsep = Shape {
+            colsep: Some(regex::bytes::Regex::new(",\\s*").unwrap()),
+            ..Shape::default()
+        };
+        let args = |list: &[&str]| ItemSource::Args(list.iter().map(Into::into).collect());
+        assert_eq!(
+            collect_shaped(args(&["a, b,c", "d"]), &colsep),
+            vec![tuple(&["a", "b", "c"]), tuple(&["d"])]
+        );
+        let pairs = Shape {
+            group: Some(2),
+            ..Shape::default()
+        };
+        assert_eq!(
+            collect_shaped(args(&["a", "b", "c"]), &pairs),
+            vec![tuple(&["a", "b"]), tuple(&["c"])]
+        );
+        assert_eq!(pairs.items_of(3), 2);
+        let none = Shape {
+            group: Some(0),
+            ..Shape::default()
+        };
+        assert_eq!(
+            collect_shaped(args(&["a", "b"]), &none),
+            vec![tuple(&[]), tuple(&[])]
+        );
     }
 
     #[test]
     fn the_reader_stops_when_nobody_listens() {
         // An endless dispatch: dropping the receiver must end (kill) it, not hang.
         let argv = ["yes"].map(String::from).to_vec();
-        let mut receiver = ItemSource::Dispatch(argv).start().unwrap();
+        let mut receiver = ItemSource::Dispatch(argv).start(&Shape::default()).unwrap();
         assert_eq!(receiver.blocking_recv(), Some(Ok(json!("y"))));
         drop(receiver);
     }

@@ -12,6 +12,9 @@
 //! unwraps it so commands see the item as `{}` and its sequence number as the task id.
 //! With a journal, every item has a unique key made of its sequence number and a hash of
 //! its text: rerunning enqueues nothing twice, skips what is done, and retries what failed.
+//!
+//! GNU parallel's run controls sit around the executor in [`RunExecutor`] (`--delay`,
+//! `--dry-run`, `--joblog`) and in the [`Tracker`] (`--halt`, from outcomes).
 
 mod items;
 mod output;
@@ -25,8 +28,9 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use wrangle::exec::command::placeholder_text;
-use wrangle::exec::{Executor, RunnerExecutor, RunnerSpec};
+use wrangle::exec::command::{Fill, exit_of, expand_argv, placeholder_text, shell_line};
+use wrangle::exec::{Executor, OutputSink, OutputStream, RunnerExecutor, RunnerSpec};
+use wrangle::halt::{Halt, parse_halt};
 use wrangle::parse::{parse_duration, parse_range};
 use wrangle::store::ClaimedTask;
 use wrangle::{
@@ -36,7 +40,7 @@ use wrangle::{
 
 use crate::cli::RunArgs;
 use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED, EXIT_TASK_FAILED};
-use items::{ItemSource, SourceEvent};
+use items::{ItemSource, Shape, SourceEvent};
 use output::{OutputMode, Printer};
 use tracker::{RunCounts, Tracker};
 
@@ -46,10 +50,45 @@ const RUN_KIND: &str = "run";
 const ENQUEUE_BATCH: usize = 1000;
 
 /// What runs each item.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Runs {
-    Command(Vec<String>),
-    Runner { argv: Vec<String>, in_flight: usize },
+    /// A command template; with `--shell`, `sh -c` running `script` with the item as
+    /// its positional parameters.
+    Command {
+        argv: Vec<String>,
+        script: Option<String>,
+    },
+    Runner {
+        argv: Vec<String>,
+        in_flight: usize,
+    },
+}
+
+/// The environment variable `--shell`'s script travels in: the command line is a fixed
+/// `eval` of it, so no item is ever spliced into the script's text.
+const SHELL_SCRIPT_VAR: &str = "WRANGLE_SHELL_SCRIPT";
+
+impl Runs {
+    /// The command line an item makes, as `--dry-run` and `--joblog` show it (a
+    /// `--shell` script shown as itself, not as the `eval` that runs it).
+    fn shown(&self, item: &ClaimedTask) -> Vec<std::ffi::OsString> {
+        let fill = Fill {
+            task: item,
+            slot: 1,
+        };
+        match self {
+            Runs::Command {
+                script: Some(script),
+                ..
+            } => ["sh", "-c", script.as_str(), "wrangle"]
+                .map(std::ffi::OsString::from)
+                .into_iter()
+                .chain(expand_argv(&["{}"], fill))
+                .collect(),
+            Runs::Command { argv, .. } => expand_argv(argv, fill),
+            Runs::Runner { .. } => vec![item.payload.to_string().into()],
+        }
+    }
 }
 
 /// A validated `wrangle run`.
@@ -65,6 +104,13 @@ pub(crate) struct RunPlan {
     tag: bool,
     journal: Option<PathBuf>,
     progress: bool,
+    shape: Shape,
+    halt: Option<Halt>,
+    /// `--halt` as given, for the summary.
+    halt_spec: Option<String>,
+    delay: Option<Duration>,
+    dry_run: bool,
+    joblog: Option<PathBuf>,
 }
 
 /// Checks the command line; nothing runs yet.
@@ -85,7 +131,23 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
             })
         })
         .collect::<CliResult<Vec<String>>>()?;
-    let mut arguments = 1;
+    let shape = Shape {
+        null: args.null,
+        colsep: args
+            .colsep
+            .as_deref()
+            .map(|colsep| {
+                regex::bytes::Regex::new(colsep).map_err(|err| {
+                    CliError::input(format!(
+                        "--colsep '{colsep}' is not a regular expression: {}",
+                        err.to_string().lines().last().unwrap_or_default()
+                    ))
+                })
+            })
+            .transpose()?,
+        group: args.max_args,
+    };
+    let mut arguments = args.max_args.unwrap_or(1);
     let source = match (listed, &args.items, &args.range, &args.dispatch) {
         (Some(_), Some(_), _, _) | (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
             return Err(CliError::input(
@@ -94,7 +156,9 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
         }
         (Some(listed), ..) => {
             let (source, width) = items::input_sources(listed)?;
-            arguments = width;
+            if width > 1 {
+                arguments = width;
+            }
             source
         }
         (None, Some(file), ..) => ItemSource::File(file.clone()),
@@ -111,13 +175,22 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
         }
         (None, None, None, None) => ItemSource::Stdin,
     };
-    let runs = match (&args.runner, command.is_empty()) {
-        (Some(_), false) => {
-            return Err(CliError::input(
-                "give either a COMMAND or --runner, not both",
-            ));
+    if shape.colsep.is_some() {
+        // Columns are only known as lines are read; a missing one is empty.
+        arguments = usize::MAX;
+    }
+    let runs = match (&args.runner, &args.shell, command.is_empty()) {
+        (Some(_), _, false) | (_, Some(_), false) => {
+            return Err(CliError::input(format!(
+                "give either a COMMAND or {}, not both",
+                if args.runner.is_some() {
+                    "--runner"
+                } else {
+                    "--shell"
+                }
+            )));
         }
-        (Some(runner), true) => {
+        (Some(runner), _, true) => {
             if args.runner_in_flight == 0 {
                 return Err(CliError::input("--runner-in-flight must be at least 1"));
             }
@@ -126,28 +199,42 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
                 in_flight: args.runner_in_flight,
             }
         }
-        (None, true) => {
+        (None, Some(script), true) => Runs::Command {
+            argv: [
+                "sh",
+                "-c",
+                &format!("eval \"${SHELL_SCRIPT_VAR}\""),
+                "wrangle",
+                "{}",
+            ]
+            .map(String::from)
+            .to_vec(),
+            script: Some(script.clone()),
+        },
+        (None, None, true) => {
             return Err(CliError::input(
-                "nothing to run: give a COMMAND (e.g. wrangle run -- echo {}) or --runner CMD",
+                "nothing to run: give a COMMAND (e.g. wrangle run -- echo {}), --shell SCRIPT or \
+                 --runner CMD (items that are shell commands themselves: --shell 'eval \"$1\"')",
             ));
         }
-        (None, false) => {
+        (None, None, false) => {
+            refuse_shell_syntax(&command[0])?;
             let highest = wrangle::placeholder::check_template(&command)?;
             if highest > arguments {
                 return Err(CliError::input(format!(
                     "{{{highest}}} names argument {highest}, but each item has {arguments} \
-                     (one per input source)"
+                     (one per input source, or -N)"
                 )));
             }
-            if !wrangle::placeholder::has_placeholder(&command) {
-                // Each argument of the item as an argument of its own, as GNU parallel
-                // appends them.
-                match arguments {
-                    1 => command.push("{}".into()),
-                    n => command.extend((1..=n).map(|i| format!("{{{i}}}"))),
-                }
+            if !wrangle::placeholder::has_placeholder(&command) && args.max_args != Some(0) {
+                // The item's values as arguments of their own, as GNU parallel appends
+                // them (`{}` of a tuple is one argument per value).
+                command.push("{}".into());
             }
-            Runs::Command(command)
+            Runs::Command {
+                argv: command,
+                script: None,
+            }
         }
     };
     let jobs = match args.jobs {
@@ -162,25 +249,57 @@ pub(crate) fn plan(args: &RunArgs) -> CliResult<RunPlan> {
         (None, false, false) => OutputMode::Grouped,
     };
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let delay = args.delay.as_deref().map(parse_seconds).transpose()?;
     Ok(RunPlan {
         source,
         runs,
         jobs,
         max_attempts: args.retries.saturating_add(1),
-        timeout: args.timeout.as_deref().map(parse_duration).transpose()?,
+        timeout: args.timeout.as_deref().map(parse_seconds).transpose()?,
         backoff: parse_duration(&args.backoff)?,
         output,
         tag: args.tag,
         journal: args.journal.clone(),
-        progress: (args.progress || interactive) && !args.no_progress,
+        progress: (args.progress || interactive) && !args.no_progress && !args.dry_run,
+        shape,
+        halt: args.halt.as_deref().map(parse_halt).transpose()?.flatten(),
+        halt_spec: args.halt.clone(),
+        delay: delay.filter(|d| !d.is_zero()),
+        dry_run: args.dry_run,
+        joblog: args.joblog.clone(),
     })
+}
+
+/// A duration as `wrangle run` takes it: `30s`, `1m`, or a plain number of seconds
+/// (`0.5`), as GNU parallel writes `--delay` and `--timeout`.
+fn parse_seconds(text: &str) -> CliResult<Duration> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && (0.0..=1e9).contains(&seconds) => {
+            Ok(Duration::from_secs_f64(seconds))
+        }
+        _ => Ok(parse_duration(text)?),
+    }
+}
+
+/// A program name that holds shell syntax (`'gzip -dc {} > {.}'`, GNU parallel's habit)
+/// cannot be a program: say how to run it instead of failing on every item.
+fn refuse_shell_syntax(program: &str) -> CliResult<()> {
+    let shell_syntax = |c: char| c.is_whitespace() || "|&;<>()`$\"'*?".contains(c);
+    if program.contains(shell_syntax) {
+        return Err(CliError::input(format!(
+            "'{}' is not a program: wrangle runs commands without a shell; for pipes and \
+             redirections use --shell 'SCRIPT' (the item is \"$1\")",
+            wrangle::parse::shorten(program, 60)
+        )));
+    }
+    Ok(())
 }
 
 /// Runs the plan to the end (or Ctrl-C); returns the exit code.
 pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
     let started = Instant::now();
-    let total = plan.source.known_total();
-    let items = plan.source.start()?;
+    let total = plan.source.known_total(&plan.shape);
+    let items = plan.source.start(&plan.shape)?;
     let store: Arc<dyn Store> = match &plan.journal {
         Some(path) => Arc::new(SqliteStore::open(path).await?),
         None => Arc::new(MemoryStore::new()),
@@ -190,17 +309,20 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
         .then(|| crate::progress::counting(total, "items"));
     // A regular --items file: count its lines on the side, so the bar gets its ETA.
     if let (Some(bar), None, Some(path)) = (&bar, total, plan.source.countable_file()) {
-        let (bar, path) = (bar.clone(), path.to_path_buf());
+        let (bar, path, shape) = (bar.clone(), path.to_path_buf(), plan.shape.clone());
         tokio::task::spawn_blocking(move || {
-            if let Ok(lines) = items::count_lines(&path) {
-                crate::progress::set_total(&bar, lines, "items");
+            if let Ok(lines) = items::count_lines(&path, shape.separator()) {
+                crate::progress::set_total(&bar, shape.items_of(lines), "items");
             }
         });
     }
     let printer = Arc::new(Printer::new(plan.output.clone(), plan.tag, bar.clone()));
     let (inner, runners): (Arc<dyn Executor>, usize) = match &plan.runs {
-        Runs::Command(argv) => {
+        Runs::Command { argv, script } => {
             let mut spec = CommandSpec::new(argv.clone());
+            if let Some(script) = script {
+                spec.env.push((SHELL_SCRIPT_VAR.into(), script.clone()));
+            }
             spec.default_timeout = plan.timeout;
             spec.payload_on_stdin = false;
             // Output reaches the printer as it is produced; the result is not needed.
@@ -219,13 +341,28 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
     };
     // Room for every runner's work plus a claim batch's worth of look-ahead.
     let window = (runners * 4).max(ENQUEUE_BATCH);
-    let tracker = Arc::new(Tracker::new(window, bar.clone()));
+    let shutdown = Shutdown::new();
+    let tracker = Arc::new(Tracker::new(
+        window,
+        bar.clone(),
+        plan.halt.map(|halt| (halt, shutdown.clone())),
+    ));
+    let joblog = match &plan.joblog {
+        Some(path) => Some(JobLog::open(path)?),
+        None => None,
+    };
     let mut registry = Registry::new();
     registry.insert(
         RUN_KIND,
         Arc::new(RunExecutor {
             inner,
             tracker: tracker.clone(),
+            runs: plan.runs.clone(),
+            dry_run: plan.dry_run.then(|| printer.clone()),
+            delay: plan
+                .delay
+                .map(|delay| (delay, tokio::sync::Mutex::new(None))),
+            joblog,
         }),
     );
     let mut config = WorkerConfig::new();
@@ -238,7 +375,6 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
     config.shutdown_timeout = Duration::from_secs(365 * 24 * 3600);
     config.retry_policy = RetryPolicy::exponential(plan.backoff);
 
-    let shutdown = Shutdown::new();
     let interrupted = super::watch_signals(shutdown.clone(), announce_interrupts(bar.clone()))?;
     let worker = Worker::new(store.clone(), registry, config).with_observer(tracker.clone());
     let worker = tokio::spawn(worker.run(shutdown.clone()));
@@ -295,6 +431,10 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
     let ending = if interrupted.is_cancelled() {
         Ending::Interrupted {
             journal: plan.journal.as_deref(),
+        }
+    } else if tracker.halted() {
+        Ending::Halted {
+            spec: plan.halt_spec.as_deref().unwrap_or_default(),
         }
     } else {
         Ending::Finished
@@ -439,6 +579,10 @@ fn announce_interrupts(bar: Option<indicatif::ProgressBar>) -> super::OnInterrup
 /// How a run ended, for its summary.
 enum Ending<'a> {
     Finished,
+    /// `--halt`'s condition was met: no new items started.
+    Halted {
+        spec: &'a str,
+    },
     Interrupted {
         journal: Option<&'a std::path::Path>,
     },
@@ -448,13 +592,14 @@ fn print_summary(counts: RunCounts, elapsed: Duration, json: bool, ending: Endin
     let ran = counts.done + counts.failed;
     let rate = ran as f64 / elapsed.as_secs_f64().max(1e-9);
     let interrupted = matches!(ending, Ending::Interrupted { .. });
+    let halted = matches!(ending, Ending::Halted { .. });
     if json {
         eprintln!(
             "{}",
             json!({
                 "done": counts.done, "failed": counts.failed, "retried": counts.retried,
                 "skipped": counts.skipped, "elapsed_s": elapsed.as_secs_f64(), "per_s": rate.round(),
-                "interrupted": interrupted,
+                "interrupted": interrupted, "halted": halted,
             })
         );
         return;
@@ -464,9 +609,13 @@ fn print_summary(counts: RunCounts, elapsed: Duration, json: bool, ending: Endin
     } else {
         String::new()
     };
+    let how = match ending {
+        Ending::Interrupted { .. } => "interrupted: ".to_string(),
+        Ending::Halted { spec } => format!("halted (--halt {spec}), no new items started: "),
+        Ending::Finished => String::new(),
+    };
     eprintln!(
-        "wrangle run: {}{} done, {} failed, {} retried{skipped} in {:.2}s ({}/s)",
-        if interrupted { "interrupted: " } else { "" },
+        "wrangle run: {how}{} done, {} failed, {} retried{skipped} in {:.2}s ({}/s)",
         counts.done,
         counts.failed,
         counts.retried,
@@ -487,11 +636,18 @@ fn print_summary(counts: RunCounts, elapsed: Duration, json: bool, ending: Endin
 }
 
 /// Runs an item on the real executor as the user sees it: the task id is the item's
-/// sequence number and the payload is the item itself.
+/// sequence number and the payload is the item itself. Around it: `--delay` between
+/// starts, `--dry-run` (print the command instead), `--joblog` (a line per attempt).
 #[derive(Debug)]
 struct RunExecutor {
     inner: Arc<dyn Executor>,
     tracker: Arc<Tracker>,
+    runs: Runs,
+    /// `--dry-run`: where the command lines go instead of running.
+    dry_run: Option<Arc<Printer>>,
+    /// `--delay`: the gap, and when the last item started.
+    delay: Option<(Duration, tokio::sync::Mutex<Option<Instant>>)>,
+    joblog: Option<JobLog>,
 }
 
 #[async_trait]
@@ -512,7 +668,32 @@ impl Executor for RunExecutor {
             job: task.job.clone(),
             lease_until: task.lease_until,
         };
+        if let Some(printer) = &self.dry_run {
+            let line = format!("{}\n", shell_line(&self.runs.shown(&item)));
+            printer.output(&item, OutputStream::Stdout, line.as_bytes());
+            let result = Ok(Value::Null);
+            printer.attempt_ended(&item, &result);
+            return result;
+        }
+        if let Some((delay, last_start)) = &self.delay {
+            // Starts queue up on the lock, each at least `delay` after the one before.
+            let mut last_start = last_start.lock().await;
+            if let Some(last) = *last_start {
+                tokio::select! {
+                    _ = tokio::time::sleep_until((last + *delay).into()) => {}
+                    _ = cancel.cancelled() => return Err(wrangle::exec::Failure("cancelled".into())),
+                }
+            }
+            *last_start = Some(Instant::now());
+        }
+        let started = std::time::SystemTime::now();
         let result = self.inner.execute(&item, cancel).await;
+        if result.is_ok() || task.attempt >= task.max_attempts {
+            self.tracker.last_attempt_ended(result.is_ok());
+        }
+        if let Some(joblog) = &self.joblog {
+            joblog.record(seq, started, &result, &self.runs.shown(&item));
+        }
         // Only a failure message shows the item's text: successes skip building it (the
         // outcome is recorded after this returns, so the text is there in time).
         if result.is_err() {
@@ -520,6 +701,59 @@ impl Executor for RunExecutor {
                 .attempt_failed(task.id, seq, placeholder_text(&item.payload));
         }
         result
+    }
+}
+
+/// `--joblog FILE`: a header, then a line per attempt as GNU parallel writes them (Seq,
+/// Host `:` for this machine, Starttime and JobRuntime in seconds, Send and Receive 0
+/// (no files are transferred), Exitval, Signal, Command), flushed as each attempt ends.
+#[derive(Debug)]
+struct JobLog {
+    file: std::sync::Mutex<std::fs::File>,
+}
+
+impl JobLog {
+    fn open(path: &std::path::Path) -> CliResult<Self> {
+        use std::io::Write;
+        let cannot = |err: std::io::Error| {
+            CliError::input(format!("cannot write --joblog {}: {err}", path.display()))
+        };
+        let mut file = std::fs::File::create(path).map_err(cannot)?;
+        file.write_all(
+            b"Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n",
+        )
+        .map_err(cannot)?;
+        Ok(JobLog {
+            file: std::sync::Mutex::new(file),
+        })
+    }
+
+    fn record(
+        &self,
+        seq: u64,
+        started: std::time::SystemTime,
+        result: &ExecResult,
+        command: &[std::ffi::OsString],
+    ) {
+        use std::io::Write;
+        let start = started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let runtime = started.elapsed().unwrap_or_default().as_secs_f64();
+        let (exitval, signal) = match result {
+            Ok(_) => (0, 0),
+            Err(failure) => exit_of(failure),
+        };
+        // One line per attempt: a newline inside a quoted argument is written as `\n`.
+        let line = format!(
+            "{seq}\t:\t{start:.3}\t{runtime:10.3}\t0\t0\t{exitval}\t{signal}\t{}\n",
+            shell_line(command).replace('\n', "\\n")
+        );
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(err) = file.write_all(line.as_bytes()) {
+            tracing::warn!(error = %err, "writing the joblog failed");
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Accounting for one `wrangle run`: which items are still outstanding, the window that
 //! bounds how many are in the store at once, the counts for the summary, the progress
-//! bar, and the moment the last item ends.
+//! bar, the moment the last item ends, and `--halt` (stopping the run when the counts
+//! meet its condition).
 //!
 //! The feeder [`Tracker::track`]s each task it enqueued; the worker reports outcomes
 //! through [`OutcomeObserver`]. The two race (a task can end before its feeder has
@@ -12,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::ProgressBar;
 use tokio::sync::{Notify, Semaphore};
+use wrangle::halt::{Halt, HaltWhen};
 use wrangle::store::{Completion, CompletionStatus, Outcome};
-use wrangle::{OutcomeObserver, TaskId, TaskState};
+use wrangle::{OutcomeObserver, Shutdown, TaskId, TaskState};
 
 /// Counts for the summary line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,10 +55,19 @@ pub(crate) struct Tracker {
     skipped: AtomicU64,
     finished: Notify,
     bar: Option<ProgressBar>,
+    /// `--halt`, and the run's shutdown it pulls.
+    halt: Option<(Halt, Shutdown)>,
+    /// Items that succeeded and failed for good, counted for `--halt` as attempts end.
+    ended_for_halt: Mutex<(u64, u64)>,
+    halted: std::sync::atomic::AtomicBool,
 }
 
 impl Tracker {
-    pub(crate) fn new(window: usize, bar: Option<ProgressBar>) -> Self {
+    pub(crate) fn new(
+        window: usize,
+        bar: Option<ProgressBar>,
+        halt: Option<(Halt, Shutdown)>,
+    ) -> Self {
         Tracker {
             window: Semaphore::new(window),
             outstanding: Mutex::default(),
@@ -66,6 +77,43 @@ impl Tracker {
             skipped: AtomicU64::new(0),
             finished: Notify::new(),
             bar,
+            halt,
+            ended_for_halt: Mutex::default(),
+            halted: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether `--halt` stopped the run.
+    pub(crate) fn halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
+    }
+
+    /// An item's last attempt ended (it succeeded, or failed with no retry left): stops
+    /// the run when the counts meet `--halt`'s condition, so that nothing new starts, and
+    /// with `now` running items are stopped too. Called by the executor before it returns,
+    /// that is before the worker can start the next item, which the outcome (recorded
+    /// after) would be too late for.
+    pub(crate) fn last_attempt_ended(&self, succeeded: bool) {
+        let Some((halt, shutdown)) = &self.halt else {
+            return;
+        };
+        let (done, failed) = {
+            let mut ended = self
+                .ended_for_halt
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if succeeded {
+                ended.0 += 1;
+            } else {
+                ended.1 += 1;
+            }
+            *ended
+        };
+        if halt.reached(done, failed) && !self.halted.swap(true, Ordering::Relaxed) {
+            shutdown.graceful.cancel();
+            if halt.when == HaltWhen::Now {
+                shutdown.immediate.cancel();
+            }
         }
     }
 
