@@ -111,6 +111,7 @@ Examples:
   wrangle worker --exec 'python3 job.py' --output logs/ --shutdown-timeout 2m
   wrangle worker --pool 'mail=2:reports,exports=1:*=1' --name box-1
   wrangle worker -q scans --autoscale 1..8 --max-runner-memory 512M
+  wrangle worker --config wrangle.toml --env RAILS_ENV=production   # for every kind
 
 The command gets the payload as {} in argv, as $WRANGLE_PAYLOAD and on stdin; no shell
 is involved unless you run one. SIGTERM/SIGINT stop claiming and let running tasks
@@ -479,10 +480,13 @@ pub(crate) struct WorkerArgs {
     /// Command run for every task kind without its own [kinds.NAME] in the config
     #[arg(long, value_name = "CMD")]
     pub(crate) exec: Option<String>,
+    /// Set an environment variable for every kind's commands and runner processes (repeatable; a kind's own env wins)
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub(crate) env: Vec<String>,
     /// Worker name, unique across the store (default HOST-PID)
     #[arg(long)]
     pub(crate) name: Option<String>,
-    /// Write each task's stdout and stderr to DIR/ID.stdout and DIR/ID.stderr
+    /// Write each task's output and errors to DIR/ID.stdout and DIR/ID.stderr (a job's block: DIR/JOB/START-END.*, and DIR/JOB/blocks.log)
     #[arg(long, value_name = "DIR")]
     pub(crate) output: Option<PathBuf>,
     /// How long SIGTERM/SIGINT waits for running tasks before handing them back

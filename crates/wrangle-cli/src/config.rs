@@ -9,6 +9,8 @@
 //! retries = 5
 //! [kinds.score]
 //! runner = ["python3", "score.py"]   # long-lived, JSON lines (docs/runner-protocol.md)
+//! env = { RAILS_ENV = "production" } # for its commands or runner processes
+//! cwd = "app"                          # where they run (relative: to the worker's directory)
 //! [pool]                               # `wrangle worker` runner groups (like --pool)
 //! "mail" = 2
 //! "reports,exports" = 1
@@ -55,6 +57,12 @@ pub(crate) struct KindConfig {
     pub(crate) timeout: Option<String>,
     /// Retries after the first attempt.
     pub(crate) retries: Option<u32>,
+    /// Environment variables for its commands or runner processes (over the worker's
+    /// `--env`).
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+    /// The directory its commands or runner processes run in.
+    pub(crate) cwd: Option<PathBuf>,
 }
 
 impl KindConfig {
@@ -125,6 +133,11 @@ impl Config {
                 wrangle::placeholder::check_template(argv)
                     .map_err(|e| invalid(&format!("exec: {e}")))?;
             }
+            for (var, value) in &kind.env {
+                wrangle::parse::check_env_name(var)
+                    .and_then(|()| wrangle::parse::check_env_value(var, value))
+                    .map_err(|e| invalid(&format!("env: {e}")))?;
+            }
         }
         config.pool_groups().map_err(|e| {
             CliError::input(format!("invalid config {}: [pool] {e}", path.display()))
@@ -186,6 +199,30 @@ mod tests {
             },
             |err| err.to_string(),
         );
+    }
+
+    #[test]
+    fn kinds_take_an_environment_and_a_directory() {
+        let config = Config::parse(
+            "[kinds.a]\nexec = [\"env\"]\nenv = { RAILS_ENV = \"production\", EMPTY = \"\" }\ncwd = \"app\"\n",
+            Path::new("w.toml"),
+        )
+        .unwrap();
+        let a = &config.kinds["a"];
+        assert_eq!(a.env["RAILS_ENV"], "production");
+        assert_eq!(a.cwd.as_deref(), Some(Path::new("app")));
+        for bad in [
+            "[kinds.a]\nexec = [\"env\"]\nenv = { \"BAD-NAME\" = \"x\" }\n",
+            "[kinds.a]\nexec = [\"env\"]\nenv = { A = 1 }\n",
+        ] {
+            let err = Config::parse(bad, Path::new("w.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("env") || err.contains("string"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

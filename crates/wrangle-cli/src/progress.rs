@@ -15,6 +15,33 @@ pub(crate) fn counting(total: Option<u64>, unit: &'static str) -> ProgressBar {
     bar
 }
 
+/// A [`counting`] bar for a long command, or none when stderr is not a terminal (a
+/// script reading stderr gets no redraws). Drawn at once, so even a quick command shows
+/// what it did.
+pub(crate) fn on_terminal(total: Option<u64>, unit: &'static str) -> Option<ProgressBar> {
+    std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = counting(total, unit);
+        bar.tick();
+        bar
+    })
+}
+
+/// A spinner with a message the caller keeps current (a task's state while waiting for
+/// it, a store call that reports nothing until it ends), or none off a terminal.
+pub(crate) fn spinner_on_terminal(message: String) -> Option<ProgressBar> {
+    std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed:>4} {spinner} {msg}")
+                .expect("a valid progress template"),
+        );
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar.tick();
+        bar
+    })
+}
+
 /// The total of a [`counting`] spinner became known (it turns into a bar with an ETA).
 pub(crate) fn set_total(bar: &ProgressBar, total: u64, unit: &'static str) {
     bar.set_length(total);

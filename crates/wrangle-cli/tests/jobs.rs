@@ -8,7 +8,9 @@
 //! - creating a job over 10^12 ids is one record (no task) and takes well under 100 ms;
 //! - a block that always fails ends dead, the job reports it, `job retry` runs only it;
 //! - `job status --follow` draws a live bar with rate and ETA on a terminal; `--json`
-//!   gives the same numbers as the human report; list jobs; bad input exits 2.
+//!   gives the same numbers as the human report; list jobs; bad input exits 2;
+//! - the other long commands (`submit --batch`, `job create --items`, `tasks retry
+//!   --dead`, `submit --wait`) draw their progress on a terminal, and nothing off one.
 
 mod common;
 
@@ -379,17 +381,10 @@ fn job_status_follow_draws_a_live_bar_with_rate_and_eta_and_json_agrees() {
             "out",
         ],
     );
-    // `script` gives `job status --follow` a pseudo-terminal, as a user's shell would.
-    let command =
-        sandbox.shell_command(&["job", "status", "slow", "--follow", "--interval", "200ms"]);
-    let out = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .current_dir(sandbox.dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let screen = text(&out.stdout);
+    let screen = on_a_terminal(
+        &sandbox,
+        &["job", "status", "slow", "--follow", "--interval", "200ms"],
+    );
     assert!(screen.contains("ETA"), "{screen}");
     assert!(screen.contains("/s  ETA"), "{screen}");
     assert!(
@@ -432,6 +427,85 @@ fn job_status_follow_draws_a_live_bar_with_rate_and_eta_and_json_agrees() {
     assert_eq!(stdout, "block 0\n");
     // Silent streams leave no files.
     assert!(!sandbox.path("out/slow/0-100.stderr").exists());
+}
+
+/// What `wrangle ARGS` draws on a pseudo-terminal (`script`), as a user's shell sees it.
+fn on_a_terminal(sandbox: &Sandbox, args: &[&str]) -> String {
+    let out = Command::new("script")
+        .args(["-qfec", &sandbox.shell_command(args), "/dev/null"])
+        .current_dir(sandbox.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stdout));
+    text(&out.stdout)
+}
+
+#[test]
+fn long_commands_show_progress_on_a_terminal() {
+    let mut sandbox = Sandbox::sqlite();
+    let payloads: String = (0..3000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    std::fs::write(sandbox.path("payloads.jsonl"), &payloads).unwrap();
+    // submit --batch: a bar over the payloads it checks, a spinner while they enqueue.
+    let screen = on_a_terminal(
+        &sandbox,
+        &[
+            "submit",
+            "doomed",
+            "--batch",
+            "payloads.jsonl",
+            "--retries",
+            "0",
+        ],
+    );
+    assert!(screen.contains("/3000 payloads"), "{screen}");
+    assert!(screen.contains("enqueueing 3,000 tasks"), "{screen}");
+    // Off a terminal only the ids are printed, and nothing on stderr.
+    let plain = sandbox.run(&["submit", "k", "--batch", "payloads.jsonl", "-q", "other"]);
+    assert!(
+        plain.status.success() && plain.stderr.is_empty(),
+        "{plain:?}"
+    );
+    assert_eq!(text(&plain.stdout).lines().count(), 3000);
+
+    // job create --items: the items enqueued so far.
+    let items: String = (0..2500).map(|i| format!("{i}\n")).collect();
+    std::fs::write(sandbox.path("items.txt"), &items).unwrap();
+    let screen = on_a_terminal(
+        &sandbox,
+        &[
+            "job",
+            "create",
+            "list",
+            "--items",
+            "items.txt",
+            "--kind",
+            "k",
+            "-q",
+            "other",
+        ],
+    );
+    assert!(screen.contains("/2500 items"), "{screen}");
+    assert!(screen.contains("created job list"), "{screen}");
+
+    // tasks retry --dead: the dead tasks moved so far, out of the queue counts.
+    sandbox.spawn_worker("w", &["--exec", "false", "-n", "4", "-q", "default"]);
+    sandbox.wait_until("3000 dead tasks", Duration::from_secs(90), || {
+        sandbox.count("dead") == 3000
+    });
+    sandbox.stop_workers();
+    let screen = on_a_terminal(&sandbox, &["tasks", "retry", "--dead"]);
+    assert!(screen.contains("/3000 tasks"), "{screen}");
+    assert!(
+        screen.contains("3000 dead task(s) will run again"),
+        "{screen}"
+    );
+
+    // submit --wait: the task's state as it goes.
+    sandbox.spawn_worker("slow", &["--exec", "sleep 1.5", "-q", "naps"]);
+    let screen = on_a_terminal(&sandbox, &["submit", "nap", "-q", "naps", "--wait"]);
+    assert!(screen.contains("running (attempt 1 of"), "{screen}");
+    sandbox.stop_workers();
 }
 
 #[test]
@@ -526,6 +600,144 @@ fn cancel_stops_a_job_and_bad_input_exits_2() {
 
 /// A runner-protocol handler, loaded once per runner process, gets each block's job, start
 /// and end as request fields; two processes serve every block of the job.
+/// DScript's slave set `RAILS_ENV` for every runner: `[kinds.X] env` and `cwd` reach a
+/// kind's commands and its runner processes, `worker --env` reaches every kind (a kind's
+/// own value wins), and a `cwd` that is not a directory stops the worker at start.
+#[test]
+fn kind_env_and_cwd_reach_commands_and_runner_processes() {
+    let mut sandbox = Sandbox::sqlite();
+    std::fs::create_dir(sandbox.path("app")).unwrap();
+    let app = sandbox.path("app").canonicalize().unwrap();
+    let app = app.to_str().unwrap();
+    std::fs::write(
+        sandbox.path("runner.py"),
+        r#"import json, os, sys
+for line in sys.stdin:
+    request = json.loads(line)
+    seen = [os.environ.get("RAILS_ENV"), os.environ.get("SHARED"), os.getcwd()]
+    print(json.dumps({"id": request["id"], "ok": True, "result": " ".join(seen)}), flush=True)
+"#,
+    )
+    .unwrap();
+    let runner = sandbox.path("runner.py");
+    std::fs::write(
+        sandbox.path("wrangle.toml"),
+        format!(
+            r#"[kinds.shell]
+exec = ["sh", "-c", "echo $RAILS_ENV $SHARED $(pwd)"]
+env = {{ RAILS_ENV = "production" }}
+cwd = "app"
+[kinds.py]
+runner = ["python3", "{}"]
+env = {{ RAILS_ENV = "staging", SHARED = "kind" }}
+cwd = "app"
+"#,
+            runner.display()
+        ),
+    )
+    .unwrap();
+    sandbox.spawn_worker(
+        "w",
+        &[
+            "--env",
+            "SHARED=worker",
+            "--env",
+            "RAILS_ENV=development",
+            "--exec",
+            "sh -c 'echo $RAILS_ENV $SHARED $(pwd)'",
+        ],
+    );
+    let result = |kind: &str| sandbox.ok(&["submit", kind, "--wait"]).trim().to_string();
+    assert_eq!(result("shell"), format!("production worker {app}"));
+    assert_eq!(result("py"), format!("staging kind {app}"));
+    let here = sandbox.dir.path().canonicalize().unwrap();
+    assert_eq!(
+        result("other"),
+        format!("development worker {}", here.display())
+    );
+    sandbox.stop_workers();
+
+    std::fs::write(
+        sandbox.path("wrangle.toml"),
+        "[kinds.shell]\nexec = [\"true\"]\ncwd = \"missing\"\n",
+    )
+    .unwrap();
+    let err = sandbox.usage_error(&["worker"]);
+    assert!(err.contains("cwd 'missing' is not a directory"), "{err}");
+    let err = sandbox.usage_error(&["worker", "--exec", "true", "--env", "1X=y"]);
+    assert!(err.contains("invalid environment variable name"), "{err}");
+}
+
+/// DScript's `run(start_id, end_id, output)` wrote each block's output to the output
+/// directory: a runner kind's block does the same with `--output`, its output lines and
+/// result in `START-END.stdout`, progress reports in `START-END.progress`, and one
+/// `blocks.log` line per attempt (a block that failed once shows both attempts).
+#[test]
+fn a_runner_kinds_blocks_write_their_output_files_and_blocks_log() {
+    let mut sandbox = Sandbox::sqlite();
+    std::fs::write(
+        sandbox.path("runner.py"),
+        r#"import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    say = lambda message: print(json.dumps(dict(id=r["id"], **message)), flush=True)
+    for i in range(r["start"], r["end"]):
+        say({"output": f"id {i}"})
+    say({"progress": 0.5})
+    if r["start"] == 30 and r["attempt"] == 1:
+        say({"ok": False, "error": "flaky block"})
+    else:
+        say({"ok": True, "result": f"block {r['start']}"})
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox.path("wrangle.toml"),
+        "[kinds.scan]\nrunner = [\"python3\", \"runner.py\"]\n",
+    )
+    .unwrap();
+    sandbox.ok(&[
+        "job",
+        "create",
+        "r",
+        "--range",
+        "0..50",
+        "--block",
+        "10",
+        "--kind",
+        "scan",
+        "--retries",
+        "2",
+    ]);
+    sandbox.spawn_worker("w", &["-n", "2", "--output", "out", "--backoff", "100ms"]);
+    assert_eq!(sandbox.follow("r", Duration::from_secs(60)), 0);
+    sandbox.stop_workers();
+    let dir = sandbox.path("out/r");
+    for start in (0..50).step_by(10) {
+        let stem = format!("{start}-{}", start + 10);
+        let stdout = std::fs::read_to_string(dir.join(format!("{stem}.stdout"))).unwrap();
+        let mut expected: Vec<String> = (start..start + 10).map(|i| format!("id {i}")).collect();
+        expected.push(format!("block {start}"));
+        assert_eq!(stdout.lines().collect::<Vec<_>>(), expected, "{stem}");
+        let progress = std::fs::read_to_string(dir.join(format!("{stem}.progress"))).unwrap();
+        assert!(progress.trim_end().ends_with(" 0.5"), "{stem}: {progress}");
+        // The retried block's files are its last attempt's: no error left behind.
+        assert!(!dir.join(format!("{stem}.stderr")).exists(), "{stem}");
+    }
+    let log = std::fs::read_to_string(dir.join("blocks.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 6, "{log}");
+    assert!(
+        log.contains("30-40 task=") && log.contains("attempt=1 failed: flaky block"),
+        "{log}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with(" ok")).count(),
+        5,
+        "{log}"
+    );
+}
+
 #[test]
 fn runner_protocol_handlers_get_the_block_and_load_once() {
     let mut sandbox = Sandbox::sqlite();

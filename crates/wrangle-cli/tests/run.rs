@@ -846,22 +846,28 @@ fn a_second_ctrl_c_stops_running_items_at_once() {
     );
 }
 
+/// A terminal gets a bar with a total, a rate and an ETA: for a range, and for an
+/// `--items` file, whose lines are counted on the side.
 #[test]
 fn a_terminal_gets_a_progress_bar_with_rate_and_eta() {
-    // `script` gives wrangle a pseudo-terminal, as a user's shell would.
-    let command = format!(
-        "{} run -n 2 --range 0..20 -- sh -c 'sleep 0.1' _ {{}}",
-        env!("CARGO_BIN_EXE_wrangle")
-    );
-    let out = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .current_dir(repo_root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let screen = text(&out.stdout);
-    assert!(screen.contains("/20 items"), "{screen}");
-    assert!(screen.contains("ETA"), "{screen}");
-    assert!(screen.contains("20 done, 0 failed"), "{screen}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("items.txt"), numbers(20)).unwrap();
+    for items in ["--range 0..20", "--items items.txt"] {
+        // `script` gives wrangle a pseudo-terminal, as a user's shell would.
+        let command = format!(
+            "{} run -n 2 {items} -- sh -c 'sleep 0.1' _ {{}}",
+            env!("CARGO_BIN_EXE_wrangle")
+        );
+        let out = Command::new("script")
+            .args(["-qfec", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let screen = text(&out.stdout);
+        assert!(screen.contains("/20 items"), "{items}: {screen}");
+        assert!(screen.contains("ETA"), "{items}: {screen}");
+        assert!(screen.contains("20 done, 0 failed"), "{items}: {screen}");
+    }
 }

@@ -157,6 +157,41 @@ pub fn parse_name(what: &str, text: &str) -> Result<String, InputError> {
     Ok(text.to_string())
 }
 
+/// Checks an environment variable's name as `--env` and `[kinds.X] env` take it: letters,
+/// digits and `_`, not starting with a digit (what a shell can read back as `$NAME`).
+pub fn check_env_name(name: &str) -> Result<(), InputError> {
+    let valid = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(InputError::new(format!(
+            "invalid environment variable name '{name}': use letters, digits and _, not starting with a digit"
+        )))
+    }
+}
+
+/// Checks a value an environment variable can hold (no NUL byte).
+pub fn check_env_value(name: &str, value: &str) -> Result<(), InputError> {
+    if value.contains('\0') {
+        return Err(InputError::new(format!(
+            "the value of {name} holds a NUL byte, which no environment variable can"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses `NAME=VALUE` (the value may be empty, and may hold `=`).
+pub fn parse_env_assignment(text: &str) -> Result<(String, String), InputError> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| InputError::new(format!("invalid --env '{text}': expected NAME=VALUE")))?;
+    check_env_name(name)?;
+    check_env_value(name, value)?;
+    Ok((name.to_string(), value.to_string()))
+}
+
 /// `text` cut to `max` characters, with `…` appended when something was cut.
 pub fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -347,6 +382,23 @@ impl fmt::Debug for StoreUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_assignments() {
+        assert_eq!(
+            parse_env_assignment("RAILS_ENV=production"),
+            Ok(("RAILS_ENV".into(), "production".into()))
+        );
+        assert_eq!(parse_env_assignment("A="), Ok(("A".into(), String::new())));
+        assert_eq!(
+            parse_env_assignment("A=b=c"),
+            Ok(("A".into(), "b=c".into()))
+        );
+        for bad in ["A", "=x", "1A=x", "A-B=x", "A B=x", "A=\0"] {
+            let err = parse_env_assignment(bad).unwrap_err().to_string();
+            assert!(!err.contains('\n') && !err.is_empty(), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn ranges() {

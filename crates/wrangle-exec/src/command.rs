@@ -32,6 +32,7 @@ use wrangle_core::job::block_bounds;
 use wrangle_core::placeholder::{Field, Part, Piece, Placeholder, parse_template, path_part};
 use wrangle_core::store::ClaimedTask;
 
+use crate::output_dir::{self, OutputFile};
 use crate::{ExecResult, Executor, Failure, OutputSink, OutputStream};
 
 /// How much of stderr's end is kept for the error message.
@@ -57,6 +58,8 @@ pub struct CommandSpec {
     pub kill_grace: Duration,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// The directory the command runs in (default: the worker's).
+    pub cwd: Option<PathBuf>,
     /// Whether the payload JSON is written to the command's stdin (otherwise stdin is
     /// empty, as for `wrangle run`, whose items travel in argv).
     pub payload_on_stdin: bool,
@@ -74,6 +77,7 @@ impl CommandSpec {
             max_result_bytes: 1 << 20,
             kill_grace: Duration::from_secs(5),
             env: Vec::new(),
+            cwd: None,
             payload_on_stdin: true,
             output: None,
         }
@@ -433,64 +437,6 @@ async fn read_stream(
     (kept.into(), dropped)
 }
 
-/// One of a task's `--output` files, created at its first byte: a stream that stays
-/// silent leaves no empty file (a job of 11,000 quiet blocks makes no 11,000 `.stderr`s).
-struct OutputFile {
-    path: PathBuf,
-    file: Option<tokio::fs::File>,
-    /// Creating or writing failed; reported once, then the stream is only read.
-    failed: bool,
-}
-
-impl OutputFile {
-    fn new(path: PathBuf) -> Self {
-        OutputFile {
-            path,
-            file: None,
-            failed: false,
-        }
-    }
-
-    async fn write(&mut self, bytes: &[u8]) {
-        if self.failed {
-            return;
-        }
-        if self.file.is_none() {
-            let created = tokio::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&self.path)
-                .await;
-            match created {
-                Ok(file) => self.file = Some(file),
-                Err(err) => return self.fail(&err),
-            }
-        }
-        if let Some(file) = self.file.as_mut()
-            && let Err(err) = file.write_all(bytes).await
-        {
-            self.fail(&err);
-        }
-    }
-
-    /// tokio's File finishes writes in the background; flush so the file is whole when
-    /// the task's outcome is reported.
-    async fn flush(&mut self) {
-        if let Some(file) = self.file.as_mut()
-            && let Err(err) = file.flush().await
-        {
-            self.fail(&err);
-        }
-    }
-
-    fn fail(&mut self, err: &std::io::Error) {
-        self.failed = true;
-        tracing::warn!("cannot write {}: {err}", self.path.display());
-    }
-}
-
 /// Turns a successful command's stdout into the task result.
 fn stdout_result(bytes: Vec<u8>, truncated: bool) -> Value {
     let text = String::from_utf8_lossy(&bytes);
@@ -581,106 +527,11 @@ impl CommandExecutor {
         for (name, value) in &self.spec.env {
             command.env(name, value);
         }
+        if let Some(dir) = &self.spec.cwd {
+            command.current_dir(dir);
+        }
         Ok(command)
     }
-
-    /// The attempt's `--output` files, created when their stream writes its first byte.
-    /// An earlier attempt's files are removed, so what is there is this attempt's output.
-    async fn output_files(&self, task: &ClaimedTask) -> (Option<OutputFile>, Option<OutputFile>) {
-        let Some(dir) = self.task_output_dir(task) else {
-            return (None, None);
-        };
-        if let Err(err) = create_private_dir(&dir).await {
-            tracing::warn!("cannot create output directory {}: {err}", dir.display());
-            return (None, None);
-        }
-        let stem = output_stem(task);
-        let mut files = [("stdout", None), ("stderr", None)];
-        for (suffix, file) in &mut files {
-            let path = dir.join(format!("{stem}.{suffix}"));
-            if task.attempt > 1 {
-                let _ = tokio::fs::remove_file(&path).await;
-            }
-            *file = Some(OutputFile::new(path));
-        }
-        let [(_, stdout), (_, stderr)] = files;
-        (stdout, stderr)
-    }
-
-    /// Where a task's output files go: `DIR/`, or `DIR/JOB/` for a job's task (DScript's
-    /// per-job output directory).
-    fn task_output_dir(&self, task: &ClaimedTask) -> Option<PathBuf> {
-        let dir = self.spec.output_dir.as_ref()?;
-        Some(match &task.job {
-            Some(job) => dir.join(safe_file_name(job)),
-            None => dir.clone(),
-        })
-    }
-
-    /// Appends one line per attempt of a job's task to `DIR/JOB/blocks.log`: when, which
-    /// block, which task and attempt, and how it ended.
-    async fn log_block_outcome(&self, task: &ClaimedTask, result: &ExecResult) {
-        let (Some(dir), Some(_)) = (self.task_output_dir(task), &task.job) else {
-            return;
-        };
-        let outcome = match result {
-            Ok(_) => "ok".to_string(),
-            Err(Failure(error)) => format!("failed: {}", error.lines().next().unwrap_or("")),
-        };
-        let line = format!(
-            "{} {} task={} attempt={} {outcome}\n",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-            output_stem(task),
-            task.id,
-            task.attempt,
-        );
-        let append = async {
-            create_private_dir(&dir).await?;
-            let mut log = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(dir.join("blocks.log"))
-                .await?;
-            log.write_all(line.as_bytes()).await
-        };
-        if let Err(err) = append.await {
-            tracing::warn!("cannot append to {}/blocks.log: {err}", dir.display());
-        }
-    }
-}
-
-/// Creates an output directory (and its missing parents) readable by its owner alone:
-/// tasks' output is nobody else's business. One made beforehand keeps its permissions.
-pub async fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    tokio::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .await
-}
-
-/// A task's output file name without extension: `START-END` for a range block, else its id.
-fn output_stem(task: &ClaimedTask) -> String {
-    match block_bounds(&task.payload) {
-        Some((start, end)) if task.job.is_some() => format!("{start}-{end}"),
-        _ => task.id.to_string(),
-    }
-}
-
-/// A job name made safe as one path component.
-fn safe_file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
-        .trim_start_matches('.')
-        .to_string()
 }
 
 #[async_trait]
@@ -690,7 +541,9 @@ impl Executor for CommandExecutor {
         if let Some(sink) = &self.spec.output {
             sink.attempt_ended(task, &result);
         }
-        self.log_block_outcome(task, &result).await;
+        if let Some(base) = &self.spec.output_dir {
+            output_dir::log_block_outcome(base, task, &result).await;
+        }
         result
     }
 }
@@ -710,7 +563,13 @@ impl CommandExecutor {
                 let _ = stdin.write_all(payload.as_bytes()).await;
             })
         });
-        let (stdout_file, stderr_file) = self.output_files(task).await;
+        let (stdout_file, stderr_file) = match &self.spec.output_dir {
+            Some(base) => match output_dir::attempt_files(base, task, ["stdout", "stderr"]).await {
+                Some([stdout, stderr]) => (Some(stdout), Some(stderr)),
+                None => (None, None),
+            },
+            None => (None, None),
+        };
         let sink = self.spec.output.as_deref();
         let stdout = read_stream(
             child.stdout.take().expect("stdout is piped"),

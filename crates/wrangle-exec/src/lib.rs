@@ -12,6 +12,7 @@
 
 pub mod command;
 pub mod handler;
+mod output_dir;
 pub mod runner;
 
 use std::collections::HashMap;

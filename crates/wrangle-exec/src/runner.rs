@@ -4,8 +4,14 @@
 //! Protocol (documented for runner authors in `docs/runner-protocol.md`):
 //! - wrangle -> runner, one line per task: `{"id":..,"kind":..,"payload":..,"attempt":..}`;
 //! - runner -> wrangle: `{"id":..,"ok":true,"result":..}` or `{"id":..,"ok":false,"error":".."}`,
-//!   optionally `{"id":..,"progress":0.4}` before it; stdout lines that are not protocol
-//!   messages are logged, stderr is the runner's own log (passed through).
+//!   optionally `{"id":..,"progress":0.4}` and `{"id":..,"output":"a line"}` before it;
+//!   stdout lines that are not protocol messages are logged, stderr is the runner's own
+//!   log (passed through).
+//!
+//! With [`RunnerSpec::output_dir`] (`wrangle worker --output DIR`), a task's output lines
+//! and result go to its `.stdout` file, its error to `.stderr` and its progress reports
+//! to `.progress`, as they arrive, in the same places as the exec executor's files (a
+//! job's block: `DIR/JOB/START-END.*`, one `blocks.log` line per attempt).
 //!
 //! There is one process per runner slot. Each process may be sent up to
 //! [`RunnerSpec::in_flight`] tasks before answering (pipelining), which is what makes
@@ -33,6 +39,7 @@ use wrangle_core::TaskId;
 use wrangle_core::store::ClaimedTask;
 
 use crate::command::{describe_status, format_duration, signal_group};
+use crate::output_dir::{self, OutputFile};
 use crate::{ExecResult, Executor, Failure, OutputSink, OutputStream};
 
 /// How to start and feed runner processes.
@@ -50,6 +57,10 @@ pub struct RunnerSpec {
     pub kill_grace: Duration,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Where each task's output, error and progress are written (see the module docs).
+    pub output_dir: Option<std::path::PathBuf>,
+    /// The directory runner processes start in (default: the worker's).
+    pub cwd: Option<std::path::PathBuf>,
     /// Receives each result as output (as `wrangle run` prints it) and progress reports.
     pub output: Option<Arc<dyn OutputSink>>,
     /// A process whose resident memory grows past this many bytes is replaced once its
@@ -76,6 +87,8 @@ impl RunnerSpec {
             default_timeout: None,
             kill_grace: Duration::from_secs(5),
             env: Vec::new(),
+            output_dir: None,
+            cwd: None,
             output: None,
             max_memory: None,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
@@ -127,7 +140,12 @@ impl RunnerExecutor {
         slot.clone()
     }
 
-    async fn run_on_runner(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
+    async fn run_on_runner(
+        &self,
+        task: &ClaimedTask,
+        cancel: CancellationToken,
+        taker: &mut NoteTaker,
+    ) -> ExecResult {
         let slot = self.take_least_loaded();
         let _load = LoadGuard(&slot.load);
         let _permit = tokio::select! {
@@ -136,11 +154,14 @@ impl RunnerExecutor {
         };
         let process = slot.process(&self.spec).await?;
         let (reply_tx, reply_rx) = oneshot::channel();
-        process
-            .pending
-            .lock()
-            .expect("pending lock")
-            .insert(task.id, reply_tx);
+        let (notes_tx, mut notes) = mpsc::channel(NOTES_BUFFERED);
+        process.pending.lock().expect("pending lock").insert(
+            task.id,
+            PendingTask {
+                reply: reply_tx,
+                notes: notes_tx,
+            },
+        );
         let mut request = json!({
             "id": task.id,
             "kind": task.kind,
@@ -171,6 +192,7 @@ impl RunnerExecutor {
                 None => std::future::pending().await,
             }
         };
+        tokio::pin!(deadline);
         let mut reply_rx = reply_rx;
         let ended_unanswered = || {
             Err(Failure(format!(
@@ -178,20 +200,27 @@ impl RunnerExecutor {
                 slot.number
             )))
         };
-        let stopped = tokio::select! {
-            biased;
-            reply = &mut reply_rx => {
-                slot.recycle_if_too_big(&process, &self.spec).await;
-                return reply.unwrap_or_else(|_| ended_unanswered());
+        let stopped = loop {
+            tokio::select! {
+                biased;
+                reply = &mut reply_rx => {
+                    // The runner's notes came before its answer: store them first.
+                    while let Ok(note) = notes.try_recv() {
+                        taker.take(note).await;
+                    }
+                    slot.recycle_if_too_big(&process, &self.spec).await;
+                    return reply.unwrap_or_else(|_| ended_unanswered());
+                }
+                Some(note) = notes.recv() => taker.take(note).await,
+                // The process ended after the supervisor failed the tasks it knew of, but
+                // before this one was registered: nobody else will answer it.
+                _ = process.exited.cancelled() => {
+                    let unanswered = process.pending.lock().expect("pending lock").remove(&task.id).is_some();
+                    return if unanswered { ended_unanswered() } else { reply_rx.await.unwrap_or_else(|_| ended_unanswered()) };
+                }
+                _ = &mut deadline => break format!("timed out after {}", format_duration(timeout.unwrap_or_default())),
+                _ = cancel.cancelled() => break "cancelled".to_string(),
             }
-            // The process ended after the supervisor failed the tasks it knew of, but
-            // before this one was registered: nobody else will answer it.
-            _ = process.exited.cancelled() => {
-                let unanswered = process.pending.lock().expect("pending lock").remove(&task.id).is_some();
-                return if unanswered { ended_unanswered() } else { reply_rx.await.unwrap_or_else(|_| ended_unanswered()) };
-            }
-            _ = deadline => format!("timed out after {}", format_duration(timeout.unwrap_or_default())),
-            _ = cancel.cancelled() => "cancelled".to_string(),
         };
         process
             .pending
@@ -256,15 +285,11 @@ impl Executor for RunnerExecutor {
     }
 
     async fn execute(&self, task: &ClaimedTask, cancel: CancellationToken) -> ExecResult {
-        let result = self.run_on_runner(task, cancel).await;
-        if let Some(sink) = &self.spec.output {
-            if let Ok(result) = &result {
-                let text = crate::command::item_text(result);
-                if !text.is_empty() {
-                    sink.output(task, OutputStream::Stdout, format!("{text}\n").as_bytes());
-                }
-            }
-            sink.attempt_ended(task, &result);
+        let mut taker = NoteTaker::new(&self.spec, task).await;
+        let result = self.run_on_runner(task, cancel, &mut taker).await;
+        taker.finish(task, &result).await;
+        if let Some(base) = &self.spec.output_dir {
+            output_dir::log_block_outcome(base, task, &result).await;
         }
         result
     }
@@ -307,7 +332,28 @@ struct SlotProcess {
 const HEALTHY_LIFETIME: Duration = Duration::from_secs(1);
 const MAX_RESTART_PAUSE: Duration = Duration::from_secs(5);
 
-type Pending = Arc<Mutex<HashMap<TaskId, oneshot::Sender<ExecResult>>>>;
+/// What a runner said about a task before answering it.
+#[derive(Debug, Clone, PartialEq)]
+enum Note {
+    /// A line of the task's output (DScript's `output.puts`).
+    Output(String),
+    /// How far the task has got (0.0 to 1.0).
+    Progress(f64),
+}
+
+/// A task sent to a runner and not answered yet.
+#[derive(Debug)]
+struct PendingTask {
+    reply: oneshot::Sender<ExecResult>,
+    /// Its notes, to the attempt that writes them down; bounded, so a runner that writes
+    /// notes faster than they are stored waits.
+    notes: mpsc::Sender<Note>,
+}
+
+/// Notes waiting per task before the runner is made to wait.
+const NOTES_BUFFERED: usize = 256;
+
+type Pending = Arc<Mutex<HashMap<TaskId, PendingTask>>>;
 
 /// A started runner process.
 #[derive(Debug)]
@@ -424,6 +470,9 @@ impl RunnerSlot {
         for (name, value) in &spec.env {
             command.env(name, value);
         }
+        if let Some(dir) = &spec.cwd {
+            command.current_dir(dir);
+        }
         let mut child = command
             .spawn()
             .map_err(|err| Failure(format!("cannot start runner '{program}': {err}")))?;
@@ -490,8 +539,8 @@ impl RunnerSlot {
                 if !orphans.is_empty() {
                     tracing::warn!(runner = number, tasks = orphans.len(), %how, "runner exited while running tasks");
                 }
-                for (_, reply) in orphans {
-                    let _ = reply.send(Err(Failure(format!(
+                for (_, task) in orphans {
+                    let _ = task.reply.send(Err(Failure(format!(
                         "runner {number} {how} before answering"
                     ))));
                 }
@@ -548,6 +597,8 @@ enum RunnerMessage {
     Reply(TaskId, ExecResult),
     /// How far a task has got (0.0 to 1.0).
     Progress(TaskId, f64),
+    /// A line of a task's output.
+    Output(TaskId, String),
     /// Anything else: logged.
     Other,
 }
@@ -572,9 +623,12 @@ fn parse_message(line: &str) -> RunnerMessage {
         };
         return RunnerMessage::Reply(id, result);
     }
-    match message.get("progress").and_then(Value::as_f64) {
-        Some(progress) => RunnerMessage::Progress(id, progress),
-        None => RunnerMessage::Other,
+    if let Some(progress) = message.get("progress").and_then(Value::as_f64) {
+        return RunnerMessage::Progress(id, progress);
+    }
+    match message.get("output") {
+        Some(Value::String(text)) => RunnerMessage::Output(id, text.clone()),
+        _ => RunnerMessage::Other,
     }
 }
 
@@ -613,8 +667,8 @@ async fn read_replies(
             RunnerMessage::Reply(id, result) => {
                 let waiting = pending.lock().expect("pending lock").remove(&id);
                 match waiting {
-                    Some(reply) => {
-                        let _ = reply.send(result);
+                    Some(task) => {
+                        let _ = task.reply.send(result);
                     }
                     None => {
                         tracing::warn!(
@@ -630,11 +684,119 @@ async fn read_replies(
                 if let Some(sink) = &output {
                     sink.progress(id, progress);
                 }
+                pass_note(&pending, id, Note::Progress(progress)).await;
+            }
+            RunnerMessage::Output(id, text) => {
+                if !pass_note(&pending, id, Note::Output(text)).await {
+                    tracing::warn!(
+                        runner = number,
+                        task = id,
+                        "output for a task the runner was not running"
+                    );
+                }
             }
             RunnerMessage::Other => {
                 let shown: String = text.chars().take(LOGGED_LINE_CHARS).collect();
                 tracing::info!(runner = number, line = %shown, "runner wrote a line that is not a protocol message")
             }
+        }
+    }
+}
+
+/// Hands a note to the attempt of task `id`; false when no attempt is waiting for it.
+async fn pass_note(pending: &Pending, id: TaskId, note: Note) -> bool {
+    let notes = pending
+        .lock()
+        .expect("pending lock")
+        .get(&id)
+        .map(|task| task.notes.clone());
+    match notes {
+        // An attempt that has stopped listening (timed out) just drops it.
+        Some(notes) => {
+            let _ = notes.send(note).await;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Writes down one attempt's notes and outcome: into its `--output` files as they
+/// arrive, and to the output sink (`wrangle run`'s printer) when the attempt ends.
+#[derive(Debug)]
+struct NoteTaker {
+    /// `.stdout`, `.stderr` and `.progress`, with `--output`.
+    files: Option<[OutputFile; 3]>,
+    sink: Option<Arc<dyn OutputSink>>,
+    /// Output lines for the sink (only kept when there is one).
+    output: Vec<u8>,
+}
+
+impl NoteTaker {
+    async fn new(spec: &RunnerSpec, task: &ClaimedTask) -> Self {
+        let files = match &spec.output_dir {
+            Some(base) => {
+                output_dir::attempt_files(base, task, ["stdout", "stderr", "progress"]).await
+            }
+            None => None,
+        };
+        NoteTaker {
+            files,
+            sink: spec.output.clone(),
+            output: Vec::new(),
+        }
+    }
+
+    async fn take(&mut self, note: Note) {
+        match note {
+            Note::Output(text) => self.output_line(&text).await,
+            Note::Progress(fraction) => {
+                if let Some([_, _, progress]) = &mut self.files {
+                    let line = format!(
+                        "{} {fraction}\n",
+                        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                    );
+                    progress.write(line.as_bytes()).await;
+                }
+            }
+        }
+    }
+
+    async fn output_line(&mut self, text: &str) {
+        let line = format!("{text}\n");
+        if let Some([stdout, _, _]) = &mut self.files {
+            stdout.write(line.as_bytes()).await;
+        }
+        if self.sink.is_some() {
+            self.output.extend_from_slice(line.as_bytes());
+        }
+    }
+
+    /// The attempt ended: its result joins the output, its error goes to `.stderr`, the
+    /// files are flushed, and the sink gets everything.
+    async fn finish(mut self, task: &ClaimedTask, result: &ExecResult) {
+        match result {
+            Ok(value) => {
+                let text = crate::command::item_text(value);
+                if !text.is_empty() {
+                    self.output_line(&text).await;
+                }
+            }
+            Err(Failure(error)) => {
+                if let Some([_, stderr, _]) = &mut self.files {
+                    stderr.write(format!("{error}\n").as_bytes()).await;
+                }
+            }
+        }
+        if let Some(files) = &mut self.files {
+            for file in files {
+                file.flush().await;
+            }
+        }
+        if let Some(sink) = &self.sink {
+            if !self.output.is_empty() {
+                sink.output(task, OutputStream::Stdout, &self.output);
+            }
+            sink.attempt_ended(task, result);
         }
     }
 }
@@ -707,7 +869,12 @@ mod tests {
             parse_message(r#"{"id":5,"progress":0.5}"#),
             RunnerMessage::Progress(5, 0.5)
         );
+        assert_eq!(
+            parse_message(r#"{"id":6,"output":"id 7 email a@b"}"#),
+            RunnerMessage::Output(6, "id 7 email a@b".into())
+        );
         for other in [
+            r#"{"id":6,"output":7}"#,
             "hello",
             "{}",
             r#"{"id":"x","ok":true}"#,
@@ -724,6 +891,7 @@ mod tests {
             r#"{"id":3,"ok":true,"result":{"a":1}}"#,
             r#"{"id":4,"ok":false,"error":"boom"}"#,
             r#"{"id":5,"progress":0.5}"#,
+            r#"{"id":6,"output":"a line"}"#,
             r#"{"id":-1,"ok":"yes","error":{"x":[1]}}"#,
         ];
         wrangle_testkit::fuzz::check(

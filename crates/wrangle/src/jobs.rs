@@ -13,7 +13,6 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
@@ -23,12 +22,10 @@ pub use wrangle_core::job::{
 };
 use wrangle_core::{NewTask, Store, StoreError, TaskFilter, TaskState};
 
+use crate::tasks::{Move, Progress, move_tasks};
+
 /// Tasks enqueued per store call when a list job is created.
 const LIST_CHUNK: usize = 1000;
-/// Tasks read per store call when a job's tasks are walked.
-const PAGE: usize = 1000;
-/// Times a page of task moves is sent again after a transient failure.
-const TRANSIENT_TRIES: u64 = 5;
 
 /// Creates a range job (one record; its blocks are made by claims).
 pub async fn create(store: &Arc<dyn Store>, job: NewJob) -> Result<Job, StoreError> {
@@ -40,10 +37,12 @@ pub async fn create(store: &Arc<dyn Store>, job: NewJob) -> Result<Job, StoreErr
 /// Each item's task has the unique key `job:NAME:INDEX`, so creating the same job again
 /// after an interruption (same definition, same items) enqueues only what is missing and
 /// then creates the record; a different job of that name is [`StoreError::JobExists`].
+/// `progress` hears how many items are enqueued, after every store call.
 pub async fn create_list(
     store: &Arc<dyn Store>,
     job: NewJob,
     items: Vec<Value>,
+    progress: Progress<'_>,
 ) -> Result<Job, StoreError> {
     let job = NewJob {
         kind: JobKind::List,
@@ -72,6 +71,7 @@ pub async fn create_list(
             })
             .collect();
         store.enqueue_batch(chunk, Utc::now()).await?;
+        progress(index as u64);
     }
     store.create_job(job, Utc::now()).await
 }
@@ -120,7 +120,7 @@ pub async fn cancel(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreErro
     let mut cancelled = 0;
     // Only the unfinished tasks are read: a big job's finished ones stay in the store.
     for state in TaskState::ALL.into_iter().filter(|s| s.can_cancel()) {
-        cancelled += move_job_tasks(store, name, state, Move::Cancel).await?;
+        cancelled += move_tasks(store, job_tasks(name, state), Move::Cancel, &|_| {}).await?;
     }
     Ok(cancelled)
 }
@@ -130,62 +130,20 @@ pub async fn retry(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreError
     if store.get_job(name).await?.is_none() {
         return Err(StoreError::JobNotFound(name.to_string()));
     }
-    move_job_tasks(store, name, TaskState::Dead, Move::Retry).await
+    move_tasks(
+        store,
+        job_tasks(name, TaskState::Dead),
+        Move::Retry,
+        &|_| {},
+    )
+    .await
 }
 
-/// What an operator does to a job's tasks.
-#[derive(Clone, Copy)]
-enum Move {
-    Cancel,
-    Retry,
-}
-
-/// Cancels or retries every task of job `name` in `state`, newest first, a page of ids
-/// per store call (tasks that moved meanwhile are skipped by the store); returns how many
-/// moved. Listing by state with `before_id` is unaffected by the moves: the moved tasks
-/// leave the state, and the next page starts below the last id seen.
-async fn move_job_tasks(
-    store: &Arc<dyn Store>,
-    name: &str,
-    state: TaskState,
-    operation: Move,
-) -> Result<u64, StoreError> {
-    let mut moved = 0;
-    let mut before_id = None;
-    loop {
-        let page = store
-            .list_tasks(TaskFilter {
-                state: Some(state),
-                job: Some(name.to_string()),
-                before_id,
-                limit: PAGE,
-                ..TaskFilter::default()
-            })
-            .await?;
-        let ids: Vec<_> = page.iter().map(|task| task.id).collect();
-        let Some(&last) = ids.last() else {
-            return Ok(moved);
-        };
-        let mut tries = 0;
-        moved += loop {
-            let outcome = match operation {
-                Move::Cancel => store.cancel_tasks(&ids, Utc::now()).await,
-                Move::Retry => store.retry_tasks(&ids, Utc::now()).await,
-            };
-            match outcome {
-                Ok(n) => break n,
-                // A deadlock with a worker's completion batch over the same rows, or a
-                // brief outage: moving a page is idempotent, so it is simply sent again.
-                Err(err) if err.is_transient() && tries < TRANSIENT_TRIES => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                }
-                Err(err) => return Err(err),
-            }
-        };
-        if ids.len() < PAGE {
-            return Ok(moved);
-        }
-        before_id = Some(last);
+/// A job's tasks in one state.
+fn job_tasks(name: &str, state: TaskState) -> TaskFilter {
+    TaskFilter {
+        state: Some(state),
+        job: Some(name.to_string()),
+        ..TaskFilter::default()
     }
 }

@@ -30,6 +30,7 @@
 pub mod control;
 pub mod jobs;
 pub mod parallel;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -285,6 +286,18 @@ impl Client {
     /// Waits until task `id` is completed, dead or cancelled (or `timeout` passes), woken
     /// by the store's outcome notifications rather than polling.
     pub async fn wait(&self, id: TaskId, timeout: Option<Duration>) -> Result<Task, WaitError> {
+        self.wait_watching(id, timeout, |_| {}).await
+    }
+
+    /// [`Client::wait`], showing `watch` the task each time it is read on the way: after
+    /// every outcome notification, and at least every second (a claim sends none, so a
+    /// task is seen running within a second of starting).
+    pub async fn wait_watching(
+        &self,
+        id: TaskId,
+        timeout: Option<Duration>,
+        mut watch: impl FnMut(&Task),
+    ) -> Result<Task, WaitError> {
         let started = Instant::now();
         let mut listener = self.store.listen(Topic::Outcomes).await?;
         loop {
@@ -293,6 +306,7 @@ impl Client {
                 .get_task(id)
                 .await?
                 .ok_or(StoreError::TaskNotFound(id))?;
+            watch(&task);
             if task.state.is_final() {
                 return Ok(task);
             }

@@ -205,31 +205,21 @@ async fn cancelling_a_running_task_stops_its_handler_at_the_next_heartbeat() {
     );
 }
 
-/// `jobs::cancel` and `jobs::retry` walk a big list job a page of 1000 ids at a time with
-/// one store call per page (not one per task): 2,500 items, 1,200 of them dead, 10
-/// running; retry moves exactly the dead ones, cancel every unfinished one, and the
-/// store calls stay a handful.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_cancel_and_retry_move_tasks_a_page_per_store_call() {
-    use wrangle::jobs::{self, NewJob};
-    use wrangle::store::{ClaimRequest, Completion, CountingStore, Outcome};
-
-    let counting = Arc::new(CountingStore::new(
-        wrangle::connect("memory://").await.unwrap(),
-    ));
-    let store: Arc<dyn Store> = counting.clone();
-    let items: Vec<Value> = (0..2500).map(|i| json!(i)).collect();
-    jobs::create_list(&store, NewJob::list("big", "t", 2500), items)
-        .await
-        .unwrap();
-    let claim = |limit| ClaimRequest {
+/// A claim of up to `limit` tasks by worker `w`, leased for a minute.
+fn claim(limit: usize) -> wrangle::store::ClaimRequest {
+    wrangle::store::ClaimRequest {
         worker: "w".into(),
         queues: wrangle::QueueFilter::All,
         limit,
         lease: Duration::from_secs(60),
         now: chrono::Utc::now(),
-    };
-    let doomed = store.claim_batch(claim(1200)).await.unwrap();
+    }
+}
+
+/// Claims up to `limit` tasks and fails each for good (dead).
+async fn claim_and_kill(store: &Arc<dyn Store>, limit: usize) {
+    use wrangle::store::{Completion, Outcome};
+    let doomed = store.claim_batch(claim(limit)).await.unwrap();
     let failures: Vec<Completion> = doomed
         .iter()
         .map(|task| {
@@ -246,6 +236,26 @@ async fn job_cancel_and_retry_move_tasks_a_page_per_store_call() {
         .complete_batch(&failures, chrono::Utc::now())
         .await
         .unwrap();
+}
+
+/// `jobs::cancel` and `jobs::retry` walk a big list job a page of 1000 ids at a time with
+/// one store call per page (not one per task): 2,500 items, 1,200 of them dead, 10
+/// running; retry moves exactly the dead ones, cancel every unfinished one, and the
+/// store calls stay a handful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_cancel_and_retry_move_tasks_a_page_per_store_call() {
+    use wrangle::jobs::{self, NewJob};
+    use wrangle::store::CountingStore;
+
+    let counting = Arc::new(CountingStore::new(
+        wrangle::connect("memory://").await.unwrap(),
+    ));
+    let store: Arc<dyn Store> = counting.clone();
+    let items: Vec<Value> = (0..2500).map(|i| json!(i)).collect();
+    jobs::create_list(&store, NewJob::list("big", "t", 2500), items, &|_| {})
+        .await
+        .unwrap();
+    claim_and_kill(&store, 1200).await;
     store.claim_batch(claim(10)).await.unwrap();
 
     let before = counting.calls();
@@ -264,6 +274,55 @@ async fn job_cancel_and_retry_move_tasks_a_page_per_store_call() {
     assert!(calls < 30, "{calls} store calls for 3,700 task moves");
     let progress = jobs::progress(&store, "big").await.unwrap();
     assert_eq!(progress.status, jobs::JobStatus::Cancelled, "{progress:?}");
+}
+
+/// `tasks::retry_dead` moves a queue's dead set a page of 1000 ids per store call,
+/// reports its running count after every page (the CLI's progress bar), and leaves other
+/// queues' dead tasks alone; `tasks::dead_count` gives the bar its total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_the_dead_set_goes_a_page_at_a_time_and_reports_progress() {
+    use wrangle::store::CountingStore;
+
+    let counting = Arc::new(CountingStore::new(
+        wrangle::connect("memory://").await.unwrap(),
+    ));
+    let store: Arc<dyn Store> = counting.clone();
+    let tasks: Vec<NewTask> = (0..2500)
+        .map(|i| NewTask::new("t", json!(i)).queue(if i < 2200 { "a" } else { "b" }))
+        .collect();
+    store
+        .enqueue_batch(tasks, chrono::Utc::now())
+        .await
+        .unwrap();
+    claim_and_kill(&store, 2500).await;
+    assert_eq!(
+        wrangle::tasks::dead_count(&store, None).await.unwrap(),
+        2500
+    );
+    assert_eq!(
+        wrangle::tasks::dead_count(&store, Some("a")).await.unwrap(),
+        2200
+    );
+
+    let before = counting.calls();
+    let reported = std::sync::Mutex::new(Vec::new());
+    let moved = wrangle::tasks::retry_dead(&store, Some("a"), &|n| {
+        reported.lock().unwrap().push(n);
+    })
+    .await
+    .unwrap();
+    assert_eq!(moved, 2200);
+    assert_eq!(*reported.lock().unwrap(), [1000, 2000, 2200]);
+    let calls = counting.calls() - before;
+    assert!(calls <= 6, "{calls} store calls to retry 2,200 tasks");
+    assert_eq!(
+        wrangle::tasks::dead_count(&store, Some("a")).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        wrangle::tasks::dead_count(&store, Some("b")).await.unwrap(),
+        300
+    );
 }
 
 /// A worker built in code gets the CLI's checks: each bad setting is a one-line error

@@ -9,6 +9,7 @@ use wrangle::{Task, TaskFilter, TaskState};
 use super::Context;
 use crate::cli::{QueuesCommand, TasksCommand};
 use crate::fail::CliResult;
+use crate::progress;
 use crate::stdout::out;
 
 pub(crate) fn print_json(value: &impl serde::Serialize) {
@@ -210,7 +211,19 @@ pub(crate) async fn tasks(
         TasksCommand::Retry {
             id: None, queue, ..
         } => {
-            let moved = store.retry_dead(queue, now).await?;
+            let queue = queue.as_deref();
+            let total = wrangle::tasks::dead_count(store, queue).await?;
+            let bar = progress::on_terminal(Some(total), "tasks");
+            let report = |moved| {
+                if let Some(bar) = &bar {
+                    bar.set_position(moved);
+                }
+            };
+            let moved = wrangle::tasks::retry_dead(store, queue, &report).await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let moved = moved?;
             if context.json {
                 print_json(&json!({"retried": moved}));
             } else {

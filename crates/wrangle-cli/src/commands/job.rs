@@ -74,7 +74,19 @@ pub(crate) async fn run(
         JobCommand::Create(_) => {
             let plan = create.expect("planned before the store was opened");
             let job = match plan.items {
-                Some(items) => jobs::create_list(&context.store, plan.job, items).await?,
+                Some(items) => {
+                    let bar = progress::on_terminal(Some(items.len() as u64), "items");
+                    let report = |enqueued| {
+                        if let Some(bar) = &bar {
+                            bar.set_position(enqueued);
+                        }
+                    };
+                    let job = jobs::create_list(&context.store, plan.job, items, &report).await;
+                    if let Some(bar) = bar {
+                        bar.finish_and_clear();
+                    }
+                    job?
+                }
                 None => jobs::create(&context.store, plan.job).await?,
             };
             if context.json {

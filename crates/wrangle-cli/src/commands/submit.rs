@@ -1,5 +1,7 @@
 //! `wrangle submit`: validate everything first, then enqueue (one task or a batch, all or
-//! nothing), then optionally wait for the outcome.
+//! nothing), then optionally wait for the outcome. On a terminal, a batch shows a bar
+//! while its payloads are checked and a spinner while it is enqueued, and `--wait` a
+//! spinner with the task's state.
 
 use std::io::Read;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use super::Context;
 use crate::cli::SubmitArgs;
 use crate::config::Config;
 use crate::fail::{CliError, CliResult, EXIT_TASK_FAILED};
+use crate::progress;
 use crate::stdout::out;
 
 /// A validated submission.
@@ -74,14 +77,21 @@ pub(crate) fn plan(args: &SubmitArgs, config: &Config) -> CliResult<SubmitPlan> 
     let tasks = match &args.batch {
         Some(source) => {
             let text = read_input(source)?;
+            let bar = progress::on_terminal(Some(text.lines().count() as u64), "payloads");
             let mut tasks = Vec::new();
             for (index, line) in text.lines().enumerate() {
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
                 if line.trim().is_empty() {
                     continue;
                 }
                 let payload = parse_payload(line)
                     .map_err(|e| CliError::input(format!("{source} line {}: {e}", index + 1)))?;
                 tasks.push(template(payload));
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
             }
             if tasks.is_empty() {
                 return Err(CliError::input(format!("{source} holds no payloads")));
@@ -122,7 +132,19 @@ pub(crate) fn plan(args: &SubmitArgs, config: &Config) -> CliResult<SubmitPlan> 
 /// Enqueues, prints the id(s), and with `--wait` prints the outcome.
 pub(crate) async fn run(context: &Context, plan: SubmitPlan) -> CliResult {
     let client = Client::new(context.store.clone()).max_payload(plan.max_payload);
-    let enqueued = client.submit_batch(plan.tasks).await?;
+    // A batch is one store call (all or nothing), so there is no count to show while
+    // it runs: a spinner says what is going on.
+    let spinner = (plan.tasks.len() > 1).then(|| {
+        progress::spinner_on_terminal(format!(
+            "enqueueing {} tasks (one transaction)",
+            progress::whole(plan.tasks.len() as f64)
+        ))
+    });
+    let enqueued = client.submit_batch(plan.tasks).await;
+    if let Some(spinner) = spinner.flatten() {
+        spinner.finish_and_clear();
+    }
+    let enqueued = enqueued?;
     let Some(wait_timeout) = plan.wait else {
         if context.json {
             out!(
@@ -137,7 +159,21 @@ pub(crate) async fn run(context: &Context, plan: SubmitPlan) -> CliResult {
         return Ok(0);
     };
     let id = enqueued[0].id;
-    let task = client.wait(id, wait_timeout).await?;
+    let spinner = progress::spinner_on_terminal(format!("task {id}: waiting"));
+    let task = client
+        .wait_watching(id, wait_timeout, |task| {
+            if let Some(spinner) = &spinner {
+                spinner.set_message(format!(
+                    "task {id}: {} (attempt {} of {})",
+                    task.state, task.attempt, task.max_attempts
+                ));
+            }
+        })
+        .await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let task = task?;
     let code = if task.state == TaskState::Completed {
         0
     } else {

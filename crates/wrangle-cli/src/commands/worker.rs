@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wrangle::parse::{parse_duration, parse_name, parse_size};
+use wrangle::parse::{parse_duration, parse_env_assignment, parse_name, parse_size};
 use wrangle::pool::{AutoscaleLimits, parse_autoscale, parse_pool};
 use wrangle::{
     CommandExecutor, CommandSpec, ControlOp, Open, QueueFilter, Registry, RetryPolicy,
@@ -15,7 +15,7 @@ use wrangle::{
 
 use super::{Context, StoreChoice};
 use crate::cli::WorkerArgs;
-use crate::config::Config;
+use crate::config::{Config, KindConfig};
 use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED};
 use crate::stdout::out;
 
@@ -31,10 +31,25 @@ pub(crate) struct WorkerSetup {
 /// worker sizes them to its pool (and resizes them when it is scaled).
 fn build_registry(args: &WorkerArgs, config: &Config) -> CliResult<Registry> {
     let mut registry = Registry::new();
-    let spec = |argv: Vec<String>, timeout: Option<Duration>| {
+    let worker_env = args
+        .env
+        .iter()
+        .map(|assignment| parse_env_assignment(assignment))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A kind's own variables come after the worker's, so they win.
+    let env_of = |kind: Option<&KindConfig>| {
+        let mut env = worker_env.clone();
+        if let Some(kind) = kind {
+            env.extend(kind.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        env
+    };
+    let spec = |argv: Vec<String>, timeout: Option<Duration>, kind: Option<&KindConfig>| {
         let mut spec = CommandSpec::new(argv);
         spec.default_timeout = timeout;
         spec.output_dir = args.output.clone();
+        spec.env = env_of(kind);
+        spec.cwd = kind.and_then(|k| k.cwd.clone());
         Arc::new(CommandExecutor::new(spec))
     };
     let max_memory = args
@@ -44,20 +59,31 @@ fn build_registry(args: &WorkerArgs, config: &Config) -> CliResult<Registry> {
         .transpose()?;
     for (kind, kind_config) in &config.kinds {
         let timeout = kind_config.timeout(kind)?;
+        if let Some(dir) = &kind_config.cwd
+            && !dir.is_dir()
+        {
+            return Err(CliError::input(format!(
+                "[kinds.{kind}] cwd '{}' is not a directory",
+                dir.display()
+            )));
+        }
         if let Some(argv) = &kind_config.exec {
-            registry.insert(kind.clone(), spec(argv.clone(), timeout));
+            registry.insert(kind.clone(), spec(argv.clone(), timeout, Some(kind_config)));
         } else if let Some(argv) = &kind_config.runner {
             // One process per runner, started as tasks of this kind arrive.
             let mut runner = RunnerSpec::new(argv.clone(), 1);
             runner.default_timeout = timeout;
             runner.max_memory = max_memory;
+            runner.env = env_of(Some(kind_config));
+            runner.cwd = kind_config.cwd.clone();
+            runner.output_dir = args.output.clone();
             registry.insert(kind.clone(), Arc::new(RunnerExecutor::new(runner)));
         }
     }
     if let Some(text) = &args.exec {
         let argv = super::split_command("--exec", text)?;
         wrangle::placeholder::check_template(&argv)?;
-        registry.fallback(spec(argv, None));
+        registry.fallback(spec(argv, None, None));
     }
     if registry.is_empty() {
         return Err(CliError::input(
