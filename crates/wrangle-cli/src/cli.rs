@@ -677,10 +677,15 @@ Examples:
         wait: String,
     },
     /// Restart a worker's runner processes after their current tasks, re-reading wrangle.toml
-    #[command(after_help = "Example:\n  wrangle workers reload box-1")]
+    #[command(
+        after_help = "Examples:\n  wrangle workers reload box-1\n  wrangle workers reload box-1 --runner 2   # only runner 2's process, new code, same config"
+    )]
     Reload {
         /// Worker name
         worker: String,
+        /// Replace only this runner's process (its number in `wrangle status WORKER`), without re-reading wrangle.toml
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        runner: Option<u32>,
         /// How long to wait for the worker's acknowledgement
         #[arg(long, default_value = ACK_WAIT, value_name = "DUR")]
         wait: String,

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, signal, wait_for};
+use common::{Sandbox, signal, text, wait_for};
 use serde_json::Value;
 use wrangle_testkit::{MariaDbServer, PostgresServer, RedisServer, or_skip};
 
@@ -171,8 +171,8 @@ for line in sys.stdin:
     )
 }
 
-#[test]
-fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
+/// A sandbox whose worker `name` runs kind `k` on two processes of [`runner_script`] v1.
+fn runner_worker(name: &str) -> Sandbox {
     let mut sandbox = Sandbox::sqlite();
     std::fs::write(sandbox.path("runner.py"), runner_script("v1")).unwrap();
     std::fs::write(
@@ -180,7 +180,13 @@ fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
         "[kinds.k]\nrunner = [\"python3\", \"runner.py\"]\n",
     )
     .unwrap();
-    sandbox.spawn_worker("rw", &["-n", "2"]);
+    sandbox.spawn_worker(name, &["-n", "2"]);
+    sandbox
+}
+
+#[test]
+fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
+    let sandbox = runner_worker("rw");
     let before = submit(&sandbox, "default", 30);
     sandbox.wait_for_state(before[5], "completed", Duration::from_secs(30));
     std::fs::write(sandbox.path("runner.py"), runner_script("v2")).unwrap();
@@ -216,6 +222,113 @@ fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
     assert_eq!(sandbox.task(before[0])["result"], "v1");
     let logs = sandbox.worker_logs();
     assert!(logs.matches("control: reloaded").count() >= 2, "{logs}");
+}
+
+/// resque-pool-dynamic's habit: edit `[pool]`, send HUP. Groups are added, resized and
+/// removed as edited (a removed group's running tasks finish), the reply in the log says
+/// what changed, and no task fails.
+#[test]
+fn an_edited_pool_and_hup_add_resize_and_remove_groups_and_fail_nothing() {
+    let mut sandbox = Sandbox::sqlite();
+    let file = sandbox.path("wrangle.toml");
+    let config = |pool: &str| {
+        std::fs::write(
+            &file,
+            format!("[kinds.k]\nexec = [\"sleep\", \"1\"]\n[pool]\n{pool}"),
+        )
+        .unwrap();
+    };
+    config("a = 1\nb = 2\n");
+    sandbox.spawn_worker("hw", &["--lease", "5s"]);
+    wait_for("the worker to register", Duration::from_secs(20), || {
+        group(&sandbox, "hw", "b")
+    });
+    let ids: Vec<i64> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|queue| submit(&sandbox, queue, 8))
+        .collect();
+    wait_for("b busy", Duration::from_secs(20), || {
+        (group(&sandbox, "hw", "b")?.1 > 0).then_some(())
+    });
+
+    config("a = 3\nc = 1\n");
+    signal(&sandbox.workers[0], nix::sys::signal::Signal::SIGHUP);
+    wait_for("the pool as edited", Duration::from_secs(10), || {
+        let (a, b, c) = (
+            group(&sandbox, "hw", "a")?.0,
+            group(&sandbox, "hw", "b").map_or(0, |g| g.0),
+            group(&sandbox, "hw", "c")?.0,
+        );
+        (a, b, c).eq(&(3, 0, 1)).then_some(())
+    });
+    let served: Vec<i64> = ids[..8].iter().chain(&ids[16..]).copied().collect();
+    wait_for("a's and c's tasks", Duration::from_secs(60), || {
+        served
+            .iter()
+            .all(|id| sandbox.task(*id)["state"] == "completed")
+            .then_some(())
+    });
+    let logs = sandbox.worker_logs();
+    for change in [
+        "group a: 1 -> 3 runners",
+        "added group c with 1 runners",
+        "group b removed",
+    ] {
+        assert!(logs.contains(change), "{change}: {logs}");
+    }
+    for id in &ids {
+        let t = sandbox.task(*id);
+        assert!(
+            t["state"] == "completed" || t["state"] == "available",
+            "no task fails or is stuck because of a reload: {t}"
+        );
+        assert!(t["attempts"].as_array().unwrap().len() <= 1, "{t}");
+    }
+}
+
+/// The pid of each runner process of worker `name`, by runner number.
+fn runner_pids(sandbox: &Sandbox, name: &str) -> std::collections::BTreeMap<u64, u64> {
+    sandbox
+        .worker(name)
+        .map(|w| w["info"]["processes"].clone())
+        .and_then(|p| p.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| (p["runner"].as_u64().unwrap(), p["pid"].as_u64().unwrap()))
+        .collect()
+}
+
+/// DScript reloaded the script on one runner: `workers reload NAME --runner 2` replaces
+/// runner 2's process after its current tasks and leaves runner 1's alone; no task fails;
+/// a runner with no process is a clear refusal.
+#[test]
+fn reload_of_one_runner_replaces_only_its_process() {
+    let sandbox = runner_worker("rw");
+    let first = submit(&sandbox, "default", 20);
+    let before = wait_for("two runner processes", Duration::from_secs(30), || {
+        let pids = runner_pids(&sandbox, "rw");
+        (pids.len() == 2).then_some(pids)
+    });
+    let out = sandbox.ok(&["workers", "reload", "rw", "--runner", "2"]);
+    assert!(out.contains("runner 2: 1 process(es) replaced"), "{out}");
+    let second = submit(&sandbox, "default", 20);
+    let after = wait_for("runner 2's new process", Duration::from_secs(30), || {
+        let pids = runner_pids(&sandbox, "rw");
+        (pids.get(&2).is_some_and(|pid| Some(pid) != before.get(&2))).then_some(pids)
+    });
+    assert_eq!(after.get(&1), before.get(&1), "runner 1 kept its process");
+    for id in first.iter().chain(&second) {
+        let t = sandbox.wait_for_state(*id, "completed", Duration::from_secs(30));
+        assert_eq!(t["attempts"].as_array().unwrap().len(), 1, "{t}");
+    }
+    let refused = sandbox.run(&["workers", "reload", "rw", "--runner", "9"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("runner 9 has no process running"),
+        "{}",
+        text(&refused.stderr)
+    );
+    sandbox.usage_error(&["workers", "reload", "rw", "--runner", "0"]);
 }
 
 #[test]

@@ -598,6 +598,9 @@ fn run_controls_as_gnu_parallel_has_them() {
     ]);
     assert_exit(&out, 1);
     let log = std::fs::read_to_string(&joblog).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&joblog).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the joblog is its owner's alone");
     let mut rows: Vec<Vec<&str>> = log.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(
         rows.remove(0),

@@ -141,6 +141,13 @@ pub enum ControlCommand {
     },
     /// Restart runner processes gracefully, picking up new code and config.
     Reload,
+    /// Replace one runner's process (runner `runner` of every runner kind) after its
+    /// current tasks: DScript's reload of the script on one runner.
+    #[serde(rename = "reload-runner")]
+    ReloadRunner {
+        /// The runner's number (1..N, as `wrangle status WORKER` lists its processes).
+        runner: u32,
+    },
     /// Shut down gracefully.
     Stop,
 }
@@ -185,5 +192,12 @@ mod tests {
             serde_json::to_value(ControlCommand::Stop).unwrap(),
             serde_json::json!({"command": "stop"})
         );
+        let one = ControlCommand::ReloadRunner { runner: 2 };
+        let json = serde_json::to_value(&one).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"command": "reload-runner", "runner": 2})
+        );
+        assert_eq!(serde_json::from_value::<ControlCommand>(json).unwrap(), one);
     }
 }

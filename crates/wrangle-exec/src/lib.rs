@@ -72,6 +72,12 @@ pub trait Executor: Send + Sync + fmt::Debug + 'static {
     fn processes(&self) -> Vec<ProcessInfo> {
         Vec::new()
     }
+
+    /// Replaces runner `number`'s process once its current tasks are done; false when
+    /// there is no such process. The default has no processes.
+    async fn replace_runner(&self, _number: usize) -> bool {
+        false
+    }
 }
 
 /// Resident memory of process `pid` in bytes, from `/proc/PID/status` (0 where unknown).
@@ -175,6 +181,16 @@ impl Registry {
         for (_, executor) in self.executors() {
             executor.resize(runners);
         }
+    }
+
+    /// Replaces runner `number`'s process in every executor that has one (after its
+    /// current tasks); returns how many were replaced.
+    pub async fn replace_runner(&self, number: usize) -> usize {
+        let mut replaced = 0;
+        for (_, executor) in self.executors() {
+            replaced += usize::from(executor.replace_runner(number).await);
+        }
+        replaced
     }
 
     /// Every executor's long-lived processes, labelled with their kind.

@@ -260,6 +260,20 @@ impl Executor for RunnerExecutor {
         }
     }
 
+    async fn replace_runner(&self, number: usize) -> bool {
+        let slot = self
+            .slots
+            .read()
+            .expect("slots lock")
+            .iter()
+            .find(|slot| slot.number == number)
+            .cloned();
+        match slot {
+            Some(slot) => slot.replace(&self.spec).await,
+            None => false,
+        }
+    }
+
     fn processes(&self) -> Vec<wrangle_core::worker::ProcessInfo> {
         let slots = self.slots.read().expect("slots lock").clone();
         slots
@@ -371,6 +385,19 @@ struct RunningRunner {
 }
 
 impl RunningRunner {
+    /// Takes no new task (the slot starts a new process for the next one) and stops once
+    /// the tasks it holds are answered.
+    fn retire_after_current(self: &Arc<Self>, grace: Duration) {
+        self.retire.cancel();
+        let process = self.clone();
+        tokio::spawn(async move {
+            while !process.pending.lock().expect("pending lock").is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            process.stop(grace).await;
+        });
+    }
+
     /// Stops the process group: SIGTERM, then SIGKILL after `grace`.
     async fn stop(&self, grace: Duration) {
         signal_group(self.pid, Signal::SIGTERM);
@@ -444,15 +471,25 @@ impl RunnerSlot {
             limit_mib = limit >> 20,
             "runner grew past --max-runner-memory; replacing it after its current tasks"
         );
-        process.retire.cancel();
-        let process = process.clone();
-        let grace = spec.kill_grace;
-        tokio::spawn(async move {
-            while !process.pending.lock().expect("pending lock").is_empty() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        process.retire_after_current(spec.kill_grace);
+    }
+
+    /// Replaces the slot's process after its current tasks (the next task starts a new
+    /// one at once); false when it has none running.
+    async fn replace(&self, spec: &RunnerSpec) -> bool {
+        let slot = self.process.lock().await;
+        match &slot.current {
+            Some(current) if !current.exited.is_cancelled() && !current.retire.is_cancelled() => {
+                tracing::info!(
+                    runner = self.number,
+                    pid = current.pid,
+                    "replacing the runner after its current tasks"
+                );
+                current.retire_after_current(spec.kill_grace);
+                true
             }
-            process.stop(grace).await;
-        });
+            _ => false,
+        }
     }
 
     fn start(&self, spec: &Arc<RunnerSpec>) -> Result<RunningRunner, Failure> {

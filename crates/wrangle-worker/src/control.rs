@@ -78,7 +78,10 @@ impl Controller {
                     (first.target() as i64 + delta as i64).clamp(0, MAX_GROUP_RUNNERS as i64);
                 self.scale(Some(&first.name), runners as u32)
             }
-            ControlOp::Command(ControlCommand::Reload) => self.shared.reload(),
+            ControlOp::Command(ControlCommand::Reload) => self.reload(),
+            ControlOp::Command(ControlCommand::ReloadRunner { runner }) => {
+                self.shared.reload_runner(runner).await
+            }
             ControlOp::Command(ControlCommand::Pause { queue }) => self.pause(&queue, true).await,
             ControlOp::Command(ControlCommand::Resume { queue }) => self.pause(&queue, false).await,
             ControlOp::Command(ControlCommand::Stop) => {
@@ -100,6 +103,52 @@ impl Controller {
             tracing::debug!(error = %err, "could not refresh the worker's registration");
         }
         reply
+    }
+
+    /// Reads the configuration again: the pool is changed as it now says (groups added,
+    /// resized or retired, each gracefully, as `scale` does), then new tasks get the new
+    /// handlers and runner processes restart after their current tasks.
+    fn reload(&self) -> Reply {
+        let reloaded = self.shared.build_reload()?;
+        let changes = match &reloaded.pool {
+            Some(pool) => self.apply_pool(pool)?,
+            None => Vec::new(),
+        };
+        let kinds = self.shared.swap_registry(reloaded.registry);
+        let pool = if changes.is_empty() {
+            String::new()
+        } else {
+            format!("; pool: {}", changes.join(", "))
+        };
+        Ok(format!(
+            "reloaded ({kinds} kinds): new tasks use the new handlers; runner processes restart after their current tasks{pool}"
+        ))
+    }
+
+    /// Makes the running pool the one given: what changed, one phrase per group. A
+    /// group that is no longer there is scaled to 0 (its runners finish their tasks).
+    fn apply_pool(&self, pool: &[PoolGroup]) -> Result<Vec<String>, String> {
+        let running = self.shared.groups();
+        let mut changes = Vec::new();
+        for wanted in pool {
+            let same = running
+                .iter()
+                .any(|g| g.name == wanted.name && g.target() == wanted.runners as usize);
+            if !same {
+                changes.push(self.scale(Some(&wanted.name), wanted.runners)?);
+            }
+        }
+        for gone in running
+            .iter()
+            .filter(|g| g.target() > 0 && !pool.iter().any(|w| w.name == g.name))
+        {
+            self.scale(Some(&gone.name), 0)?;
+            changes.push(format!(
+                "group {} removed (its runners finish their tasks first)",
+                gone.name
+            ));
+        }
+        Ok(changes)
     }
 
     /// Sets a group's runners; a group not in the pool yet is added.

@@ -265,8 +265,19 @@ pub trait OutcomeObserver: Send + Sync + 'static {
     fn recorded(&self, completion: &Completion, status: CompletionStatus);
 }
 
-/// Builds a fresh registry for a reload (the CLI re-reads `wrangle.toml`).
-pub type RegistryFactory = Arc<dyn Fn() -> Result<Registry, String> + Send + Sync>;
+/// What a reload builds from the configuration read again (the CLI re-reads
+/// `wrangle.toml`).
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The handlers for new tasks.
+    pub registry: Registry,
+    /// The pool as the configuration now has it; `None` keeps the running pool (one
+    /// given by flags, which a file does not override).
+    pub pool: Option<Vec<PoolGroup>>,
+}
+
+/// Builds what a reload swaps in; see [`Reloaded`].
+pub type ReloadFactory = Arc<dyn Fn() -> Result<Reloaded, String> + Send + Sync>;
 
 type ControlReceiver =
     mpsc::UnboundedReceiver<(ControlOp, oneshot::Sender<Result<String, String>>)>;
@@ -277,7 +288,7 @@ pub struct Worker {
     registry: Arc<Registry>,
     config: WorkerConfig,
     observer: Option<Arc<dyn OutcomeObserver>>,
-    reload: Option<RegistryFactory>,
+    reload: Option<ReloadFactory>,
     control: WorkerControl,
     control_rx: ControlReceiver,
 }
@@ -314,7 +325,7 @@ impl Worker {
     /// Lets `reload` (the command, or SIGHUP in the CLI) swap in a registry built by
     /// `factory`: tasks already running finish on the old executors (whose runner
     /// processes then exit), new tasks start on the new ones.
-    pub fn with_reload(mut self, factory: RegistryFactory) -> Self {
+    pub fn with_reload(mut self, factory: ReloadFactory) -> Self {
         self.reload = Some(factory);
         self
     }
@@ -470,7 +481,7 @@ pub(crate) struct Shared {
     registry: RwLock<Arc<Registry>>,
     groups: RwLock<Vec<Arc<Group>>>,
     started_at: DateTime<Utc>,
-    reload: Option<RegistryFactory>,
+    reload: Option<ReloadFactory>,
     /// Woken by a heartbeat that says commands wait in the mailbox.
     pub(crate) mailbox_nudge: Notify,
     pub(crate) loops: ClaimLoops,
@@ -517,19 +528,39 @@ impl Shared {
             .resize(runners);
     }
 
-    /// Swaps in a freshly built registry (see [`Worker::with_reload`]).
-    pub(crate) fn reload(&self) -> Result<String, String> {
+    /// Builds what a reload swaps in (see [`Worker::with_reload`]).
+    pub(crate) fn build_reload(&self) -> Result<Reloaded, String> {
         let factory = self
             .reload
             .as_ref()
             .ok_or("this worker has no configuration to reload")?;
-        let registry = factory()?;
+        factory()
+    }
+
+    /// Swaps in a freshly built registry, sized to the pool; returns its kinds.
+    pub(crate) fn swap_registry(&self, registry: Registry) -> usize {
         registry.resize(self.total_runners());
         let kinds = registry.kinds().len();
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
-        Ok(format!(
-            "reloaded ({kinds} kinds): new tasks use the new handlers; runner processes restart after their current tasks"
-        ))
+        kinds
+    }
+
+    /// Replaces runner `number`'s process in every runner kind after its current tasks
+    /// (the configuration is not read again: that is [`Shared::reload`]).
+    pub(crate) async fn reload_runner(&self, number: u32) -> Result<String, String> {
+        let registry = self
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match registry.replace_runner(number as usize).await {
+            0 => Err(format!(
+                "runner {number} has no process running (runner kinds start theirs with their first task)"
+            )),
+            replaced => Ok(format!(
+                "runner {number}: {replaced} process(es) replaced after their current tasks"
+            )),
+        }
     }
 
     /// Drops the worker's own sender of finished attempts; no claim loop starts after.

@@ -62,8 +62,8 @@ pub use wrangle_store_redis::{RedisOptions, RedisStore};
 #[cfg(feature = "sqlite")]
 pub use wrangle_store_sqlite::{SqliteOptions, SqliteStore};
 pub use wrangle_worker::{
-    ControlOp, OutcomeObserver, RegistryFactory, Shutdown, Worker, WorkerConfig, WorkerControl,
-    WorkerError, WorkerReport,
+    ControlOp, OutcomeObserver, ReloadFactory, Reloaded, Shutdown, Worker, WorkerConfig,
+    WorkerControl, WorkerError, WorkerReport,
 };
 
 /// Why connecting failed.

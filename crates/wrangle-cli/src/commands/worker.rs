@@ -1,7 +1,8 @@
 //! `wrangle worker`: build the executor registry from `--exec` and `[kinds.*]`, run the
 //! worker loop, and turn signals into control: graceful (first TERM/INT) or immediate
-//! (second INT) shutdown, reload (HUP: wrangle.toml read again, runner processes
-//! replaced after their current tasks), one runner more or less (TTIN/TTOU).
+//! (second INT) shutdown, reload (HUP: wrangle.toml read again, `[pool]` changes applied,
+//! runner processes replaced after their current tasks), one runner more or less
+//! (TTIN/TTOU).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +24,8 @@ use crate::stdout::out;
 pub(crate) struct WorkerSetup {
     registry: Registry,
     config: WorkerConfig,
-    /// Builds the registry again from a freshly read config file (reload).
-    reload: wrangle::RegistryFactory,
+    /// Builds the registry and pool again from a freshly read config file (reload).
+    reload: wrangle::ReloadFactory,
 }
 
 /// The executors for `[kinds.*]` and `--exec`. Runner kinds start with one process; the
@@ -114,12 +115,20 @@ pub(crate) fn plan(
         worker.autoscale_interval = parse_duration(&args.autoscale_interval)?;
     }
     let registry = build_registry(args, config)?;
-    let reload: wrangle::RegistryFactory = {
+    let reload: wrangle::ReloadFactory = {
         let args = args.clone();
         let config_path = config_path.map(std::path::Path::to_path_buf);
         Arc::new(move || {
             let config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
-            build_registry(&args, &config).map_err(|e| e.to_string())
+            let registry = build_registry(&args, &config).map_err(|e| e.to_string())?;
+            // A pool given by --pool stays; one from [pool] follows the file (a file
+            // with no [pool] left keeps the running one).
+            let pool = match &args.pool {
+                Some(_) => None,
+                None => Some(config.pool_groups().map_err(|e| e.to_string())?)
+                    .filter(|pool| !pool.is_empty()),
+            };
+            Ok(wrangle::Reloaded { registry, pool })
         })
     };
     let queues = if args.queues.trim() == "*" {

@@ -36,7 +36,17 @@ pub(crate) fn plan(command: &WorkersCommand) -> CliResult<Option<ControlPlan>> {
             let (queue, runners) = parse_scale_target(target)?;
             (worker, ControlCommand::Scale { queue, runners }, wait)
         }
-        WorkersCommand::Reload { worker, wait } => (worker, ControlCommand::Reload, wait),
+        WorkersCommand::Reload {
+            worker,
+            runner,
+            wait,
+        } => {
+            let command = match runner {
+                Some(runner) => ControlCommand::ReloadRunner { runner: *runner },
+                None => ControlCommand::Reload,
+            };
+            (worker, command, wait)
+        }
         WorkersCommand::Stop { worker, wait } => (worker, ControlCommand::Stop, wait),
     };
     Ok(Some(ControlPlan {

@@ -86,8 +86,8 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "reload",
-        usage: "WORKER",
-        about: "restart a worker's runner processes gracefully",
+        usage: "WORKER [RUNNER]",
+        about: "restart a worker's runner processes gracefully (or only runner RUNNER's)",
         arguments: &[Worker],
     },
     CommandSpec {
@@ -159,7 +159,11 @@ pub(super) enum ConsoleCommand {
         target: String,
     },
     Pool(String),
-    Reload(String),
+    Reload {
+        worker: String,
+        /// Only this runner's process.
+        runner: Option<u32>,
+    },
     Stop(String),
     Pause(String),
     Resume(String),
@@ -202,41 +206,56 @@ pub(super) fn parse(line: &str) -> Result<Option<ConsoleCommand>, String> {
             Err(usage())
         }
     };
-    let command = match spec.name {
-        "status" => match arguments {
-            [] => ConsoleCommand::Status(None),
-            [worker] => ConsoleCommand::Status(Some(worker.clone())),
-            _ => return Err(usage()),
-        },
-        "workers" => none(arguments).map(|()| ConsoleCommand::Workers)?,
-        "jobs" => none(arguments).map(|()| ConsoleCommand::Jobs)?,
-        "job" => ConsoleCommand::Job(one(arguments)?),
-        "task" => ConsoleCommand::Task(task_id(&one(arguments)?)?),
-        "scale" => match arguments {
-            [worker, target] => ConsoleCommand::Scale {
-                worker: worker.clone(),
-                target: target.clone(),
+    let command =
+        match spec.name {
+            "status" => match arguments {
+                [] => ConsoleCommand::Status(None),
+                [worker] => ConsoleCommand::Status(Some(worker.clone())),
+                _ => return Err(usage()),
             },
-            _ => return Err(usage()),
-        },
-        "pool" => ConsoleCommand::Pool(one(arguments)?),
-        "reload" => ConsoleCommand::Reload(one(arguments)?),
-        "stop" => ConsoleCommand::Stop(one(arguments)?),
-        "pause" => ConsoleCommand::Pause(one(arguments)?),
-        "resume" => ConsoleCommand::Resume(one(arguments)?),
-        "retry" => ConsoleCommand::Retry(task_id(&one(arguments)?)?),
-        "cancel" => ConsoleCommand::Cancel(task_id(&one(arguments)?)?),
-        "tail" => match arguments {
-            [] => ConsoleCommand::Tail(None),
-            [duration] => {
-                ConsoleCommand::Tail(Some(parse_duration(duration).map_err(|e| e.to_string())?))
+            "workers" => none(arguments).map(|()| ConsoleCommand::Workers)?,
+            "jobs" => none(arguments).map(|()| ConsoleCommand::Jobs)?,
+            "job" => ConsoleCommand::Job(one(arguments)?),
+            "task" => ConsoleCommand::Task(task_id(&one(arguments)?)?),
+            "scale" => match arguments {
+                [worker, target] => ConsoleCommand::Scale {
+                    worker: worker.clone(),
+                    target: target.clone(),
+                },
+                _ => return Err(usage()),
+            },
+            "pool" => ConsoleCommand::Pool(one(arguments)?),
+            "reload" => {
+                match arguments {
+                    [worker] => ConsoleCommand::Reload {
+                        worker: worker.clone(),
+                        runner: None,
+                    },
+                    [worker, runner] => ConsoleCommand::Reload {
+                        worker: worker.clone(),
+                        runner: Some(runner.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                            format!("a runner is a number from 1, not '{runner}'")
+                        })?),
+                    },
+                    _ => return Err(usage()),
+                }
             }
-            _ => return Err(usage()),
-        },
-        "help" => none(arguments).map(|()| ConsoleCommand::Help)?,
-        "exit" | "quit" => none(arguments).map(|()| ConsoleCommand::Exit)?,
-        other => unreachable!("command '{other}' is in COMMANDS but not parsed"),
-    };
+            "stop" => ConsoleCommand::Stop(one(arguments)?),
+            "pause" => ConsoleCommand::Pause(one(arguments)?),
+            "resume" => ConsoleCommand::Resume(one(arguments)?),
+            "retry" => ConsoleCommand::Retry(task_id(&one(arguments)?)?),
+            "cancel" => ConsoleCommand::Cancel(task_id(&one(arguments)?)?),
+            "tail" => match arguments {
+                [] => ConsoleCommand::Tail(None),
+                [duration] => {
+                    ConsoleCommand::Tail(Some(parse_duration(duration).map_err(|e| e.to_string())?))
+                }
+                _ => return Err(usage()),
+            },
+            "help" => none(arguments).map(|()| ConsoleCommand::Help)?,
+            "exit" | "quit" => none(arguments).map(|()| ConsoleCommand::Exit)?,
+            other => unreachable!("command '{other}' is in COMMANDS but not parsed"),
+        };
     Ok(Some(command))
 }
 
@@ -292,9 +311,17 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
             }
             Ok(0)
         }
-        ConsoleCommand::Reload(worker) => {
+        ConsoleCommand::Reload { worker, runner } => {
             let wait = crate::cli::ACK_WAIT.into();
-            control(context, WorkersCommand::Reload { worker, wait }).await
+            control(
+                context,
+                WorkersCommand::Reload {
+                    worker,
+                    runner,
+                    wait,
+                },
+            )
+            .await
         }
         ConsoleCommand::Stop(worker) => {
             let wait = crate::cli::ACK_WAIT.into();
@@ -465,6 +492,13 @@ mod tests {
         );
         assert_eq!(parse("quit").unwrap(), Some(ConsoleCommand::Exit));
         assert_eq!(parse("retry 42").unwrap(), Some(ConsoleCommand::Retry(42)));
+        assert_eq!(
+            parse("reload w1 2").unwrap(),
+            Some(ConsoleCommand::Reload {
+                worker: "w1".into(),
+                runner: Some(2)
+            })
+        );
     }
 
     #[test]
@@ -483,6 +517,10 @@ mod tests {
             "a task id is a number, not 'x'"
         );
         assert!(parse("tail soon").is_err());
+        assert_eq!(
+            parse("reload w1 zero").unwrap_err(),
+            "a runner is a number from 1, not 'zero'"
+        );
         assert!(parse("pause 'a").unwrap_err().starts_with("cannot read"));
         for error in [
             parse("frobnicate"),

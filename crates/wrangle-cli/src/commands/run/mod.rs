@@ -14,7 +14,8 @@
 //! its text: rerunning enqueues nothing twice, skips what is done, and retries what failed.
 //!
 //! GNU parallel's run controls sit around the executor in [`RunExecutor`] (`--delay`,
-//! `--dry-run`, `--joblog`) and in the [`Tracker`] (`--halt`, from outcomes).
+//! `--dry-run`, `--joblog`, and the counts `--halt` is decided on, which the [`Tracker`]
+//! acts upon).
 
 mod items;
 mod output;
@@ -715,10 +716,18 @@ struct JobLog {
 impl JobLog {
     fn open(path: &std::path::Path) -> CliResult<Self> {
         use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let cannot = |err: std::io::Error| {
             CliError::input(format!("cannot write --joblog {}: {err}", path.display()))
         };
-        let mut file = std::fs::File::create(path).map_err(cannot)?;
+        // Owner-only, as every file wrangle writes: command lines may hold private items.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(cannot)?;
         file.write_all(
             b"Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n",
         )
