@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::tmux::{Capture, Tmux};
-use common::{Sandbox, text};
+use common::{Sandbox, text, wait_for};
 
 /// Generous: a loaded 2-core machine builds and runs other tests at the same time.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -189,7 +189,7 @@ fn tab_completes_commands_and_worker_names_fetched_when_tab_is_pressed() {
     sandbox.spawn_worker("zeta-2", &["-q", "a", "-n", "1", "--exec", "true"]);
     sandbox.wait_for_worker("zeta-2", PATIENCE);
 
-    terminal.type_text("sta");
+    terminal.type_text("stat");
     terminal.press(&["Tab"]);
     terminal.wait_for("the command name completed", |screen| {
         screen.lines().last() == Some("wrangle> status")
@@ -227,6 +227,55 @@ fn tab_completes_commands_and_worker_names_fetched_when_tab_is_pressed() {
         history.lines().any(|l| l == "status warehouse-7"),
         "{history}"
     );
+}
+
+/// resque-pool-dynamic's shell started workers and showed the process tree: `start`
+/// runs a worker on this machine against the console's store (detached: it outlives the
+/// console; its log in a file), bad worker options are one error line, and `pstree`
+/// shows the worker with its runner process, from what the worker reports.
+#[test]
+fn start_runs_a_local_worker_and_pstree_shows_its_runner_process() {
+    let sandbox = Sandbox::sqlite();
+    sandbox.create_store();
+    std::fs::write(
+        sandbox.path("runner.py"),
+        r#"import json, sys
+for line in sys.stdin:
+    print(json.dumps({"id": json.loads(line)["id"], "ok": True}), flush=True)
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox.path("wrangle.toml"),
+        "[kinds.k]\nrunner = [\"python3\", \"runner.py\"]\n",
+    )
+    .unwrap();
+    let out = console_script(&sandbox, "start --name cw -n 1 --lease 3s\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("started wrangle worker cw (pid")
+            && stdout.contains(".wrangle/logs/worker-"),
+        "{stdout}"
+    );
+    // The console has exited; the worker it started runs the task.
+    let id = sandbox.submit("k", "{}", "default");
+    sandbox.wait_for_state(id, "completed", PATIENCE);
+    let tree = wait_for("the runner process in pstree", PATIENCE, || {
+        let tree = text(&console_script(&sandbox, "pstree\n").stdout);
+        tree.contains("runner 1 k (pid").then_some(tree)
+    });
+    assert!(tree.contains("└─ cw (pid"), "{tree}");
+
+    let out = console_script(&sandbox, "start --lease forever\n");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the worker exited at once") && stderr.contains("invalid duration"),
+        "{stderr}"
+    );
+    sandbox.ok(&["workers", "stop", "cw"]);
 }
 
 #[test]

@@ -147,7 +147,11 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Console(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
-            console::run(choice.open(&config, Open::Existing).await?).await
+            let launcher = console::Launcher {
+                store_url: config.store_url(choice.url.as_deref()),
+                config: choice.config.clone(),
+            };
+            console::run(choice.open(&config, Open::Existing).await?, launcher).await
         }
         Command::Completions(args) => help::completions(args.shell),
         Command::Man(args) => help::man(&args),

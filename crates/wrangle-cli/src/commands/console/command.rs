@@ -85,6 +85,18 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         arguments: &[Worker],
     },
     CommandSpec {
+        name: "pstree",
+        usage: "",
+        about: "every worker on every machine with its runner processes",
+        arguments: &[],
+    },
+    CommandSpec {
+        name: "start",
+        usage: "[WORKER OPTIONS...]",
+        about: "start a wrangle worker on this machine (e.g. start --name w2 -n 4); its log goes to .wrangle/logs",
+        arguments: &[],
+    },
+    CommandSpec {
         name: "reload",
         usage: "WORKER [RUNNER]",
         about: "restart a worker's runner processes gracefully (or only runner RUNNER's)",
@@ -159,6 +171,9 @@ pub(super) enum ConsoleCommand {
         target: String,
     },
     Pool(String),
+    Pstree,
+    /// Start a worker here with these options.
+    Start(Vec<String>),
     Reload {
         worker: String,
         /// Only this runner's process.
@@ -225,6 +240,8 @@ pub(super) fn parse(line: &str) -> Result<Option<ConsoleCommand>, String> {
                 _ => return Err(usage()),
             },
             "pool" => ConsoleCommand::Pool(one(arguments)?),
+            "pstree" => none(arguments).map(|()| ConsoleCommand::Pstree)?,
+            "start" => ConsoleCommand::Start(arguments.to_vec()),
             "reload" => {
                 match arguments {
                     [worker] => ConsoleCommand::Reload {
@@ -264,7 +281,7 @@ fn task_id(text: &str) -> Result<TaskId, String> {
         .map_err(|_| format!("a task id is a number, not '{text}'"))
 }
 
-/// Runs every command but `tail` and `exit` (the console loop handles those); returns
+/// Runs every command but `tail`, `start` and `exit` (the console loop handles those); returns
 /// the exit code of its one-shot equivalent.
 pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliResult {
     match command {
@@ -348,8 +365,9 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
             outp!("{}", help());
             Ok(0)
         }
-        ConsoleCommand::Tail(_) | ConsoleCommand::Exit => {
-            unreachable!("the console loop runs tail and exit itself")
+        ConsoleCommand::Pstree => super::processes::pstree(context).await,
+        ConsoleCommand::Tail(_) | ConsoleCommand::Start(_) | ConsoleCommand::Exit => {
+            unreachable!("the console loop runs tail, start and exit itself")
         }
     }
 }

@@ -5,11 +5,15 @@
 //! editing, history, completion, Ctrl-C stops the running command and returns to the
 //! prompt) and the scripted one (stdin is a pipe: one command per line, no prompt, exit
 //! code 1 if any command failed). [`command`] parses and runs commands, [`tail`] follows
-//! task events, [`editor`] is the line editor.
+//! task events, [`processes`] starts local workers and draws the process tree, [`editor`]
+//! is the line editor.
 
 mod command;
 mod editor;
+mod processes;
 mod tail;
+
+pub(crate) use processes::Launcher;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -25,11 +29,11 @@ use crate::stdout::out;
 const PROMPT: &str = "wrangle> ";
 
 /// Runs the console: interactive on a terminal, scripted otherwise.
-pub(crate) async fn run(context: Context) -> CliResult {
+pub(crate) async fn run(context: Context, launcher: Launcher) -> CliResult {
     if std::io::stdin().is_terminal() {
-        interactive(context).await
+        interactive(context, launcher).await
     } else {
-        scripted(context).await
+        scripted(context, launcher).await
     }
 }
 
@@ -91,19 +95,30 @@ enum Ran {
 
 /// Parses and performs one line; `None` for `exit`. A blank or comment line finishes with
 /// 0, a line that does not parse fails with its message.
-async fn run_line(context: &Context, line: &str, interrupts: &mut Interrupts) -> Option<Ran> {
+async fn run_line(
+    context: &Context,
+    launcher: &Launcher,
+    line: &str,
+    interrupts: &mut Interrupts,
+) -> Option<Ran> {
     match command::parse(line) {
         Ok(Some(ConsoleCommand::Exit)) => None,
-        Ok(Some(command)) => Some(perform(context, command, interrupts).await),
+        Ok(Some(command)) => Some(perform(context, launcher, command, interrupts).await),
         Ok(None) => Some(Ran::Finished(0)),
         Err(message) => Some(Ran::Failed(CliError::input(message))),
     }
 }
 
-async fn perform(context: &Context, command: ConsoleCommand, interrupts: &mut Interrupts) -> Ran {
+async fn perform(
+    context: &Context,
+    launcher: &Launcher,
+    command: ConsoleCommand,
+    interrupts: &mut Interrupts,
+) -> Ran {
     interrupts.discard_pending().await;
     let result = match command {
         ConsoleCommand::Tail(limit) => tail::follow(context, limit, interrupts).await,
+        ConsoleCommand::Start(options) => processes::start(launcher, &options).await,
         other => tokio::select! {
             result = command::execute(context, other) => result,
             _ = interrupts.next() => return Ran::Interrupted,
@@ -118,7 +133,7 @@ async fn perform(context: &Context, command: ConsoleCommand, interrupts: &mut In
 }
 
 /// The shell on a terminal. Never exits on bad input; `exit`, `quit` or Ctrl-D leave.
-async fn interactive(context: Context) -> CliResult {
+async fn interactive(context: Context, launcher: Launcher) -> CliResult {
     let mut interrupts = Interrupts::install(false)?;
     let mut reader = LineReader::start(context.store.clone())
         .map_err(|e| CliError::Runtime(format!("cannot use the terminal: {e}")))?;
@@ -132,7 +147,7 @@ async fn interactive(context: Context) -> CliResult {
             Input::Interrupted => continue,
             Input::End => break,
         };
-        match run_line(&context, &line, &mut interrupts).await {
+        match run_line(&context, &launcher, &line, &mut interrupts).await {
             None => break,
             Some(Ran::Finished(_)) => {}
             Some(Ran::Failed(err)) => eprintln!("error: {err}"),
@@ -144,7 +159,7 @@ async fn interactive(context: Context) -> CliResult {
 }
 
 /// Commands from a pipe, one per line, for scripts: `echo status | wrangle console`.
-async fn scripted(context: Context) -> CliResult {
+async fn scripted(context: Context, launcher: Launcher) -> CliResult {
     let mut interrupts = Interrupts::install(true)?;
     let mut lines = stdin_lines();
     let mut all_succeeded = true;
@@ -158,7 +173,7 @@ async fn scripted(context: Context) -> CliResult {
             Some(Err(err)) => return Err(CliError::Runtime(format!("reading commands: {err}"))),
             None => break,
         };
-        match run_line(&context, &line, &mut interrupts).await {
+        match run_line(&context, &launcher, &line, &mut interrupts).await {
             None => break,
             Some(Ran::Finished(code)) => all_succeeded &= code == 0,
             Some(Ran::Failed(err)) => {
