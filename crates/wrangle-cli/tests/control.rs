@@ -226,7 +226,7 @@ fn reload_runs_later_tasks_on_the_changed_script_and_fails_none() {
 
 /// resque-pool-dynamic's habit: edit `[pool]`, send HUP. Groups are added, resized and
 /// removed as edited (a removed group's running tasks finish), the reply in the log says
-/// what changed, and no task fails.
+/// what changed, a group the file left alone keeps a hand-made scale, and no task fails.
 #[test]
 fn an_edited_pool_and_hup_add_resize_and_remove_groups_and_fail_nothing() {
     let mut sandbox = Sandbox::sqlite();
@@ -268,6 +268,10 @@ fn an_edited_pool_and_hup_add_resize_and_remove_groups_and_fail_nothing() {
             .all(|id| sandbox.task(*id)["state"] == "completed")
             .then_some(())
     });
+    // A group scaled by hand keeps its runners when a reload finds the file unchanged.
+    sandbox.ok(&["workers", "scale", "hw", "c=2"]);
+    sandbox.ok(&["workers", "reload", "hw"]);
+    assert_eq!(group(&sandbox, "hw", "c").map(|g| g.0), Some(2));
     let logs = sandbox.worker_logs();
     for change in [
         "group a: 1 -> 3 runners",

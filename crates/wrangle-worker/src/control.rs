@@ -125,22 +125,27 @@ impl Controller {
         ))
     }
 
-    /// Makes the running pool the one given: what changed, one phrase per group. A
-    /// group that is no longer there is scaled to 0 (its runners finish their tasks).
+    /// Applies what the configuration's pool changed since it was last read: groups
+    /// added or resized there are scaled to their new size, groups taken out are scaled
+    /// to 0 (their runners finish their tasks); groups the file left alone keep the
+    /// runners they have (a `workers scale` meanwhile stands). What changed, one phrase
+    /// per group.
     fn apply_pool(&self, pool: &[PoolGroup]) -> Result<Vec<String>, String> {
-        let running = self.shared.groups();
+        let before = std::mem::replace(
+            &mut *self
+                .shared
+                .configured_pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+            pool.to_vec(),
+        );
         let mut changes = Vec::new();
-        for wanted in pool {
-            let same = running
-                .iter()
-                .any(|g| g.name == wanted.name && g.target() == wanted.runners as usize);
-            if !same {
-                changes.push(self.scale(Some(&wanted.name), wanted.runners)?);
-            }
+        for wanted in pool.iter().filter(|wanted| !before.contains(wanted)) {
+            changes.push(self.scale(Some(&wanted.name), wanted.runners)?);
         }
-        for gone in running
+        for gone in before
             .iter()
-            .filter(|g| g.target() > 0 && !pool.iter().any(|w| w.name == g.name))
+            .filter(|g| !pool.iter().any(|w| w.name == g.name))
         {
             self.scale(Some(&gone.name), 0)?;
             changes.push(format!(

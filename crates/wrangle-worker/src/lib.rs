@@ -361,6 +361,7 @@ impl Worker {
             groups: RwLock::new(Vec::new()),
             started_at: config.now(),
             reload: self.reload,
+            configured_pool: std::sync::Mutex::new(config.pool.clone()),
             mailbox_nudge: Notify::new(),
             loops: ClaimLoops {
                 finished_tx: std::sync::Mutex::new(Some(finished_tx)),
@@ -482,6 +483,9 @@ pub(crate) struct Shared {
     groups: RwLock<Vec<Arc<Group>>>,
     started_at: DateTime<Utc>,
     reload: Option<ReloadFactory>,
+    /// The pool as the configuration last said it: a reload applies only what the file
+    /// changed since, so runners scaled by hand meanwhile stay as they are.
+    pub(crate) configured_pool: std::sync::Mutex<Vec<PoolGroup>>,
     /// Woken by a heartbeat that says commands wait in the mailbox.
     pub(crate) mailbox_nudge: Notify,
     pub(crate) loops: ClaimLoops,
