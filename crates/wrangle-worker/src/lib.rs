@@ -324,7 +324,8 @@ impl Worker {
 
     /// Lets `reload` (the command, or SIGHUP in the CLI) swap in a registry built by
     /// `factory`: tasks already running finish on the old executors (whose runner
-    /// processes then exit), new tasks start on the new ones.
+    /// processes then exit), new tasks start on the new ones. A pool it returns is
+    /// applied as far as it changed since the last read (see [`Reloaded`]).
     pub fn with_reload(mut self, factory: ReloadFactory) -> Self {
         self.reload = Some(factory);
         self
