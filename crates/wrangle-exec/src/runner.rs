@@ -154,7 +154,14 @@ impl RunnerExecutor {
         };
         let process = slot.process(&self.spec).await?;
         let (reply_tx, reply_rx) = oneshot::channel();
-        let (notes_tx, mut notes) = mpsc::channel(NOTES_BUFFERED);
+        // No channel when nothing would take the notes down (a worker without --output):
+        // a task on the hot path allocates nothing for them.
+        let (notes_tx, mut notes) = if taker.wants_notes() {
+            let (sender, receiver) = mpsc::channel(NOTES_BUFFERED);
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
         process.pending.lock().expect("pending lock").insert(
             task.id,
             PendingTask {
@@ -205,13 +212,13 @@ impl RunnerExecutor {
                 biased;
                 reply = &mut reply_rx => {
                     // The runner's notes came before its answer: store them first.
-                    while let Ok(note) = notes.try_recv() {
+                    while let Some(Ok(note)) = notes.as_mut().map(mpsc::Receiver::try_recv) {
                         taker.take(note).await;
                     }
                     slot.recycle_if_too_big(&process, &self.spec).await;
                     return reply.unwrap_or_else(|_| ended_unanswered());
                 }
-                Some(note) = notes.recv() => taker.take(note).await,
+                Some(note) = next_note(&mut notes) => taker.take(note).await,
                 // The process ended after the supervisor failed the tasks it knew of, but
                 // before this one was registered: nobody else will answer it.
                 _ = process.exited.cancelled() => {
@@ -359,9 +366,9 @@ enum Note {
 #[derive(Debug)]
 struct PendingTask {
     reply: oneshot::Sender<ExecResult>,
-    /// Its notes, to the attempt that writes them down; bounded, so a runner that writes
-    /// notes faster than they are stored waits.
-    notes: mpsc::Sender<Note>,
+    /// Its notes, to the attempt that writes them down (none when nothing would);
+    /// bounded, so a runner that writes notes faster than they are stored waits.
+    notes: Option<mpsc::Sender<Note>>,
 }
 
 /// Notes waiting per task before the runner is made to wait.
@@ -749,11 +756,20 @@ async fn pass_note(pending: &Pending, id: TaskId, note: Note) -> bool {
         .map(|task| task.notes.clone());
     match notes {
         // An attempt that has stopped listening (timed out) just drops it.
-        Some(notes) => {
+        Some(Some(notes)) => {
             let _ = notes.send(note).await;
             true
         }
+        Some(None) => true,
         None => false,
+    }
+}
+
+/// The next note of an attempt that takes notes; never, for one that does not.
+async fn next_note(notes: &mut Option<mpsc::Receiver<Note>>) -> Option<Note> {
+    match notes {
+        Some(notes) => notes.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -781,6 +797,11 @@ impl NoteTaker {
             sink: spec.output.clone(),
             output: Vec::new(),
         }
+    }
+
+    /// Whether notes go anywhere: to `--output` files or to a sink.
+    fn wants_notes(&self) -> bool {
+        self.files.is_some() || self.sink.is_some()
     }
 
     async fn take(&mut self, note: Note) {
