@@ -179,9 +179,16 @@ impl Tracker {
     }
 
     pub(crate) fn counts(&self) -> RunCounts {
+        // `--halt now` stops the worker at once, possibly before it has recorded the
+        // very outcomes that met the condition: the items counted as their last attempt
+        // ended are at least as many, and they are what happened.
+        let (ended_done, ended_failed) = *self
+            .ended_for_halt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         RunCounts {
-            done: self.done.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
+            done: self.done.load(Ordering::Relaxed).max(ended_done),
+            failed: self.failed.load(Ordering::Relaxed).max(ended_failed),
             retried: self.retried.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
         }
