@@ -13,6 +13,7 @@
 //! - [`store`]: the [`Store`] trait, the one seam between the engine and every backend
 //!   (SQLite, in-memory, PostgreSQL, Redis, MySQL), with its request/response types.
 //! - [`job`]: range and list jobs: lazy blocks and progress.
+//! - [`log`]: bounded log rings of workers and tasks, kept in the store.
 //! - [`pool`]: worker pool specs and the autoscaling policy.
 //! - [`notify`]: in-process wake-ups every store builds its listeners on.
 //! - [`stored`]: epoch-millisecond times and attempt records as the SQL stores keep them.
@@ -25,6 +26,7 @@
 pub mod connect;
 pub mod halt;
 pub mod job;
+pub mod log;
 pub mod notify;
 pub mod parse;
 pub mod placeholder;
@@ -37,6 +39,7 @@ pub mod worker;
 
 pub use connect::{ConnectCause, ConnectFailure, Open};
 pub use job::{BlockTally, Job, JobKind, JobProgress, JobStatus, NewJob};
+pub use log::{LogAppend, LogLine, LogOwner, LogSource, NewLogLine};
 pub use parse::InputError;
 pub use retry::RetryPolicy;
 pub use store::{

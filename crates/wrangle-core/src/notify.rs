@@ -17,18 +17,19 @@ use tokio::sync::watch;
 use crate::store::{Listener, StoreError, Topic};
 
 /// Every topic, in index order.
-pub const TOPICS: [Topic; 3] = [Topic::Tasks, Topic::Outcomes, Topic::Commands];
+pub const TOPICS: [Topic; 4] = [Topic::Tasks, Topic::Outcomes, Topic::Commands, Topic::Logs];
 
 fn index(topic: Topic) -> usize {
     match topic {
         Topic::Tasks => 0,
         Topic::Outcomes => 1,
         Topic::Commands => 2,
+        Topic::Logs => 3,
     }
 }
 
 /// Versions of [`TOPICS`], in that order.
-pub type TopicVersions = [i64; 3];
+pub type TopicVersions = [i64; 4];
 
 /// Where [`PolledTopics`] reads the topic versions other processes' writes bump: a
 /// store's own connection, owned by the poller.
@@ -125,17 +126,13 @@ impl PolledTopics {
 /// One watch counter per topic.
 #[derive(Debug)]
 pub struct TopicSignals {
-    senders: [watch::Sender<u64>; 3],
+    senders: [watch::Sender<u64>; TOPICS.len()],
 }
 
 impl Default for TopicSignals {
     fn default() -> Self {
         TopicSignals {
-            senders: [
-                watch::channel(0).0,
-                watch::channel(0).0,
-                watch::channel(0).0,
-            ],
+            senders: std::array::from_fn(|_| watch::channel(0).0),
         }
     }
 }

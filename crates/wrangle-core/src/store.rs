@@ -40,6 +40,7 @@ use serde_json::Value;
 
 use crate::connect::ConnectFailure;
 use crate::job::{BlockTally, Job, NewJob};
+use crate::log::{LogAppend, LogLine, LogOwner};
 use crate::task::{NewTask, Task, TaskId, TaskState};
 use crate::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
 
@@ -351,6 +352,8 @@ pub enum Topic {
     Outcomes,
     /// A control command was sent or acknowledged.
     Commands,
+    /// Lines were appended to a log ring.
+    Logs,
 }
 
 /// A subscription to one topic. Created before the work it guards (for example before a
@@ -444,7 +447,7 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Deletes up to `limit` completed, dead or cancelled tasks that finished before
-    /// `before`; returns how many.
+    /// `before`, with their log rings; returns how many.
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError>;
 
     // --- jobs ----------------------------------------------------------------------------
@@ -485,7 +488,7 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn register_worker(&self, info: WorkerInfo, now: DateTime<Utc>)
     -> Result<(), StoreError>;
 
-    /// Removes a worker from the registry (its clean exit).
+    /// Removes a worker from the registry (its clean exit), with its log ring.
     async fn deregister_worker(&self, name: &str) -> Result<(), StoreError>;
 
     /// Registered workers, sorted by name.
@@ -494,7 +497,8 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Removes the workers silent at `now` for more than
     /// [`LOST_AFTER_LEASES`](crate::worker::LOST_AFTER_LEASES) of their
     /// own leases (each judged by its own `lease_ms`; one that did not say its lease is
-    /// kept) and returns their names, sorted. One round trip that sends no worker's record.
+    /// kept) with their log rings, and returns their names, sorted. One round trip that
+    /// sends no worker's record.
     async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
 
     /// Puts a command in a worker's mailbox.
@@ -523,6 +527,20 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Subscribes to `topic`.
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError>;
+
+    /// Appends lines to their owners' log rings in one round trip, keeping each owner's
+    /// newest `keep` lines (see [`crate::log`]), and notifies [`Topic::Logs`]. Lines get
+    /// the next sequence numbers of their owner, in order.
+    async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError>;
+
+    /// Up to `limit` kept lines of `owner` with a sequence number above `after`, oldest
+    /// first (none for an owner with no ring).
+    async fn read_log(
+        &self,
+        owner: &LogOwner,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError>;
 }
 
 /// Wraps a store and counts the calls made through it: the round trips per task that
@@ -676,6 +694,17 @@ impl Store for CountingStore {
     }
     async fn get_command(&self, id: CommandId) -> Result<Option<CommandEnvelope>, StoreError> {
         self.count().get_command(id).await
+    }
+    async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
+        self.count().append_logs(appends, keep).await
+    }
+    async fn read_log(
+        &self,
+        owner: &LogOwner,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        self.count().read_log(owner, after, limit).await
     }
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         self.count().listen(topic).await

@@ -9,6 +9,8 @@
 //! then `run_at`, then id), so a claim walks the set from the front and stops after
 //! `limit` matches instead of sorting the table.
 
+mod logs;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use wrangle_core::job::{BlockTally, Job, NewJob, block_payload, ids_of_payload};
+use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::notify::TopicSignals;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
@@ -42,6 +45,7 @@ struct State {
     next_command: CommandId,
     commands: BTreeMap<CommandId, CommandEnvelope>,
     jobs: BTreeMap<String, Job>,
+    logs: logs::Logs,
 }
 
 impl State {
@@ -608,6 +612,7 @@ impl Store for MemoryStore {
             .take(limit)
             .collect();
         for id in &doomed {
+            state.logs.remove(&LogOwner::Task(*id));
             if let Some(task) = state.tasks.remove(id)
                 && let Some(key) = task.unique_key
             {
@@ -744,7 +749,9 @@ impl Store for MemoryStore {
     }
 
     async fn deregister_worker(&self, name: &str) -> Result<(), StoreError> {
-        self.lock().workers.remove(name);
+        let mut state = self.lock();
+        state.workers.remove(name);
+        state.logs.remove(&LogOwner::Worker(name.to_string()));
         Ok(())
     }
 
@@ -762,6 +769,7 @@ impl Store for MemoryStore {
             .collect();
         for name in &gone {
             state.workers.remove(name);
+            state.logs.remove(&LogOwner::Worker(name.clone()));
         }
         Ok(gone)
     }
@@ -825,5 +833,24 @@ impl Store for MemoryStore {
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         Ok(self.topics.listener(topic))
+    }
+
+    async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
+        let appends = newest_per_owner(appends, keep);
+        if appends.is_empty() {
+            return Ok(());
+        }
+        self.lock().logs.append(appends, keep);
+        self.topics.notify(Topic::Logs);
+        Ok(())
+    }
+
+    async fn read_log(
+        &self,
+        owner: &LogOwner,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        Ok(self.lock().logs.read(owner, after, limit))
     }
 }

@@ -25,6 +25,7 @@
 
 mod connect;
 mod listen;
+mod logs;
 mod rows;
 mod schema;
 
@@ -40,6 +41,7 @@ use serde_json::Value;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 use sqlx::{MySql, Row, Transaction};
 use wrangle_core::job::{BlockTally, Job, NewJob, block_payload};
+use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
@@ -304,6 +306,12 @@ impl MySqlStore {
                 .bind(slot)
                 .execute(&mut *tx)
                 .await?;
+            if topics.contains(&Topic::Logs) {
+                sqlx::query(include_str!("sql/bump_logs.sql"))
+                    .bind(slot)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         for &topic in topics {
@@ -766,10 +774,56 @@ impl MySqlStore {
                 .bind(json_text(&gone))
                 .execute(&mut *tx)
                 .await?;
+            logs::drop_rings(&mut tx, gone.iter().cloned().map(LogOwner::Worker)).await?;
         }
         tx.commit().await?;
         gone.sort();
         Ok(gone)
+    }
+
+    async fn prune_finished_once(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64, Failure> {
+        let mut tx = self.begin().await?;
+        let doomed: Vec<TaskId> = sqlx::query_scalar(
+            "SELECT id FROM wrangle_tasks
+             WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at < ?
+             LIMIT ? FOR UPDATE",
+        )
+        .bind(ms(before))
+        .bind(sql_limit(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if !doomed.is_empty() {
+            sqlx::query(
+                "DELETE t FROM wrangle_tasks t
+                 JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS d ON t.id = d.id",
+            )
+            .bind(json_text(&doomed))
+            .execute(&mut *tx)
+            .await?;
+            logs::drop_rings(&mut tx, doomed.iter().map(|&id| LogOwner::Task(id))).await?;
+        }
+        tx.commit().await?;
+        Ok(doomed.len() as u64)
+    }
+
+    async fn deregister_worker_once(&self, name: &str) -> Result<(), Failure> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM wrangle_workers WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        logs::drop_rings(&mut tx, [LogOwner::Worker(name.to_string())]).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn append_logs_once(&self, appends: &[LogAppend], keep: usize) -> Result<(), Failure> {
+        let mut tx = self.begin().await?;
+        logs::append(&mut tx, appends, keep).await?;
+        self.commit_notify(tx, &[Topic::Logs]).await
     }
 
     async fn send_command_once(
@@ -862,15 +916,6 @@ impl MySqlStore {
         let topics: &[Topic] = if changed == 0 { &[] } else { &[topic] };
         self.commit_notify(tx, topics).await?;
         Ok(changed)
-    }
-
-    /// Runs one statement outside a transaction (autocommit): the writes that touch one
-    /// table and notify nobody.
-    async fn execute_once(
-        &self,
-        query: sqlx::query::Query<'_, MySql, sqlx::mysql::MySqlArguments>,
-    ) -> Result<u64, Failure> {
-        Ok(query.execute(&self.pool).await?.rows_affected())
     }
 }
 
@@ -1334,17 +1379,7 @@ impl Store for MySqlStore {
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
-        retrying!(
-            self.execute_once(
-                sqlx::query(
-                    "DELETE FROM wrangle_tasks
-                     WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at < ?
-                     LIMIT ?",
-                )
-                .bind(ms(before))
-                .bind(sql_limit(limit))
-            )
-        )
+        retrying!(self.prune_finished_once(before, limit))
     }
 
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
@@ -1444,10 +1479,7 @@ impl Store for MySqlStore {
     }
 
     async fn deregister_worker(&self, name: &str) -> Result<(), StoreError> {
-        retrying!(
-            self.execute_once(sqlx::query("DELETE FROM wrangle_workers WHERE name = ?").bind(name))
-        )
-        .map(drop)
+        retrying!(self.deregister_worker_once(name))
     }
 
     async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
@@ -1517,6 +1549,25 @@ impl Store for MySqlStore {
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         self.topics.listen(topic).await
+    }
+
+    async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
+        let appends = newest_per_owner(appends, keep);
+        if appends.is_empty() {
+            return Ok(());
+        }
+        retrying!(self.append_logs_once(&appends, keep))
+    }
+
+    async fn read_log(
+        &self,
+        owner: &LogOwner,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        logs::read(&self.pool, owner, after, limit)
+            .await
+            .map_err(Failure::into_store_error)
     }
 }
 

@@ -101,14 +101,15 @@ impl VersionSource for MySqlVersions {
     }
 }
 
-/// The version sums of the topics: tasks, outcomes, commands.
+/// The version sums of the topics: tasks, outcomes, commands, logs.
 async fn read_versions(connection: &mut MySqlConnection) -> Result<TopicVersions, Failure> {
-    let (tasks, outcomes, commands): (i64, i64, i64) = sqlx::query_as(
+    let (tasks, outcomes, commands, logs): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(tasks), 0) AS SIGNED), CAST(COALESCE(SUM(outcomes), 0) AS SIGNED),
-                CAST(COALESCE(SUM(commands), 0) AS SIGNED)
+                CAST(COALESCE(SUM(commands), 0) AS SIGNED),
+                (SELECT CAST(COALESCE(SUM(logs), 0) AS SIGNED) FROM wrangle_log_versions)
          FROM wrangle_topic_versions",
     )
     .fetch_one(connection)
     .await?;
-    Ok([tasks, outcomes, commands])
+    Ok([tasks, outcomes, commands, logs])
 }

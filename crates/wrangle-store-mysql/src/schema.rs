@@ -23,6 +23,7 @@ use crate::Failure;
 const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v1.sql"),
     include_str!("sql/schema_v2.sql"),
+    include_str!("sql/schema_v3.sql"),
 ];
 
 /// The refusal of a schema newer than this code.

@@ -42,6 +42,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Transaction};
 use wrangle_core::job::{BlockTally, Job, NewJob};
+use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogSource, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
@@ -723,13 +724,13 @@ impl Store for PostgresStore {
     }
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
-        Ok(sqlx::query(sql(&self.statements.prune_finished))
+        let pruned: i64 = sqlx::query_scalar(sql(&self.statements.prune_finished))
             .bind(ms(before))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await
-            .map_err(backend)?
-            .rows_affected())
+            .map_err(backend)?;
+        Ok(pruned as u64)
     }
 
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
@@ -936,5 +937,58 @@ impl Store for PostgresStore {
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         self.notifier.listen(topic).await
+    }
+
+    async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
+        let appends = newest_per_owner(appends, keep);
+        if appends.is_empty() {
+            return Ok(());
+        }
+        let lines = appends.iter().flat_map(|a| {
+            let owner = a.owner.key();
+            a.lines.iter().map(move |l| (owner.clone(), l))
+        });
+        let (mut owners, mut ats, mut sources, mut texts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (owner, line) in lines {
+            owners.push(owner);
+            ats.push(ms(line.at));
+            sources.push(line.source.as_str());
+            texts.push(line.text.as_str());
+        }
+        sqlx::query(sql(&self.statements.log_append))
+            .bind(owners)
+            .bind(ats)
+            .bind(sources)
+            .bind(texts)
+            .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn read_log(
+        &self,
+        owner: &LogOwner,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(sql(&self.statements.log_read))
+            .bind(owner.key())
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, at, source, text)| LogLine {
+                seq: seq as u64,
+                at: from_ms(at),
+                source: LogSource::parse(&source),
+                text,
+            })
+            .collect())
     }
 }

@@ -35,6 +35,7 @@ fn topic_of(payload: &str) -> Option<Topic> {
         "tasks" => Some(Topic::Tasks),
         "outcomes" => Some(Topic::Outcomes),
         "commands" => Some(Topic::Commands),
+        "logs" => Some(Topic::Logs),
         _ => None,
     }
 }

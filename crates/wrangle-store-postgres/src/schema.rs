@@ -17,12 +17,14 @@ use crate::sql::{Statements, sql};
 
 /// Schema-changing statements, in order; index 0 brings an empty schema to version 1.
 /// A released step is never edited (existing databases ran it): changes go in a new one.
-/// Version 2 adds jobs; version 3 makes the hot path cheaper (indexes, triggers).
-fn migrations(statements: &Statements) -> [&std::sync::Arc<str>; 3] {
+/// Version 2 adds jobs; version 3 makes the hot path cheaper (indexes, triggers);
+/// version 4 adds log rings.
+fn migrations(statements: &Statements) -> [&std::sync::Arc<str>; 4] {
     [
         &statements.schema_v1,
         &statements.schema_v2,
         &statements.schema_v3,
+        &statements.schema_v4,
     ]
 }
 

@@ -40,6 +40,7 @@ statements! {
     schema_v1 => "schema_v1.sql",
     schema_v2 => "schema_v2.sql",
     schema_v3 => "schema_v3.sql",
+    schema_v4 => "schema_v4.sql",
     enqueue => "enqueue.sql",
     existing_keys => "existing_keys.sql",
     reserve_ids => "reserve_ids.sql",
@@ -74,6 +75,8 @@ statements! {
     list_jobs => "list_jobs.sql",
     cancel_job => "cancel_job.sql",
     job_tallies => "job_tallies.sql",
+    log_append => "log_append.sql",
+    log_read => "log_read.sql",
 }
 
 /// A statement in the form sqlx takes. The text is ours (files plus a validated schema

@@ -41,6 +41,7 @@
 mod bulk;
 mod connect;
 mod listen;
+mod logs;
 mod rows;
 mod scripts;
 
@@ -57,6 +58,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 use wrangle_core::connect::{DEFAULT_CONNECT_TIMEOUT, outdated_store, parse_connect_timeout};
 use wrangle_core::job::{BlockTally, Job, NewJob};
+use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::parse::parse_duration;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
@@ -837,6 +839,12 @@ impl Store for RedisStore {
             .ignore()
             .zrem(self.key("workers:lost-at"), name)
             .ignore();
+        let owner = LogOwner::Worker(name.to_string());
+        pipeline
+            .del(logs::lines_key(&self.inner.base, &owner))
+            .ignore()
+            .del(logs::seq_key(&self.inner.base, &owner))
+            .ignore();
         self.query(&pipeline).await
     }
 
@@ -920,6 +928,41 @@ impl Store for RedisStore {
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         self.inner.wakeups.listen(topic).await
+    }
+
+    async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
+        let appends = newest_per_owner(appends, keep);
+        if appends.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.inner.scripts.append_logs.key(&self.inner.base);
+        logs::append_args(&mut invocation, &appends, keep);
+        self.run::<i64>(&invocation).await.map(drop)
+    }
+
+    async fn read_log(
+        &self,
+        owner: &LogOwner,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        // A ring is at most `keep` lines: reading it whole is one round trip, and cheaper
+        // than finding where `after` falls in it on the server.
+        let stored: Vec<String> = self
+            .query(redis::pipe().lrange(logs::lines_key(&self.inner.base, owner), 0, -1))
+            .await
+            .map(|(lines,): (Vec<String>,)| lines)?;
+        let mut lines = Vec::new();
+        for line in stored {
+            let line = logs::parse_line(&line)?;
+            if line.seq > after {
+                lines.push(line);
+                if lines.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(lines)
     }
 }
 

@@ -31,6 +31,7 @@ fn topic_name(topic: Topic) -> &'static str {
         Topic::Tasks => "tasks",
         Topic::Outcomes => "outcomes",
         Topic::Commands => "commands",
+        Topic::Logs => "logs",
     }
 }
 

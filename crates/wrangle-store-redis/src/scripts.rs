@@ -40,6 +40,7 @@ pub(crate) struct Scripts {
     pub(crate) pending_commands: Script,
     pub(crate) ack_command: Script,
     pub(crate) prune_workers: Script,
+    pub(crate) append_logs: Script,
     pub(crate) upgrade_layout: Script,
 }
 
@@ -67,6 +68,7 @@ impl Scripts {
             pending_commands: script!("pending_commands.lua"),
             ack_command: script!("ack_command.lua"),
             prune_workers: script!("prune_workers.lua"),
+            append_logs: script!("append_logs.lua"),
             upgrade_layout: script!("upgrade_layout.lua"),
         }
     }

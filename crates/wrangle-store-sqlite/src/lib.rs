@@ -18,6 +18,7 @@
 //! `?synchronous=normal` in the URL trades that for speed (still safe on process crashes).
 
 mod listen;
+mod logs;
 mod rows;
 mod schema;
 
@@ -34,6 +35,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row, Sqlite, Transaction};
 use wrangle_core::job::{BlockTally, Job, NewJob};
+use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
@@ -780,20 +782,21 @@ impl Store for SqliteStore {
 
     async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let deleted = sqlx::query(
+        let deleted: Vec<TaskId> = sqlx::query_scalar(
             "DELETE FROM tasks WHERE id IN (
                  SELECT id FROM tasks
                  WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at < ?1
-                 LIMIT ?2)",
+                 LIMIT ?2)
+             RETURNING id",
         )
         .bind(ms(before))
         .bind(limit as i64)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(backend)?
-        .rows_affected();
+        .map_err(backend)?;
+        logs::drop_rings(&mut tx, deleted.iter().map(|&id| LogOwner::Task(id))).await?;
         tx.commit().await.map_err(backend)?;
-        Ok(deleted)
+        Ok(deleted.len() as u64)
     }
 
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
@@ -938,6 +941,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        logs::drop_rings(&mut tx, [LogOwner::Worker(name.to_string())]).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -971,6 +975,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
+        logs::drop_rings(&mut tx, gone.iter().cloned().map(LogOwner::Worker)).await?;
         tx.commit().await.map_err(backend)?;
         gone.sort();
         Ok(gone)
@@ -1042,5 +1047,24 @@ impl Store for SqliteStore {
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         self.topics.listen(topic).await
+    }
+
+    async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
+        let appends = newest_per_owner(appends, keep);
+        if appends.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        logs::append(&mut tx, &appends, keep).await?;
+        self.commit_notify(tx, &[Topic::Logs]).await
+    }
+
+    async fn read_log(
+        &self,
+        owner: &LogOwner,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        logs::read(&self.pool, owner, after, limit).await
     }
 }

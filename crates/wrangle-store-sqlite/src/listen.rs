@@ -28,6 +28,7 @@ pub(crate) fn topic_name(topic: Topic) -> &'static str {
         Topic::Tasks => "tasks",
         Topic::Outcomes => "outcomes",
         Topic::Commands => "commands",
+        Topic::Logs => "logs",
     }
 }
 

@@ -21,6 +21,7 @@ use crate::backend;
 const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v1.sql"),
     include_str!("sql/schema_v2.sql"),
+    include_str!("sql/schema_v3.sql"),
 ];
 
 /// Brings the database at `pool` to the newest schema version.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use serde_json::json;
+use wrangle_core::log::{LogAppend, LogOwner, LogSource, NewLogLine};
 use wrangle_core::{ControlCommand, Listener, TaskState, Topic};
 
 use crate::Handle;
@@ -24,6 +25,7 @@ cases![
     tasks_listener_wakes_when_tasks_become_claimable,
     outcomes_listener_wakes_result_waiter,
     commands_listener_wakes_on_send_and_ack,
+    logs_listener_wakes_on_append,
 ];
 
 /// Longest a listener may take to notice activity.
@@ -198,6 +200,19 @@ async fn commands_listener_wakes_on_send_and_ack(a: Handle, b: Handle) -> Result
             .ack_command(id, json!("reloaded"), at(2))
             .await
             .map_err(Into::into)
+    })
+    .await
+}
+
+/// A `Logs` listener wakes within a second of lines appended on the other handle (how
+/// `tasks log --follow` and `workers log --follow` learn of new lines).
+async fn logs_listener_wakes_on_append(a: Handle, b: Handle) -> Result<()> {
+    ensure_trigger_wakes(&a, Topic::Logs, "an append", async move {
+        let append = LogAppend {
+            owner: LogOwner::Task(1),
+            lines: vec![NewLogLine::new(at(1), LogSource::Stdout, "hello")],
+        };
+        b.append_logs(&[append], 10).await.map_err(Into::into)
     })
     .await
 }

@@ -29,6 +29,7 @@ mod enqueue;
 mod job;
 mod lease;
 mod listen;
+mod log;
 mod model;
 mod operator;
 mod queue;
@@ -49,6 +50,7 @@ pub(crate) fn all() -> Vec<Case> {
         command::cases(),
         job::cases(),
         listen::cases(),
+        log::cases(),
         model::cases(),
     ]
     .concat()

@@ -1,7 +1,8 @@
 //! Model check: a long sequence of random operations (enqueue with unique keys and
 //! delays, claim, complete in every way including stale, heartbeat, rescue, cancel,
-//! retry, retry-dead, pause, resume, and the clock moving) applied both to the store and
-//! to a simple model kept here, comparing every task after every step.
+//! retry, retry-dead, pause, resume, log appends, and the clock moving) applied both to the
+//! store and to a simple model kept here, comparing every task and every log ring after
+//! every step.
 //!
 //! The model decides exactly which tasks a claim takes, which completions apply and
 //! which heartbeat leases are lost. Where the trait leaves a choice open it reads the
@@ -14,11 +15,12 @@
 //! number) and `WRANGLE_MODEL_STEPS`; a failure names the seed and the last operations.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use anyhow::{Context as _, Result, ensure};
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use wrangle_core::log::{LogAppend, LogOwner, LogSource, NewLogLine};
 use wrangle_core::{
     Completion, CompletionStatus, Enqueued, NewTask, Outcome, QueueFilter, Task, TaskId, TaskState,
 };
@@ -42,6 +44,8 @@ const LOG: usize = 12;
 const QUEUES: [&str; 2] = ["a", "b"];
 /// Workers the model uses.
 const WORKERS: [&str; 2] = ["w1", "w2"];
+/// Lines each log ring keeps.
+const LOG_KEEP: usize = 3;
 
 /// What `queue_stats` must say per queue: (paused, tasks per state, oldest due run_at).
 type QueueView<'a> = BTreeMap<&'a str, (bool, BTreeMap<TaskState, u64>, Option<DateTime<Utc>>)>;
@@ -58,6 +62,7 @@ async fn random_operations_match_model(a: Handle, b: Handle) -> Result<()> {
         tasks: BTreeMap::new(),
         keys: HashMap::new(),
         paused: BTreeSet::new(),
+        rings: BTreeMap::new(),
         log: Vec::new(),
     };
     for step in 0..steps {
@@ -165,6 +170,8 @@ struct Run {
     tasks: BTreeMap<TaskId, Expected>,
     keys: HashMap<String, TaskId>,
     paused: BTreeSet<String>,
+    /// Each log ring: the seq of its last line ever, and its kept `(seq, text)` lines.
+    rings: BTreeMap<LogOwner, (u64, VecDeque<(u64, String)>)>,
     log: Vec<String>,
 }
 
@@ -201,7 +208,7 @@ impl Run {
     }
 
     async fn step(&mut self, step: usize) -> Result<()> {
-        match self.rng.below(22) {
+        match self.rng.below(23) {
             0..=2 => self.enqueue(step).await,
             3..=6 => self.claim(step).await,
             7..=10 => self.complete(step).await,
@@ -211,6 +218,7 @@ impl Run {
             16 => self.retry(step).await,
             17 => self.retry_dead(step).await,
             18 => self.toggle_pause(step).await,
+            19 => self.append_log(step).await,
             _ => {
                 let secs = self.rng.range(1, 12);
                 self.note(step, format!("advance the clock {secs} s"));
@@ -218,6 +226,44 @@ impl Run {
                 Ok(())
             }
         }
+    }
+
+    /// Appends 1 to 4 lines to the ring of a random task or worker, in one or two
+    /// entries of one call.
+    async fn append_log(&mut self, step: usize) -> Result<()> {
+        let ids = self.ids(|_| true);
+        let owner = if ids.is_empty() || self.rng.chance(30) {
+            LogOwner::Worker(self.rng.pick(&WORKERS).to_string())
+        } else {
+            LogOwner::Task(ids[self.rng.below(ids.len())])
+        };
+        let texts: Vec<String> = (0..1 + self.rng.below(4))
+            .map(|i| format!("line {step}.{i}"))
+            .collect();
+        let line = |text: &String| NewLogLine::new(self.now, LogSource::Stdout, text);
+        let split = self.rng.below(texts.len() + 1);
+        let appends = [
+            LogAppend {
+                owner: owner.clone(),
+                lines: texts[..split].iter().map(line).collect(),
+            },
+            LogAppend {
+                owner: owner.clone(),
+                lines: texts[split..].iter().map(line).collect(),
+            },
+        ];
+        self.note(step, format!("append {texts:?} to {owner:?}"));
+        self.handle().append_logs(&appends, LOG_KEEP).await?;
+        // An append numbers only the lines it keeps (at most LOG_KEEP of one call).
+        let (last, lines) = self.rings.entry(owner).or_default();
+        let cut = texts.len().saturating_sub(LOG_KEEP);
+        for text in texts.into_iter().skip(cut) {
+            *last += 1;
+            lines.push_back((*last, text));
+        }
+        let excess = lines.len().saturating_sub(LOG_KEEP);
+        lines.drain(..excess);
+        Ok(())
     }
 
     async fn enqueue(&mut self, step: usize) -> Result<()> {
@@ -606,6 +652,11 @@ impl Run {
         );
         ensure_eq!(set(ids), set(self.tasks.keys().copied()), "stored task ids");
         self.verify_queue_stats(&listed).await?;
+        for (owner, (_, expected)) in &self.rings {
+            let read = store.read_log(owner, 0, 100).await?;
+            let read: Vec<(u64, String)> = read.into_iter().map(|l| (l.seq, l.text)).collect();
+            ensure_eq!(read, Vec::from(expected.clone()), "log ring of {owner:?}");
+        }
         for task in listed {
             let e = &self.tasks[&task.id];
             let id = task.id;

@@ -1,7 +1,13 @@
 -- Deletes up to $2 completed, dead or cancelled tasks that finished before $1, oldest
--- first (through `tasks_finished`).
-DELETE FROM {schema}.tasks WHERE id IN (
-    SELECT id FROM {schema}.tasks
-    WHERE finished_at < $1 AND state IN ('completed', 'dead', 'cancelled')
-    ORDER BY finished_at
-    LIMIT $2)
+-- first (through `tasks_finished`), with their log rings; returns how many.
+WITH gone AS (
+    DELETE FROM {schema}.tasks WHERE id IN (
+        SELECT id FROM {schema}.tasks
+        WHERE finished_at < $1 AND state IN ('completed', 'dead', 'cancelled')
+        ORDER BY finished_at
+        LIMIT $2)
+    RETURNING id
+), rings AS (
+    DELETE FROM {schema}.logs WHERE owner IN (SELECT 'task:' || id FROM gone)
+)
+SELECT count(*) FROM gone

@@ -281,11 +281,27 @@ local function zrem_many(zset, members)
   end
 end
 
+-- A log ring (see wrangle_core::log) of `owner` (`worker:NAME` or `task:ID`): its lines, a
+-- list of "seq TAB at TAB source TAB text", and the seq of the last line ever appended.
+local function log_key(owner)
+  return base .. ':log:' .. owner
+end
+
+local function log_seq_key(owner)
+  return base .. ':log-seq:' .. owner
+end
+
+local function drop_log(owner)
+  redis.call('DEL', log_key(owner), log_seq_key(owner))
+end
+
 -- Lets a final task (and its unique key, if any, which must name it exactly as long as it
--- exists) expire after `ttl` ms (0: never).
+-- exists, and its log ring) expire after `ttl` ms (0: never).
 local function expire_final(id, unique, ttl)
   if tonumber(ttl) > 0 then
     redis.call('PEXPIRE', task_key(id), ttl)
+    redis.call('PEXPIRE', log_key('task:' .. id), ttl)
+    redis.call('PEXPIRE', log_seq_key('task:' .. id), ttl)
     if unique then
       redis.call('PEXPIRE', unique_key(unique), ttl)
     end

@@ -1,5 +1,5 @@
 -- Deletes up to `limit` completed, dead or cancelled tasks that finished before `before`,
--- with their unique keys and their entries in their job's task index.
+-- with their unique keys, their log rings and their entries in their job's task index.
 -- ARGV: before, limit. Returns how many were deleted (already expired ones not counted).
 
 local before, limit = ARGV[1], tonumber(ARGV[2])
@@ -28,6 +28,7 @@ while pruned < limit do
           redis.call('SREM', job_tasks_key(f[3]), id)
         end
         redis.call('DEL', tk)
+        drop_log('task:' .. id)
         pruned = pruned + 1
       end
       unindex_finished(member, id, state, queue)
