@@ -118,7 +118,8 @@ is involved unless you run one. SIGTERM/SIGINT stop claiming and let running tas
 finish (within --shutdown-timeout), then hand unfinished ones back; a second SIGINT
 stops at once. SIGHUP reloads wrangle.toml and restarts runner processes after their
 current tasks; SIGTTIN/SIGTTOU add/remove one runner (first pool group). From any
-machine: wrangle workers scale|reload|stop NAME.")]
+machine: wrangle workers scale|reload|stop|log NAME, and wrangle tasks log ID for a
+task's output as it runs.")]
     Worker(WorkerArgs),
     /// Registered workers; scale, reload or stop one from any machine (through the store)
     #[command(after_help = "\
@@ -489,6 +490,9 @@ pub(crate) struct WorkerArgs {
     /// Write each task's output and errors to DIR/ID.stdout and DIR/ID.stderr (a job's block: DIR/JOB/START-END.*, and DIR/JOB/blocks.log)
     #[arg(long, value_name = "DIR")]
     pub(crate) output: Option<PathBuf>,
+    /// Lines kept in the store of this worker's own log and of each task's output (the newest; 0 keeps none). Followed with `workers log` and `tasks log`
+    #[arg(long, default_value_t = wrangle::logs::DEFAULT_LOG_LINES, value_name = "N")]
+    pub(crate) log_lines: usize,
     /// How long SIGTERM/SIGINT waits for running tasks before handing them back
     #[arg(long, default_value = "30s")]
     pub(crate) shutdown_timeout: String,
@@ -552,6 +556,33 @@ Examples:
         /// Task id
         id: i64,
     },
+    /// A task's output (stdout, stderr, and how each attempt ended), from wherever it runs
+    #[command(after_help = "\
+Examples:
+  wrangle tasks log 42                 # what the store keeps of its output
+  wrangle tasks log 42 --follow        # and new lines as they are written, until it ends
+  wrangle tasks log 42 --last 20 --json
+
+The store keeps the newest lines of each task (wrangle worker --log-lines, 1000 by
+default) until the task is pruned; whole outputs belong in files (wrangle worker
+--output DIR). Standard error lines are printed to standard error.")]
+    Log {
+        /// Task id
+        id: i64,
+        #[command(flatten)]
+        view: LogViewArgs,
+    },
+}
+
+/// How `tasks log` and `workers log` show a log.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct LogViewArgs {
+    /// Keep showing new lines as they arrive (a task's: until it has finished)
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+    /// Start with only the newest N kept lines
+    #[arg(short = 'n', long, value_name = "N")]
+    pub(crate) last: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -698,5 +729,20 @@ Examples:
         /// How long to wait for the worker's acknowledgement
         #[arg(long, default_value = ACK_WAIT, value_name = "DUR")]
         wait: String,
+    },
+    /// A worker's own log lines, from any machine
+    #[command(after_help = "\
+Examples:
+  wrangle workers log box-1
+  wrangle workers log box-1 --follow --last 50   # like tail -f, until Ctrl-C
+
+The store keeps the newest lines of each worker's log (wrangle worker --log-lines, 1000
+by default) while the worker is registered: they go when it stops cleanly or is pruned
+as lost.")]
+    Log {
+        /// Worker name
+        worker: String,
+        #[command(flatten)]
+        view: LogViewArgs,
     },
 }

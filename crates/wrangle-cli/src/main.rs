@@ -4,6 +4,7 @@
 //! - [`config`]: `wrangle.toml` and the precedence flags > environment > file > defaults.
 //! - [`commands`]: one module per subcommand.
 //! - [`fail`]: how errors become one line on stderr and an exit code (2 for bad input).
+//! - [`log_capture`]: a worker's own log lines, sent to the store as well as printed.
 //! - [`progress`]: progress bars that fit the terminal.
 //! - [`stdout`]: printing that ends quietly when the reader closes the pipe.
 
@@ -11,6 +12,7 @@ mod cli;
 mod commands;
 mod config;
 mod fail;
+mod log_capture;
 mod progress;
 mod stdout;
 

@@ -213,12 +213,12 @@ impl RunnerExecutor {
                 reply = &mut reply_rx => {
                     // The runner's notes came before its answer: store them first.
                     while let Some(Ok(note)) = notes.as_mut().map(mpsc::Receiver::try_recv) {
-                        taker.take(note).await;
+                        taker.take(task, note).await;
                     }
                     slot.recycle_if_too_big(&process, &self.spec).await;
                     return reply.unwrap_or_else(|_| ended_unanswered());
                 }
-                Some(note) = next_note(&mut notes) => taker.take(note).await,
+                Some(note) = next_note(&mut notes) => taker.take(task, note).await,
                 // The process ended after the supervisor failed the tasks it knew of, but
                 // before this one was registered: nobody else will answer it.
                 _ = process.exited.cancelled() => {
@@ -773,15 +773,13 @@ async fn next_note(notes: &mut Option<mpsc::Receiver<Note>>) -> Option<Note> {
     }
 }
 
-/// Writes down one attempt's notes and outcome: into its `--output` files as they
-/// arrive, and to the output sink (`wrangle run`'s printer) when the attempt ends.
+/// Writes down one attempt's notes and outcome as they arrive: into its `--output` files
+/// and to the output sink (`wrangle run`'s printer, a worker's log shipper).
 #[derive(Debug)]
 struct NoteTaker {
     /// `.stdout`, `.stderr` and `.progress`, with `--output`.
     files: Option<[OutputFile; 3]>,
     sink: Option<Arc<dyn OutputSink>>,
-    /// Output lines for the sink (only kept when there is one).
-    output: Vec<u8>,
 }
 
 impl NoteTaker {
@@ -795,7 +793,6 @@ impl NoteTaker {
         NoteTaker {
             files,
             sink: spec.output.clone(),
-            output: Vec::new(),
         }
     }
 
@@ -804,9 +801,9 @@ impl NoteTaker {
         self.files.is_some() || self.sink.is_some()
     }
 
-    async fn take(&mut self, note: Note) {
+    async fn take(&mut self, task: &ClaimedTask, note: Note) {
         match note {
-            Note::Output(text) => self.output_line(&text).await,
+            Note::Output(text) => self.output_line(task, &text).await,
             Note::Progress(fraction) => {
                 if let Some([_, _, progress]) = &mut self.files {
                     let line = format!(
@@ -819,24 +816,24 @@ impl NoteTaker {
         }
     }
 
-    async fn output_line(&mut self, text: &str) {
+    async fn output_line(&mut self, task: &ClaimedTask, text: &str) {
         let line = format!("{text}\n");
         if let Some([stdout, _, _]) = &mut self.files {
             stdout.write(line.as_bytes()).await;
         }
-        if self.sink.is_some() {
-            self.output.extend_from_slice(line.as_bytes());
+        if let Some(sink) = &self.sink {
+            sink.output(task, OutputStream::Stdout, line.as_bytes());
         }
     }
 
     /// The attempt ended: its result joins the output, its error goes to `.stderr`, the
-    /// files are flushed, and the sink gets everything.
+    /// files are flushed, and the sink hears the outcome.
     async fn finish(mut self, task: &ClaimedTask, result: &ExecResult) {
         match result {
             Ok(value) => {
                 let text = crate::command::item_text(value);
                 if !text.is_empty() {
-                    self.output_line(&text).await;
+                    self.output_line(task, &text).await;
                 }
             }
             Err(Failure(error)) => {
@@ -851,9 +848,6 @@ impl NoteTaker {
             }
         }
         if let Some(sink) = &self.sink {
-            if !self.output.is_empty() {
-                sink.output(task, OutputStream::Stdout, &self.output);
-            }
             sink.attempt_ended(task, result);
         }
     }

@@ -29,6 +29,7 @@
 
 pub mod control;
 pub mod jobs;
+pub mod logs;
 pub mod parallel;
 pub mod tasks;
 
@@ -39,6 +40,7 @@ use chrono::Utc;
 
 pub use wrangle_core::connect::{self, ConnectCause, ConnectFailure, Open};
 pub use wrangle_core::halt;
+pub use wrangle_core::log;
 pub use wrangle_core::parse::{self, StoreUrl};
 pub use wrangle_core::placeholder;
 pub use wrangle_core::pool;

@@ -236,6 +236,9 @@ pub(crate) async fn tasks(
             report_change(context, &task, "cancelled");
             Ok(0)
         }
+        TasksCommand::Log { id, view } => {
+            super::logs::show(context, &wrangle::log::LogOwner::Task(id), view).await
+        }
     }
 }
 

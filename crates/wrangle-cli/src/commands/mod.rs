@@ -4,6 +4,7 @@ mod console;
 mod help;
 mod inspect;
 mod job;
+mod logs;
 mod run;
 mod submit;
 mod top;
@@ -12,6 +13,7 @@ mod workers;
 
 use std::sync::Arc;
 
+use wrangle::logs::LogShipper;
 use wrangle::{Open, Shutdown, Store};
 
 use crate::cli::{Cli, Command, EarlyArgs, JsonArg, StoreArgs};
@@ -68,9 +70,14 @@ impl StoreChoice {
 
 /// Runs the parsed command line; returns the exit code.
 pub(crate) async fn dispatch(cli: Cli) -> CliResult {
+    // A worker keeps its own log lines and its tasks' output in the store too.
+    let shipper = match &cli.command {
+        Command::Worker(args) if args.log_lines > 0 => Some(LogShipper::new(args.log_lines)),
+        _ => None,
+    };
     // The dashboard owns the screen: log lines on stderr would tear it.
     if !matches!(cli.command, Command::Top(_)) {
-        init_logging(matches!(cli.command, Command::Worker(_)));
+        init_logging(matches!(cli.command, Command::Worker(_)), shipper.clone());
     }
     let early = &cli.early;
     // Validate everything the user typed before touching the store, so bad input never
@@ -94,7 +101,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Worker(args) => {
             let choice = StoreChoice::of(early, &args.store, args.json);
             let config = choice.load_config()?;
-            let setup = worker::plan(&args, &config, choice.config.as_deref())?;
+            let setup = worker::plan(&args, &config, choice.config.as_deref(), shipper)?;
             worker::run(&choice, &config, setup).await
         }
         Command::Job(args) => {
@@ -169,15 +176,21 @@ pub(crate) fn split_command(option: &str, text: &str) -> CliResult<Vec<String>> 
     Ok(argv)
 }
 
-fn init_logging(worker: bool) {
+/// Log lines on stderr (`WRANGLE_LOG` filters them), and into `shipper` too when given.
+fn init_logging(worker: bool, shipper: Option<Arc<LogShipper>>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = if worker { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WRANGLE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let printed = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(printed)
+        .with(shipper.map(crate::log_capture::Capture))
         .try_init();
 }
 

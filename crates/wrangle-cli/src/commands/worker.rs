@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wrangle::logs::LogShipper;
 use wrangle::parse::{parse_duration, parse_env_assignment, parse_name, parse_size};
 use wrangle::pool::{AutoscaleLimits, parse_autoscale, parse_pool};
 use wrangle::{
@@ -23,6 +24,8 @@ use crate::stdout::out;
 /// A validated worker set-up.
 pub(crate) struct WorkerSetup {
     registry: Registry,
+    /// Sends the worker's log and its tasks' output to the store (unless `--log-lines 0`).
+    shipper: Option<Arc<LogShipper>>,
     config: WorkerConfig,
     /// Builds the registry and pool again from a freshly read config file (reload).
     reload: wrangle::ReloadFactory,
@@ -30,7 +33,12 @@ pub(crate) struct WorkerSetup {
 
 /// The executors for `[kinds.*]` and `--exec`. Runner kinds start with one process; the
 /// worker sizes them to its pool (and resizes them when it is scaled).
-fn build_registry(args: &WorkerArgs, config: &Config) -> CliResult<Registry> {
+fn build_registry(
+    args: &WorkerArgs,
+    config: &Config,
+    shipper: Option<&Arc<LogShipper>>,
+) -> CliResult<Registry> {
+    let sink = shipper.map(|s| Arc::clone(s) as Arc<dyn wrangle::exec::OutputSink>);
     let mut registry = Registry::new();
     let worker_env = args
         .env
@@ -49,6 +57,7 @@ fn build_registry(args: &WorkerArgs, config: &Config) -> CliResult<Registry> {
         let mut spec = CommandSpec::new(argv);
         spec.default_timeout = timeout;
         spec.output_dir = args.output.clone();
+        spec.output = sink.clone();
         spec.env = env_of(kind);
         spec.cwd = kind.and_then(|k| k.cwd.clone());
         Arc::new(CommandExecutor::new(spec))
@@ -78,6 +87,7 @@ fn build_registry(args: &WorkerArgs, config: &Config) -> CliResult<Registry> {
             runner.env = env_of(Some(kind_config));
             runner.cwd = kind_config.cwd.clone();
             runner.output_dir = args.output.clone();
+            runner.output = sink.clone();
             registry.insert(kind.clone(), Arc::new(RunnerExecutor::new(runner)));
         }
     }
@@ -98,6 +108,7 @@ pub(crate) fn plan(
     args: &WorkerArgs,
     config: &Config,
     config_path: Option<&std::path::Path>,
+    shipper: Option<Arc<LogShipper>>,
 ) -> CliResult<WorkerSetup> {
     let mut worker = WorkerConfig::new();
     if let Some(runners) = args.runners {
@@ -114,13 +125,15 @@ pub(crate) fn plan(
         worker.autoscale = Some(limits);
         worker.autoscale_interval = parse_duration(&args.autoscale_interval)?;
     }
-    let registry = build_registry(args, config)?;
+    let registry = build_registry(args, config, shipper.as_ref())?;
     let reload: wrangle::ReloadFactory = {
         let args = args.clone();
+        let shipper = shipper.clone();
         let config_path = config_path.map(std::path::Path::to_path_buf);
         Arc::new(move || {
             let config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
-            let registry = build_registry(&args, &config).map_err(|e| e.to_string())?;
+            let registry =
+                build_registry(&args, &config, shipper.as_ref()).map_err(|e| e.to_string())?;
             // A pool given by --pool stays; one from [pool] follows the file (a file
             // with no [pool] left keeps the running one).
             let pool = match &args.pool {
@@ -154,6 +167,7 @@ pub(crate) fn plan(
     worker.validate()?;
     Ok(WorkerSetup {
         registry,
+        shipper,
         config: worker,
         reload,
     })
@@ -182,10 +196,20 @@ pub(crate) async fn run(choice: &StoreChoice, config: &Config, setup: WorkerSetu
         kinds = ?setup.registry.kinds(),
         "worker started"
     );
+    let stop_shipping = tokio_util::sync::CancellationToken::new();
+    let shipping = setup.shipper.map(|shipper| {
+        let (store, name) = (context.store.clone(), setup.config.name.clone());
+        tokio::spawn(shipper.run(store, name, stop_shipping.clone()))
+    });
     let worker =
         Worker::new(context.store.clone(), setup.registry, setup.config).with_reload(setup.reload);
     watch_control_signals(worker.control())?;
-    let report = worker.run(shutdown).await?;
+    let report = worker.run(shutdown).await;
+    stop_shipping.cancel();
+    if let Some(shipping) = shipping {
+        let _ = shipping.await;
+    }
+    let report = report?;
     tracing::info!(
         succeeded = report.succeeded,
         failed = report.failed,

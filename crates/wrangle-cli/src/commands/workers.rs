@@ -1,19 +1,20 @@
-//! `wrangle workers list|scale|reload|stop`: the worker registry, and control commands sent
-//! through the store's mailbox to a worker on any machine, each waiting for the worker's
-//! acknowledgement.
+//! `wrangle workers list|scale|reload|stop|log`: the worker registry, control commands
+//! sent through the store's mailbox to a worker on any machine (each waiting for the
+//! worker's acknowledgement), and a worker's own log.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use wrangle::control::{self, ControlCommand, ControlError};
+use wrangle::log::LogOwner;
 use wrangle::parse::{parse_duration, parse_name};
 use wrangle::pool::parse_scale_target;
 use wrangle::{GroupInfo, ProcessInfo, TaskId, WorkerRecord};
 
 use super::Context;
 use super::inspect::{ago, print_json};
-use crate::cli::WorkersCommand;
+use crate::cli::{LogViewArgs, WorkersCommand};
 use crate::fail::{CliError, CliResult, EXIT_TASK_FAILED};
 use crate::stdout::out;
 
@@ -24,10 +25,20 @@ pub(crate) struct ControlPlan {
     wait: Duration,
 }
 
-/// Checks a `workers` command's arguments before the store is opened (`None` for `list`).
-pub(crate) fn plan(command: &WorkersCommand) -> CliResult<Option<ControlPlan>> {
+/// A checked `workers` command.
+pub(crate) enum WorkersPlan {
+    List,
+    Control(ControlPlan),
+    Log(String, LogViewArgs),
+}
+
+/// Checks a `workers` command's arguments before the store is opened.
+pub(crate) fn plan(command: &WorkersCommand) -> CliResult<WorkersPlan> {
     let (worker, command, wait) = match command {
-        WorkersCommand::List => return Ok(None),
+        WorkersCommand::List => return Ok(WorkersPlan::List),
+        WorkersCommand::Log { worker, view } => {
+            return Ok(WorkersPlan::Log(parse_name("worker", worker)?, *view));
+        }
         WorkersCommand::Scale {
             worker,
             target,
@@ -49,7 +60,7 @@ pub(crate) fn plan(command: &WorkersCommand) -> CliResult<Option<ControlPlan>> {
         }
         WorkersCommand::Stop { worker, wait } => (worker, ControlCommand::Stop, wait),
     };
-    Ok(Some(ControlPlan {
+    Ok(WorkersPlan::Control(ControlPlan {
         worker: parse_name("worker", worker)?,
         command,
         wait: parse_duration(wait)?,
@@ -57,15 +68,21 @@ pub(crate) fn plan(command: &WorkersCommand) -> CliResult<Option<ControlPlan>> {
 }
 
 /// Runs a `workers` command.
-pub(crate) async fn run(context: &Context, plan: Option<ControlPlan>) -> CliResult {
-    let Some(plan) = plan else {
-        let workers = context.store.list_workers().await?;
-        if context.json {
-            print_json(&workers);
-        } else {
-            print_workers_table(&workers, Utc::now());
+pub(crate) async fn run(context: &Context, plan: WorkersPlan) -> CliResult {
+    let plan = match plan {
+        WorkersPlan::List => {
+            let workers = context.store.list_workers().await?;
+            if context.json {
+                print_json(&workers);
+            } else {
+                print_workers_table(&workers, Utc::now());
+            }
+            return Ok(0);
         }
-        return Ok(0);
+        WorkersPlan::Log(worker, view) => {
+            return super::logs::show(context, &LogOwner::Worker(worker), view).await;
+        }
+        WorkersPlan::Control(plan) => plan,
     };
     let ack = control::send_and_wait(&context.store, &plan.worker, plan.command, plan.wait)
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use wrangle::TaskId;
 use wrangle::WorkerRecord;
-use wrangle::parse::parse_duration;
+use wrangle::parse::{parse_duration, parse_name};
 
 use super::super::Context;
 use super::super::inspect::{ago, print_json};
@@ -134,9 +134,9 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "tail",
-        usage: "[DURATION]",
-        about: "follow task events until Ctrl-C (or for DURATION)",
-        arguments: &[Other],
+        usage: "[WORKER] [DURATION]",
+        about: "follow task events, or a worker's own log, until Ctrl-C (or for DURATION)",
+        arguments: &[Worker, Other],
     },
     CommandSpec {
         name: "help",
@@ -186,6 +186,8 @@ pub(super) enum ConsoleCommand {
     Cancel(TaskId),
     /// Follow events until interrupted, or for this long.
     Tail(Option<Duration>),
+    /// Follow a worker's own log until interrupted, or for this long.
+    TailWorker(String, Option<Duration>),
     Help,
     Exit,
 }
@@ -262,11 +264,20 @@ pub(super) fn parse(line: &str) -> Result<Option<ConsoleCommand>, String> {
             "resume" => ConsoleCommand::Resume(one(arguments)?),
             "retry" => ConsoleCommand::Retry(task_id(&one(arguments)?)?),
             "cancel" => ConsoleCommand::Cancel(task_id(&one(arguments)?)?),
+            // One word: a duration if it reads as one, else a worker's name.
             "tail" => match arguments {
                 [] => ConsoleCommand::Tail(None),
-                [duration] => {
-                    ConsoleCommand::Tail(Some(parse_duration(duration).map_err(|e| e.to_string())?))
-                }
+                [word] => match parse_duration(word) {
+                    Ok(duration) => ConsoleCommand::Tail(Some(duration)),
+                    Err(_) => ConsoleCommand::TailWorker(
+                        parse_name("worker", word).map_err(|e| e.to_string())?,
+                        None,
+                    ),
+                },
+                [worker, duration] => ConsoleCommand::TailWorker(
+                    parse_name("worker", worker).map_err(|e| e.to_string())?,
+                    Some(parse_duration(duration).map_err(|e| e.to_string())?),
+                ),
                 _ => return Err(usage()),
             },
             "help" => none(arguments).map(|()| ConsoleCommand::Help)?,
@@ -295,7 +306,7 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
             }
             Ok(0)
         }
-        ConsoleCommand::Workers => workers::run(context, None).await,
+        ConsoleCommand::Workers => workers::run(context, workers::WorkersPlan::List).await,
         ConsoleCommand::Jobs => job::run(context, JobCommand::List, None).await,
         ConsoleCommand::Job(name) => {
             let status = JobCommand::Status {
@@ -366,7 +377,10 @@ pub(super) async fn execute(context: &Context, command: ConsoleCommand) -> CliRe
             Ok(0)
         }
         ConsoleCommand::Pstree => super::processes::pstree(context).await,
-        ConsoleCommand::Tail(_) | ConsoleCommand::Start(_) | ConsoleCommand::Exit => {
+        ConsoleCommand::Tail(_)
+        | ConsoleCommand::TailWorker(..)
+        | ConsoleCommand::Start(_)
+        | ConsoleCommand::Exit => {
             unreachable!("the console loop runs tail, start and exit itself")
         }
     }
@@ -534,7 +548,18 @@ mod tests {
             parse("cancel x").unwrap_err(),
             "a task id is a number, not 'x'"
         );
-        assert!(parse("tail soon").is_err());
+        assert_eq!(
+            parse("tail box-1").unwrap(),
+            Some(ConsoleCommand::TailWorker("box-1".into(), None))
+        );
+        assert_eq!(
+            parse("tail box-1 10s").unwrap(),
+            Some(ConsoleCommand::TailWorker(
+                "box-1".into(),
+                Some(Duration::from_secs(10))
+            ))
+        );
+        assert!(parse("tail box-1 soon").is_err());
         assert_eq!(
             parse("reload w1 zero").unwrap_err(),
             "a runner is a number from 1, not 'zero'"
@@ -544,7 +569,7 @@ mod tests {
             parse("frobnicate"),
             parse("scale"),
             parse("retry 1 2"),
-            parse("tail 1s 2s"),
+            parse("tail w 1s 2s"),
         ] {
             assert!(!error.unwrap_err().contains('\n'));
         }

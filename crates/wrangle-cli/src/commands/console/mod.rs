@@ -118,6 +118,9 @@ async fn perform(
     interrupts.discard_pending().await;
     let result = match command {
         ConsoleCommand::Tail(limit) => tail::follow(context, limit, interrupts).await,
+        ConsoleCommand::TailWorker(worker, limit) => {
+            tail::follow_worker(context, worker, limit, interrupts).await
+        }
         ConsoleCommand::Start(options) => processes::start(launcher, &options).await,
         other => tokio::select! {
             result = command::execute(context, other) => result,

@@ -1,5 +1,5 @@
 //! `tail`: task events (started, completed, failed, dead, ...) as they happen, from any
-//! worker on any machine.
+//! worker on any machine; `tail WORKER`: that worker's own log (see `commands::logs`).
 //!
 //! Stores keep no event log, only each task's current state and its finished attempts, so
 //! events are derived: [`events_of`] turns one task into every event its record proves
@@ -22,6 +22,8 @@ use super::Interrupts;
 use crate::fail::CliResult;
 use crate::stdout::out;
 
+/// Lines of a worker's log `tail WORKER` starts with.
+const TAIL_WORKER_LINES: usize = 20;
 /// Longest time between two looks at the store when nothing is notified.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Newest tasks looked at each time: enough for several hundred events per look.
@@ -334,6 +336,31 @@ async fn notified(
 
 /// Prints task events from now on until interrupted, or for `limit`. Events that happened
 /// before it started are not printed.
+/// `tail WORKER`: the worker's newest log lines, then new ones until Ctrl-C or `limit`.
+pub(super) async fn follow_worker(
+    context: &Context,
+    worker: String,
+    limit: Option<Duration>,
+    interrupts: &mut Interrupts,
+) -> CliResult {
+    let view = crate::cli::LogViewArgs {
+        follow: true,
+        last: Some(TAIL_WORKER_LINES),
+    };
+    let owner = wrangle::log::LogOwner::Worker(worker);
+    let until_deadline = async {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        shown = crate::commands::logs::show(context, &owner, view) => shown,
+        _ = interrupts.next() => Ok(0),
+        _ = until_deadline => Ok(0),
+    }
+}
+
 pub(super) async fn follow(
     context: &Context,
     limit: Option<Duration>,
