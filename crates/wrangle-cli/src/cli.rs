@@ -490,6 +490,18 @@ pub(crate) struct WorkerArgs {
     /// Write each task's output and errors to DIR/ID.stdout and DIR/ID.stderr (a job's block: DIR/JOB/START-END.*, and DIR/JOB/blocks.log)
     #[arg(long, value_name = "DIR")]
     pub(crate) output: Option<PathBuf>,
+    /// Keep completed tasks this long, then prune them (e.g. 1d, 12h; "forever" keeps them). Default: [retention] completed in wrangle.toml, else 1d
+    #[arg(long, value_name = "DUR")]
+    pub(crate) keep_completed: Option<String>,
+    /// Keep dead tasks this long ("forever" keeps them). Default: [retention] dead, else 30d
+    #[arg(long, value_name = "DUR")]
+    pub(crate) keep_dead: Option<String>,
+    /// Keep cancelled tasks this long ("forever" keeps them). Default: [retention] cancelled, else 7d
+    #[arg(long, value_name = "DUR")]
+    pub(crate) keep_cancelled: Option<String>,
+    /// How often the pruner runs (one worker of the store at a time). Default: [retention] interval, else 1m
+    #[arg(long, value_name = "DUR")]
+    pub(crate) prune_every: Option<String>,
     /// Lines kept in the store of this worker's own log and of each task's output (the newest; 0 keeps none). Followed with `workers log` and `tasks log`
     #[arg(long, default_value_t = wrangle::logs::DEFAULT_LOG_LINES, value_name = "N")]
     pub(crate) log_lines: usize,
@@ -555,6 +567,22 @@ Examples:
     Cancel {
         /// Task id
         id: i64,
+    },
+    /// Delete finished tasks now (completed, dead, cancelled; a job's tasks are kept)
+    #[command(after_help = "\
+Examples:
+  wrangle tasks prune --older-than 1h                  # every finished task older than an hour
+  wrangle tasks prune --state dead --older-than 30d
+
+Workers prune by themselves as [retention] in wrangle.toml says (completed after 1d,
+dead after 30d, cancelled after 7d by default); this is the operator's own sweep.")]
+    Prune {
+        /// Only tasks that finished longer ago than this
+        #[arg(long, default_value = "0s", value_name = "DUR")]
+        older_than: String,
+        /// Only tasks in this state: completed, dead or cancelled (default: all three)
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
     },
     /// A task's output (stdout, stderr, and how each attempt ended), from wherever it runs
     #[command(after_help = "\

@@ -14,6 +14,11 @@
 //! [pool]                               # `wrangle worker` runner groups (like --pool)
 //! "mail" = 2
 //! "reports,exports" = 1
+//! [retention]                          # finished tasks kept this long, then pruned
+//! completed = "1d"                     # the defaults; "forever" keeps them
+//! dead = "30d"
+//! cancelled = "7d"
+//! interval = "1m"                      # how often (one worker at a time)
 //! ```
 //!
 //! Precedence: flags > environment (`WRANGLE_STORE`) > file > defaults. Unknown keys are
@@ -43,6 +48,85 @@ pub(crate) struct Config {
     /// Worker pool: runners per queue list (`"mail" = 2`, `"reports,exports" = 1`, `"*" = 1`).
     #[serde(default)]
     pub(crate) pool: BTreeMap<String, u32>,
+    /// How long finished tasks are kept before workers prune them.
+    #[serde(default)]
+    pub(crate) retention: RetentionConfig,
+}
+
+/// The `[retention]` table: durations (`"1d"`, `"forever"`), each a default for the
+/// worker's `--keep-*` flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionConfig {
+    pub(crate) completed: Option<String>,
+    pub(crate) dead: Option<String>,
+    pub(crate) cancelled: Option<String>,
+    pub(crate) interval: Option<String>,
+}
+
+/// Flags that override `[retention]`, in its keys' order.
+pub(crate) struct RetentionFlags<'a> {
+    pub(crate) completed: Option<&'a str>,
+    pub(crate) dead: Option<&'a str>,
+    pub(crate) cancelled: Option<&'a str>,
+    pub(crate) interval: Option<&'a str>,
+}
+
+/// A kept time: a duration, or `forever` (never pruned).
+fn keep_time(value: &str) -> Result<Option<Duration>, wrangle::InputError> {
+    if value.trim() == "forever" {
+        return Ok(None);
+    }
+    parse_duration(value).map(Some)
+}
+
+impl RetentionConfig {
+    /// The policy: each flag given, else the file's key, else the default. A bad value is
+    /// one line naming the flag or the key.
+    pub(crate) fn retention(&self, flags: &RetentionFlags<'_>) -> CliResult<wrangle::Retention> {
+        let defaults = wrangle::Retention::default();
+        let pick = |flag: Option<&str>, flag_name: &str, key: &Option<String>, key_name: &str| {
+            let (value, source) = match (flag, key) {
+                (Some(value), _) => (value, format!("--{flag_name}")),
+                (None, Some(value)) => (value.as_str(), format!("[retention] {key_name}")),
+                (None, None) => return Ok(None),
+            };
+            keep_time(value)
+                .map(Some)
+                .map_err(|e| CliError::input(format!("{source}: {e}")))
+        };
+        let completed = pick(
+            flags.completed,
+            "keep-completed",
+            &self.completed,
+            "completed",
+        )?;
+        let dead = pick(flags.dead, "keep-dead", &self.dead, "dead")?;
+        let cancelled = pick(
+            flags.cancelled,
+            "keep-cancelled",
+            &self.cancelled,
+            "cancelled",
+        )?;
+        let interval = match pick(flags.interval, "prune-every", &self.interval, "interval")? {
+            Some(Some(interval)) if !interval.is_zero() => interval,
+            None => defaults.interval,
+            Some(_) => {
+                let source = flags
+                    .interval
+                    .map_or("[retention] interval", |_| "--prune-every");
+                return Err(CliError::input(format!(
+                    "{source}: the prune interval must be a duration above 0"
+                )));
+            }
+        };
+        Ok(wrangle::Retention {
+            completed: completed.unwrap_or(defaults.completed),
+            dead: dead.unwrap_or(defaults.dead),
+            cancelled: cancelled.unwrap_or(defaults.cancelled),
+            interval,
+        })
+    }
 }
 
 /// One `[kinds.NAME]` table.
@@ -142,6 +226,18 @@ impl Config {
         config.pool_groups().map_err(|e| {
             CliError::input(format!("invalid config {}: [pool] {e}", path.display()))
         })?;
+        let no_flags = RetentionFlags {
+            completed: None,
+            dead: None,
+            cancelled: None,
+            interval: None,
+        };
+        if let Err(CliError::Input(why)) = config.retention.retention(&no_flags) {
+            return Err(CliError::input(format!(
+                "invalid config {}: {why}",
+                path.display()
+            )));
+        }
         Ok(config)
     }
 

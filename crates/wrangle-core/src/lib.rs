@@ -1,6 +1,7 @@
 //! wrangle's core: everything that is wrangle's own and does no I/O.
 //!
 //! - [`task`]: the task model and its state machine (which transitions are legal).
+//! - [`retention`]: how long finished tasks are kept before a worker prunes them.
 //! - [`retry`]: the retry/backoff policy that decides when a failed attempt runs again.
 //! - [`parse`]: parsers for user input (durations, times, payload JSON, store URLs), each
 //!   returning an [`InputError`] with one clear line, so every front end reports bad input
@@ -31,6 +32,7 @@ pub mod notify;
 pub mod parse;
 pub mod placeholder;
 pub mod pool;
+pub mod retention;
 pub mod retry;
 pub mod store;
 pub mod stored;
@@ -44,8 +46,8 @@ pub use parse::InputError;
 pub use retry::RetryPolicy;
 pub use store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, CountingStore, Enqueued, Heartbeat,
-    HeartbeatReply, Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
-    TaskFilter, Topic,
+    HeartbeatReply, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
+    StoreInfo, TaskFilter, Topic,
 };
 pub use task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
 pub use worker::{

@@ -343,6 +343,42 @@ impl QueueStats {
     }
 }
 
+/// What [`Store::prune_finished`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneRequest {
+    /// Tasks in this final state (completed, dead or cancelled).
+    pub state: TaskState,
+    /// That finished before this.
+    pub finished_before: DateTime<Utc>,
+    /// At most this many (a small batch never holds up claims for long).
+    pub limit: usize,
+}
+
+impl PruneRequest {
+    /// One request per final state: everything finished before `finished_before`, up to
+    /// `limit` per state.
+    pub fn every_final_state(finished_before: DateTime<Utc>, limit: usize) -> [PruneRequest; 3] {
+        [TaskState::Completed, TaskState::Dead, TaskState::Cancelled].map(|state| PruneRequest {
+            state,
+            finished_before,
+            limit,
+        })
+    }
+
+    /// Refuses a state that is not final: waiting, running and retryable tasks are never
+    /// pruned.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.state.is_final() {
+            Ok(())
+        } else {
+            Err(StoreError::InvalidRequest(format!(
+                "only completed, dead or cancelled tasks are pruned, not {}",
+                self.state
+            )))
+        }
+    }
+}
+
 /// Notification topics for [`Store::listen`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -446,9 +482,23 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Returns how many were retried.
     async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Deletes up to `limit` completed, dead or cancelled tasks that finished before
-    /// `before`, with their log rings; returns how many.
-    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError>;
+    /// Deletes up to `request.limit` tasks in `request.state` (completed, dead or
+    /// cancelled) that finished before `request.finished_before`, oldest first, with their
+    /// log rings; a job's tasks are kept (its progress is counted from them). Returns how
+    /// many.
+    async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError>;
+
+    /// Takes or renews the turn at maintenance duty `duty` (the pruner) for `holder` until
+    /// `until`, if nobody else holds it at `now` (never held, held by `holder`, or held
+    /// until `now` or earlier); returns whether `holder` holds it. So of many workers
+    /// doing a duty in turns, one at a time does it.
+    async fn take_turn(
+        &self,
+        duty: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     // --- jobs ----------------------------------------------------------------------------
 
@@ -629,8 +679,17 @@ impl Store for CountingStore {
     async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.count().retry_tasks(ids, now).await
     }
-    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
-        self.count().prune_finished(before, limit).await
+    async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError> {
+        self.count().prune_finished(request).await
+    }
+    async fn take_turn(
+        &self,
+        duty: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.count().take_turn(duty, holder, until, now).await
     }
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
         self.count().create_job(job, now).await

@@ -23,7 +23,7 @@ use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::notify::TopicSignals;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+    Listener, Outcome, PruneRequest, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
 };
 use wrangle_core::task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -46,6 +46,8 @@ struct State {
     commands: BTreeMap<CommandId, CommandEnvelope>,
     jobs: BTreeMap<String, Job>,
     logs: logs::Logs,
+    /// Maintenance duties: who holds each, until when.
+    turns: HashMap<String, (String, DateTime<Utc>)>,
 }
 
 impl State {
@@ -602,14 +604,21 @@ impl Store for MemoryStore {
         Ok(cancelled as u64)
     }
 
-    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+    async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError> {
+        request.check()?;
         let mut state = self.lock();
-        let doomed: Vec<TaskId> = state
+        let mut doomed: Vec<(DateTime<Utc>, TaskId)> = state
             .tasks
             .values()
-            .filter(|t| t.state.is_final() && t.finished_at.is_some_and(|f| f < before))
-            .map(|t| t.id)
-            .take(limit)
+            .filter(|t| t.state == request.state && t.job.is_none())
+            .filter_map(|t| t.finished_at.map(|f| (f, t.id)))
+            .filter(|(finished, _)| *finished < request.finished_before)
+            .collect();
+        doomed.sort_unstable();
+        let doomed: Vec<TaskId> = doomed
+            .into_iter()
+            .take(request.limit)
+            .map(|(_, id)| id)
             .collect();
         for id in &doomed {
             state.logs.remove(&LogOwner::Task(*id));
@@ -833,6 +842,26 @@ impl Store for MemoryStore {
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         Ok(self.topics.listener(topic))
+    }
+
+    async fn take_turn(
+        &self,
+        duty: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let free = state
+            .turns
+            .get(duty)
+            .is_none_or(|(current, end)| current == holder || *end <= now);
+        if free {
+            state
+                .turns
+                .insert(duty.to_string(), (holder.to_string(), until));
+        }
+        Ok(free)
     }
 
     async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {

@@ -44,7 +44,8 @@ use wrangle_core::job::{BlockTally, Job, NewJob, block_payload};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+    Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
+    TaskFilter, Topic,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -781,19 +782,17 @@ impl MySqlStore {
         Ok(gone)
     }
 
-    async fn prune_finished_once(
-        &self,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<u64, Failure> {
+    async fn prune_finished_once(&self, request: PruneRequest) -> Result<u64, Failure> {
         let mut tx = self.begin().await?;
         let doomed: Vec<TaskId> = sqlx::query_scalar(
             "SELECT id FROM wrangle_tasks
-             WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at < ?
+             WHERE state = ? AND finished_at < ? AND job IS NULL
+             ORDER BY finished_at
              LIMIT ? FOR UPDATE",
         )
-        .bind(ms(before))
-        .bind(sql_limit(limit))
+        .bind(request.state.as_str())
+        .bind(ms(request.finished_before))
+        .bind(sql_limit(request.limit))
         .fetch_all(&mut *tx)
         .await?;
         if !doomed.is_empty() {
@@ -808,6 +807,35 @@ impl MySqlStore {
         }
         tx.commit().await?;
         Ok(doomed.len() as u64)
+    }
+
+    async fn take_turn_once(
+        &self,
+        duty: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Failure> {
+        let mut tx = self.begin().await?;
+        let current: Option<(String, i64)> =
+            sqlx::query_as("SELECT holder, until FROM wrangle_turns WHERE duty = ? FOR UPDATE")
+                .bind(duty)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let free = current.is_none_or(|(current, end)| current == holder || end <= ms(now));
+        if free {
+            sqlx::query(
+                "INSERT INTO wrangle_turns (duty, holder, until) VALUES (?, ?, ?)
+                 ON DUPLICATE KEY UPDATE holder = VALUES(holder), until = VALUES(until)",
+            )
+            .bind(duty)
+            .bind(holder)
+            .bind(ms(until))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(free)
     }
 
     async fn deregister_worker_once(&self, name: &str) -> Result<(), Failure> {
@@ -1378,8 +1406,19 @@ impl Store for MySqlStore {
             .await
     }
 
-    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
-        retrying!(self.prune_finished_once(before, limit))
+    async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError> {
+        request.check()?;
+        retrying!(self.prune_finished_once(request))
+    }
+
+    async fn take_turn(
+        &self,
+        duty: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        retrying!(self.take_turn_once(duty, holder, until, now))
     }
 
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v1.sql"),
     include_str!("sql/schema_v2.sql"),
     include_str!("sql/schema_v3.sql"),
+    include_str!("sql/schema_v4.sql"),
 ];
 
 /// The refusal of a schema newer than this code.

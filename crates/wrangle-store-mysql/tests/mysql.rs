@@ -288,7 +288,11 @@ fn claim_scan_does_not_grow_with_finished_tasks() {
         );
         // `usize::MAX` means "all" to callers such as `wrangle run`'s pruner.
         let pruned = store
-            .prune_finished(at(10), usize::MAX)
+            .prune_finished(wrangle_core::PruneRequest {
+                state: wrangle_core::TaskState::Completed,
+                finished_before: at(10),
+                limit: usize::MAX,
+            })
             .await
             .expect("prune everything");
         assert_eq!(pruned, FINISHED as u64, "finished tasks pruned");
@@ -515,7 +519,10 @@ fn a_version_1_database_migrates_to_version_2() {
             .fetch_one(&mut conn)
             .await
             .expect("version");
-        assert_eq!(version, 3, "schema version after the migration (jobs, then log rings)");
+        assert_eq!(
+            version, 4,
+            "schema version after the migration (jobs, log rings, turns)"
+        );
         store
             .create_job(NewJob::range("j", "k", 0, 3, 2), at(1))
             .await

@@ -45,8 +45,8 @@ use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogSource, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
-    match_inserted,
+    Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
+    TaskFilter, Topic, match_inserted,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -723,10 +723,12 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+    async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError> {
+        request.check()?;
         let pruned: i64 = sqlx::query_scalar(sql(&self.statements.prune_finished))
-            .bind(ms(before))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(ms(request.finished_before))
+            .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
+            .bind(request.state.as_str())
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
@@ -937,6 +939,24 @@ impl Store for PostgresStore {
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         self.notifier.listen(topic).await
+    }
+
+    async fn take_turn(
+        &self,
+        duty: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let held: Option<String> = sqlx::query_scalar(sql(&self.statements.take_turn))
+            .bind(duty)
+            .bind(holder)
+            .bind(ms(until))
+            .bind(ms(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(held.is_some())
     }
 
     async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {

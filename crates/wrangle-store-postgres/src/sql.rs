@@ -41,6 +41,7 @@ statements! {
     schema_v2 => "schema_v2.sql",
     schema_v3 => "schema_v3.sql",
     schema_v4 => "schema_v4.sql",
+    schema_v5 => "schema_v5.sql",
     enqueue => "enqueue.sql",
     existing_keys => "existing_keys.sql",
     reserve_ids => "reserve_ids.sql",
@@ -77,6 +78,7 @@ statements! {
     job_tallies => "job_tallies.sql",
     log_append => "log_append.sql",
     log_read => "log_read.sql",
+    take_turn => "take_turn.sql",
 }
 
 /// A statement in the form sqlx takes. The text is ours (files plus a validated schema

@@ -62,7 +62,8 @@ use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::parse::parse_duration;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+    Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
+    TaskFilter, Topic,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -678,13 +679,29 @@ impl Store for RedisStore {
         self.run(&invocation).await
     }
 
-    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
-        if limit == 0 {
+    async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError> {
+        request.check()?;
+        if request.limit == 0 {
             return Ok(0);
         }
         let mut invocation = self.inner.scripts.prune_finished.key(&self.inner.base);
-        invocation.arg(ms(before)).arg(limit);
+        invocation
+            .arg(ms(request.finished_before))
+            .arg(request.limit)
+            .arg(request.state.as_str());
         self.run(&invocation).await
+    }
+
+    async fn take_turn(
+        &self,
+        duty: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.inner.scripts.take_turn.key(&self.inner.base);
+        invocation.arg(duty).arg(holder).arg(ms(until)).arg(ms(now));
+        Ok(self.run::<i64>(&invocation).await? == 1)
     }
 
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {

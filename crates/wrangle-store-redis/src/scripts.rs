@@ -41,6 +41,7 @@ pub(crate) struct Scripts {
     pub(crate) ack_command: Script,
     pub(crate) prune_workers: Script,
     pub(crate) append_logs: Script,
+    pub(crate) take_turn: Script,
     pub(crate) upgrade_layout: Script,
 }
 
@@ -69,6 +70,7 @@ impl Scripts {
             ack_command: script!("ack_command.lua"),
             prune_workers: script!("prune_workers.lua"),
             append_logs: script!("append_logs.lua"),
+            take_turn: script!("take_turn.lua"),
             upgrade_layout: script!("upgrade_layout.lua"),
         }
     }

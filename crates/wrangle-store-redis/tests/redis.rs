@@ -12,8 +12,8 @@ use serde_json::json;
 use tokio::runtime::Runtime;
 use wrangle_core::job::{NewJob, block_payload};
 use wrangle_core::{
-    ClaimRequest, Completion, NewTask, Outcome, QueueFilter, Store, StoreError, TaskFilter,
-    TaskState, Topic,
+    ClaimRequest, Completion, NewTask, Outcome, PruneRequest, QueueFilter, Store, StoreError,
+    TaskFilter, TaskState, Topic,
 };
 use wrangle_store_redis::{RedisOptions, RedisStore};
 use wrangle_testkit::{RedisServer, or_skip};
@@ -467,10 +467,10 @@ fn range_jobs_stay_exact_beyond_2_pow_53() {
     });
 }
 
-/// Each job's tasks are indexed for its tallies: pruning a finished task takes it out of
-/// the index, and tasks whose records expired are dropped from it by the next tally.
+/// Each job's tasks are indexed for its tallies: pruning never takes a job's task, and
+/// tasks whose records expired are dropped from the index by the next tally.
 #[test]
-fn pruned_and_expired_tasks_leave_the_job_index() {
+fn expired_tasks_leave_the_job_index_and_pruning_keeps_them() {
     let Some(server) = or_skip(RedisServer::start()) else {
         return;
     };
@@ -498,16 +498,21 @@ fn pruned_and_expired_tasks_leave_the_job_index() {
             "item payloads count as blocks"
         );
 
-        // Two complete (and get the short TTL); one is pruned at once.
+        // Two complete (and get the short TTL); pruning keeps them.
         store
             .complete_batch(&successes(&claimed[..2]), t0())
             .await
             .unwrap();
         let later = t0() + chrono::Duration::seconds(1);
-        assert_eq!(store.prune_finished(later, 1).await.unwrap(), 1);
-        assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 5, "pruned");
+        let completed = PruneRequest {
+            state: TaskState::Completed,
+            finished_before: later,
+            limit: 10,
+        };
+        assert_eq!(store.prune_finished(completed).await.unwrap(), 0);
+        assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 6, "kept");
 
-        // The other expires; the next tally drops it.
+        // They expire; the next tally drops them.
         tokio::time::sleep(Duration::from_millis(600)).await;
         let tallies = store.job_tallies("j", later).await.unwrap();
         assert_eq!(tallies.len(), 1, "{tallies:?}");
@@ -517,6 +522,20 @@ fn pruned_and_expired_tasks_leave_the_job_index() {
         );
         assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 4, "expired");
     });
+}
+
+/// Prunes every final state before `before`, up to `limit` in all, oldest state first.
+async fn prune_all(store: &RedisStore, before: DateTime<Utc>, limit: usize) -> u64 {
+    let mut pruned = 0;
+    for request in PruneRequest::every_final_state(before, limit) {
+        let left = limit - pruned as usize;
+        let request = PruneRequest {
+            limit: left,
+            ..request
+        };
+        pruned += store.prune_finished(request).await.unwrap();
+    }
+    pruned
 }
 
 /// Tasks per queue and state as `list_tasks` reads them, with paused queues and no
@@ -650,7 +669,7 @@ fn queue_stats_reads_counts_that_follow_pruning_and_expiry() {
 
         // Pruning takes tasks off the counts.
         let later = t0() + chrono::Duration::seconds(1);
-        assert_eq!(store.prune_finished(later, 4).await.unwrap(), 4);
+        assert_eq!(prune_all(&store, later, 4).await, 4);
         assert_eq!(stats_counts(&store, later).await, recount(&store).await);
 
         // Expired records leave the counts; the last minute's numbers stay. An upgrade run
@@ -757,7 +776,8 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         );
         let _: () = raw.set("{old}:layout", 2).await.unwrap();
         let later = t0() + chrono::Duration::seconds(1);
-        assert_eq!(upgraded.prune_finished(later, 100).await.unwrap(), 16);
+        // Every finished task but the job's completed block (a job's tasks are kept).
+        assert_eq!(prune_all(&upgraded, later, 100).await, 15);
         let after = stats_counts(&upgraded, later).await;
         assert_eq!(after, recount(&upgraded).await);
         assert!(!after["q"].contains_key(&TaskState::Completed));

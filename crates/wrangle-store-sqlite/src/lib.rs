@@ -38,8 +38,8 @@ use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, QueueFilter, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
-    match_inserted,
+    Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
+    TaskFilter, Topic, match_inserted,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -780,20 +780,16 @@ impl Store for SqliteStore {
         self.move_tasks(statement, ids, now, Topic::Tasks).await
     }
 
-    async fn prune_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+    async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError> {
+        request.check()?;
         let mut tx = self.write_tx().await?;
-        let deleted: Vec<TaskId> = sqlx::query_scalar(
-            "DELETE FROM tasks WHERE id IN (
-                 SELECT id FROM tasks
-                 WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at < ?1
-                 LIMIT ?2)
-             RETURNING id",
-        )
-        .bind(ms(before))
-        .bind(limit as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
+        let deleted: Vec<TaskId> = sqlx::query_scalar(include_str!("sql/prune.sql"))
+            .bind(ms(request.finished_before))
+            .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
+            .bind(request.state.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
         logs::drop_rings(&mut tx, deleted.iter().map(|&id| LogOwner::Task(id))).await?;
         tx.commit().await.map_err(backend)?;
         Ok(deleted.len() as u64)
@@ -1047,6 +1043,26 @@ impl Store for SqliteStore {
 
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
         self.topics.listen(topic).await
+    }
+
+    async fn take_turn(
+        &self,
+        duty: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let held: Option<String> = sqlx::query_scalar(include_str!("sql/take_turn.sql"))
+            .bind(duty)
+            .bind(holder)
+            .bind(ms(until))
+            .bind(ms(now))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(held.is_some())
     }
 
     async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v1.sql"),
     include_str!("sql/schema_v2.sql"),
     include_str!("sql/schema_v3.sql"),
+    include_str!("sql/schema_v4.sql"),
 ];
 
 /// Brings the database at `pool` to the newest schema version.

@@ -9,6 +9,8 @@
 //!   `complete_batch` per burst;
 //! - the [`heartbeat`] extends the leases of everything held, refreshes the worker's
 //!   registration, rescues other workers' expired leases, and prunes lost workers;
+//! - the [`pruner`], in turns with the other workers, deletes finished tasks past their
+//!   [`Retention`];
 //! - the [`control`] server applies scale/reload/pause/stop commands from the store's
 //!   mailbox and from this process ([`WorkerControl`]); the [`autoscale`] loop, when
 //!   asked for, grows and shrinks groups with their backlog.
@@ -23,6 +25,7 @@ mod control;
 mod group;
 mod heartbeat;
 mod held;
+mod pruner;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -32,6 +35,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use wrangle_core::parse::parse_name;
 use wrangle_core::pool::{AutoscaleLimits, MAX_GROUP_RUNNERS, PoolGroup};
+use wrangle_core::retention::Retention;
 use wrangle_core::store::{
     ClaimedTask, Completion, CompletionStatus, Outcome, QueueFilter, Store, StoreError,
 };
@@ -68,6 +72,9 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// Backoff between failed attempts.
     pub retry_policy: RetryPolicy,
+    /// How long finished tasks are kept before this worker's pruner (in turns with the
+    /// other workers) deletes them; `None` prunes nothing.
+    pub retention: Option<Retention>,
     /// Longest sleep while idle, so delayed and retryable tasks that become due are
     /// picked up even though nothing notifies about the passage of time.
     pub idle_recheck: Duration,
@@ -92,6 +99,7 @@ impl WorkerConfig {
             shutdown_timeout: Duration::from_secs(30),
             retry_policy: RetryPolicy::default(),
             idle_recheck: Duration::from_millis(250),
+            retention: Some(Retention::default()),
             #[cfg(feature = "test-clock")]
             clock_skew: chrono::TimeDelta::zero(),
         }
@@ -170,6 +178,9 @@ impl WorkerConfig {
                 "shutdown timeout must be at most {}",
                 humantime::format_duration(MAX_SHUTDOWN_TIMEOUT)
             ));
+        }
+        if self.retention.is_some_and(|r| r.interval.is_zero()) {
+            return fail("prune interval must be above 0".into());
         }
         if self.idle_recheck.is_zero() {
             return fail("idle recheck must be above 0".into());
@@ -413,6 +424,9 @@ impl Worker {
         ));
         if let Some(limits) = config.autoscale {
             tokio::spawn(autoscale::run(shared.clone(), limits, worker_done.clone()));
+        }
+        if let Some(retention) = config.retention {
+            tokio::spawn(pruner::run(shared.clone(), retention, worker_done.clone()));
         }
         {
             let immediate = shutdown.immediate.clone();

@@ -44,6 +44,7 @@ pub use wrangle_core::log;
 pub use wrangle_core::parse::{self, StoreUrl};
 pub use wrangle_core::placeholder;
 pub use wrangle_core::pool;
+pub use wrangle_core::retention::{self, Retention};
 pub use wrangle_core::store::{self, Store, StoreError, TaskFilter};
 pub use wrangle_core::task::{DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, DEFAULT_RETRIES};
 pub use wrangle_core::{

@@ -1,5 +1,5 @@
-//! Operator moves of many tasks at once: retrying the dead set, and (for [`crate::jobs`])
-//! cancelling or retrying a job's tasks. Each walks the tasks a page of ids per store
+//! Operator moves of many tasks at once: retrying the dead set, pruning finished tasks,
+//! and (for [`crate::jobs`]) cancelling or retrying a job's tasks. Each walks the tasks a page of ids per store
 //! call, so a million dead tasks never make one giant statement that holds locks while
 //! workers claim, and reports how far it got after every page (the CLI draws its
 //! progress bar from that).
@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use wrangle_core::{Store, StoreError, TaskFilter, TaskState};
+use chrono::{DateTime, Utc};
+use wrangle_core::{PruneRequest, Store, StoreError, TaskFilter, TaskState};
 
 /// Tasks read and moved per store call.
 const PAGE: usize = 1000;
@@ -38,6 +38,35 @@ pub async fn retry_dead(
         ..TaskFilter::default()
     };
     move_tasks(store, filter, Move::Retry, progress).await
+}
+
+/// Deletes every task in `states` (final ones) that finished before `finished_before`, a
+/// page per store call, a job's tasks excepted (`wrangle tasks prune`); returns how many.
+/// `progress` hears the running count.
+pub async fn prune(
+    store: &Arc<dyn Store>,
+    states: &[TaskState],
+    finished_before: DateTime<Utc>,
+    progress: Progress<'_>,
+) -> Result<u64, StoreError> {
+    let mut pruned = 0;
+    for &state in states {
+        let request = PruneRequest {
+            state,
+            finished_before,
+            limit: PAGE,
+        };
+        request.check()?;
+        loop {
+            let deleted = store.prune_finished(request).await?;
+            pruned += deleted;
+            progress(pruned);
+            if (deleted as usize) < PAGE {
+                break;
+            }
+        }
+    }
+    Ok(pruned)
 }
 
 /// How many dead tasks there are (on `queue`, or on every queue), from the stores'

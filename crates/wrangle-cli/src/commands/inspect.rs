@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use wrangle::parse::parse_name;
+use wrangle::parse::{parse_duration, parse_name};
 use wrangle::{Task, TaskFilter, TaskState};
 
 use super::Context;
 use crate::cli::{QueuesCommand, TasksCommand};
-use crate::fail::CliResult;
+use crate::fail::{CliError, CliResult};
 use crate::progress;
 use crate::stdout::out;
 
@@ -117,6 +117,19 @@ pub(crate) fn validate_tasks(command: &TasksCommand) -> CliResult<Option<TaskSta
                 parse_name("queue", queue)?;
             }
             Ok(state.as_deref().map(str::parse).transpose()?)
+        }
+        TasksCommand::Prune { older_than, state } => {
+            parse_duration(older_than)
+                .map_err(|e| CliError::input(format!("--older-than: {e}")))?;
+            let state: Option<TaskState> = state.as_deref().map(str::parse).transpose()?;
+            if let Some(state) = state
+                && !state.is_final()
+            {
+                return Err(CliError::input(format!(
+                    "--state {state}: only completed, dead or cancelled tasks are pruned"
+                )));
+            }
+            Ok(state)
         }
         _ => Ok(None),
     }
@@ -234,6 +247,32 @@ pub(crate) async fn tasks(
         TasksCommand::Cancel { id } => {
             let task = store.cancel_task(id, now).await?;
             report_change(context, &task, "cancelled");
+            Ok(0)
+        }
+        TasksCommand::Prune { older_than, .. } => {
+            let age = chrono::Duration::from_std(parse_duration(&older_than)?)
+                .map_err(|_| CliError::input(format!("--older-than {older_than} is too long")))?;
+            let before = now.checked_sub_signed(age).unwrap_or(now);
+            let states = match state {
+                Some(state) => vec![state],
+                None => vec![TaskState::Completed, TaskState::Dead, TaskState::Cancelled],
+            };
+            let bar = progress::on_terminal(None, "tasks pruned");
+            let report = |pruned| {
+                if let Some(bar) = &bar {
+                    bar.set_position(pruned);
+                }
+            };
+            let pruned = wrangle::tasks::prune(store, &states, before, &report).await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let pruned = pruned?;
+            if context.json {
+                print_json(&json!({"pruned": pruned}));
+            } else {
+                out!("{pruned} finished task(s) pruned");
+            }
             Ok(0)
         }
         TasksCommand::Log { id, view } => {

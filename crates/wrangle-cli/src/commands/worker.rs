@@ -17,7 +17,7 @@ use wrangle::{
 
 use super::{Context, StoreChoice};
 use crate::cli::WorkerArgs;
-use crate::config::{Config, KindConfig};
+use crate::config::{Config, KindConfig, RetentionFlags};
 use crate::fail::{CliError, CliResult, EXIT_INTERRUPTED};
 use crate::stdout::out;
 
@@ -162,6 +162,12 @@ pub(crate) fn plan(
     worker.lease = parse_duration(&args.lease)?;
     worker.retry_policy = RetryPolicy::exponential(parse_duration(&args.backoff)?);
     worker.batch_size = args.batch_size;
+    worker.retention = Some(config.retention.retention(&RetentionFlags {
+        completed: args.keep_completed.as_deref(),
+        dead: args.keep_dead.as_deref(),
+        cancelled: args.keep_cancelled.as_deref(),
+        interval: args.prune_every.as_deref(),
+    })?);
     // The library's own checks (ranges of runners, lease, batch size, ...), before the
     // store is opened.
     worker.validate()?;

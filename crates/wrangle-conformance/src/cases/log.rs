@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogSource, NewLogLine};
-use wrangle_core::{TaskState, WorkerInfo};
+use wrangle_core::{PruneRequest, TaskState, WorkerInfo};
 
 use crate::Handle;
 use crate::ensure_eq;
@@ -213,7 +213,12 @@ async fn pruned_tasks_and_removed_workers_lose_their_rings(a: Handle, b: Handle)
     let appends: Vec<LogAppend> = owners.iter().map(|o| lines(o.clone(), &["x"])).collect();
     a.append_logs(&appends, 10).await?;
 
-    ensure_eq!(b.prune_finished(at(100), 10).await?, 1, "tasks pruned");
+    let completed = PruneRequest {
+        state: TaskState::Completed,
+        finished_before: at(100),
+        limit: 10,
+    };
+    ensure_eq!(b.prune_finished(completed).await?, 1, "tasks pruned");
     b.deregister_worker("leaving").await?;
     ensure_eq!(
         b.prune_lost_workers(at(100)).await?,

@@ -34,6 +34,7 @@ mod model;
 mod operator;
 mod queue;
 mod retry;
+mod turn;
 mod worker;
 
 /// Every case of every area, in life-cycle order.
@@ -49,6 +50,7 @@ pub(crate) fn all() -> Vec<Case> {
         worker::cases(),
         command::cases(),
         job::cases(),
+        turn::cases(),
         listen::cases(),
         log::cases(),
         model::cases(),

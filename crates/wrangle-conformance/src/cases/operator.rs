@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, ensure};
-use wrangle_core::{TaskFilter, TaskState};
+use chrono::{DateTime, Utc};
+use wrangle_core::{NewTask, PruneRequest, StoreError, TaskFilter, TaskId, TaskState};
 
 use crate::Handle;
 use crate::ensure_eq;
@@ -25,6 +26,7 @@ cases![
     list_tasks_filters_newest_first_and_pages,
     prune_finished_deletes_only_old_final_tasks,
     prune_finished_respects_limit,
+    prune_takes_one_state_oldest_first_and_never_a_jobs_task,
 ];
 
 /// Cancel moves a scheduled, available, retryable or running task to `cancelled`
@@ -423,7 +425,7 @@ async fn prune_finished_deletes_only_old_final_tasks(a: Handle, b: Handle) -> Re
         kept.push(task_in_state(&a, task("new"), state, at(50)).await?);
     }
     ensure_eq!(
-        b.prune_finished(at(20), 100).await?,
+        prune_all(&b, at(20), 100).await?,
         3,
         "tasks pruned before 20 s"
     );
@@ -441,12 +443,12 @@ async fn prune_finished_deletes_only_old_final_tasks(a: Handle, b: Handle) -> Re
         "tasks left after pruning"
     );
     ensure_eq!(
-        b.prune_finished(at(20), 100).await?,
+        prune_all(&b, at(20), 100).await?,
         0,
         "tasks pruned again before 20 s"
     );
     ensure_eq!(
-        b.prune_finished(at(60), 100).await?,
+        prune_all(&b, at(60), 100).await?,
         3,
         "tasks pruned before 60 s"
     );
@@ -464,13 +466,74 @@ async fn prune_finished_respects_limit(a: Handle, b: Handle) -> Result<()> {
     for _ in 0..5 {
         task_in_state(&a, task("t"), TaskState::Cancelled, at(0)).await?;
     }
-    ensure_eq!(b.prune_finished(at(10), 2).await?, 2, "pruned with limit 2");
+    let cancelled = |limit| PruneRequest {
+        state: TaskState::Cancelled,
+        finished_before: at(10),
+        limit,
+    };
+    ensure_eq!(
+        b.prune_finished(cancelled(2)).await?,
+        2,
+        "pruned with limit 2"
+    );
     ensure_eq!(all_tasks(&a).await?.len(), 3, "tasks left");
     ensure_eq!(
-        b.prune_finished(at(10), 10).await?,
+        b.prune_finished(cancelled(10)).await?,
         3,
         "pruned by the next call"
     );
     ensure_eq!(all_tasks(&a).await?.len(), 0, "tasks left");
+    Ok(())
+}
+
+/// Prunes every final state before `before`, up to `limit` each; how many in all.
+async fn prune_all(store: &Handle, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+    let mut pruned = 0;
+    for request in PruneRequest::every_final_state(before, limit) {
+        pruned += store.prune_finished(request).await?;
+    }
+    Ok(pruned)
+}
+
+/// A prune takes only its state, oldest first, and never a job's task (the job's progress
+/// is counted from them); a state that is not final is refused.
+async fn prune_takes_one_state_oldest_first_and_never_a_jobs_task(
+    a: Handle,
+    b: Handle,
+) -> Result<()> {
+    use TaskState::{Completed, Dead};
+    let newer = task_in_state(&a, task("t"), Completed, at(30)).await?;
+    let older = task_in_state(&a, task("t"), Completed, at(20)).await?;
+    let dead = task_in_state(&a, task("t"), Dead, at(10)).await?;
+    let of_job = NewTask {
+        job: Some("j".into()),
+        ..task("t")
+    };
+    let job_task = task_in_state(&a, of_job, Completed, at(5)).await?;
+    let completed = |limit| PruneRequest {
+        state: Completed,
+        finished_before: at(100),
+        limit,
+    };
+    ensure_eq!(b.prune_finished(completed(1)).await?, 1, "pruned, limit 1");
+    ensure_eq!(a.get_task(older).await?.map(|t| t.id), None, "the oldest");
+    ensure_eq!(b.prune_finished(completed(10)).await?, 1, "pruned next");
+    let left: Vec<TaskId> = all_tasks(&a).await?.into_iter().map(|t| t.id).collect();
+    ensure_eq!(
+        set(left),
+        set([dead, job_task]),
+        "left: the dead task and the job's task (not {newer})"
+    );
+    let refused = b
+        .prune_finished(PruneRequest {
+            state: TaskState::Running,
+            finished_before: at(100),
+            limit: 10,
+        })
+        .await;
+    ensure!(
+        matches!(refused, Err(StoreError::InvalidRequest(_))),
+        "pruning running tasks must be refused, got {refused:?}"
+    );
     Ok(())
 }

@@ -372,6 +372,8 @@ pub(crate) async fn run(plan: RunPlan, json: bool) -> CliResult {
     config.runners = runners;
     config.batch_size = runners.clamp(1, ENQUEUE_BATCH);
     config.lease = Duration::from_secs(10);
+    // A journal remembers what is done however old; the in-memory store has its own pruner.
+    config.retention = None;
     // Ctrl-C once lets running items finish, however long they take.
     config.shutdown_timeout = Duration::from_secs(365 * 24 * 3600);
     config.retry_policy = RetryPolicy::exponential(plan.backoff);
@@ -554,8 +556,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 async fn prune_finished(store: Arc<dyn Store>) {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Err(err) = store.prune_finished(Utc::now(), 100_000).await {
-            tracing::warn!(error = %err, "pruning finished items failed");
+        for request in wrangle::store::PruneRequest::every_final_state(Utc::now(), 100_000) {
+            if let Err(err) = store.prune_finished(request).await {
+                tracing::warn!(error = %err, "pruning finished items failed");
+            }
         }
     }
 }
