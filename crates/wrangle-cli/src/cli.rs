@@ -683,6 +683,17 @@ good or the job was cancelled); with --json --follow one JSON object per refresh
         /// Job name
         name: String,
     },
+    /// Delete a job and all its tasks, whatever their state (running ones are stopped)
+    #[command(after_help = "\
+Example:
+  wrangle job delete backfill
+
+A job's tasks are kept by retention (its progress is counted from them) until the job is
+deleted. Interrupted, the job makes no more blocks; run the command again to finish.")]
+    Delete {
+        /// Job name
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

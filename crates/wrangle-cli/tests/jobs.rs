@@ -578,6 +578,7 @@ fn cancel_stops_a_job_and_bad_input_exits_2() {
         vec!["job", "status", "nope"],
         vec!["job", "retry", "nope"],
         vec!["job", "cancel", "nope"],
+        vec!["job", "delete", "nope"],
         vec!["job", "status", "c", "--follow", "--interval", "soon"],
     ] {
         sandbox.usage_error(&args);
@@ -589,6 +590,7 @@ fn cancel_stops_a_job_and_bad_input_exits_2() {
         vec!["job", "list", "--help"],
         vec!["job", "cancel", "--help"],
         vec!["job", "retry", "--help"],
+        vec!["job", "delete", "--help"],
     ] {
         let help = sandbox.ok(&args);
         assert!(
@@ -777,4 +779,42 @@ for line in sys.stdin:
     starts.sort_unstable();
     assert_eq!(starts, (0..100).map(|b| b * 50).collect::<Vec<_>>());
     assert!(pids.len() <= 2, "runner processes: {pids:?}");
+}
+
+/// `job delete` removes a running job and all its tasks, in every state, while a worker
+/// runs its blocks; the worker carries on with other work, and a job of the same name can
+/// be created again.
+#[test]
+fn delete_removes_a_running_job_and_all_its_tasks() {
+    let mut sandbox = Sandbox::sqlite();
+    sandbox.ok(&[
+        "job",
+        "create",
+        "d",
+        "--range",
+        "0..1000000",
+        "--block",
+        "100",
+        "--kind",
+        "k",
+    ]);
+    sandbox.spawn_worker("w", &["--exec", "sh -c 'sleep 0.05'", "-n", "2"]);
+    sandbox.wait_until("some blocks done", Duration::from_secs(30), || {
+        sandbox.json(&["job", "status", "d"])["done"]["blocks"].as_u64() > Some(3)
+    });
+    let out = sandbox.json(&["job", "delete", "d"]);
+    assert!(out["deleted_tasks"].as_u64().unwrap() > 3, "{out}");
+    let listed = sandbox.json(&["tasks", "list", "--job", "d"]);
+    assert_eq!(listed.as_array().unwrap().len(), 0, "{listed}");
+    sandbox.usage_error(&["job", "status", "d"]);
+    // The worker goes on: a plain task still runs, and the name is free again.
+    let id = sandbox.submit("k", "{}", "default");
+    sandbox.wait_for_state(id, "completed", Duration::from_secs(30));
+    sandbox.ok(&["job", "create", "d", "--range", "0..10", "--kind", "k"]);
+    assert_eq!(
+        sandbox.follow("d", Duration::from_secs(30)),
+        0,
+        "the new job d"
+    );
+    sandbox.stop_workers();
 }

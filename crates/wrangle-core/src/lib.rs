@@ -46,8 +46,8 @@ pub use parse::InputError;
 pub use retry::RetryPolicy;
 pub use store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, CountingStore, Enqueued, Heartbeat,
-    HeartbeatReply, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
-    StoreInfo, TaskFilter, Topic,
+    HeartbeatReply, JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store,
+    StoreError, StoreInfo, TaskFilter, Topic,
 };
 pub use task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
 pub use worker::{

@@ -343,6 +343,15 @@ impl QueueStats {
     }
 }
 
+/// What one [`Store::delete_job`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobDeletion {
+    /// Tasks it deleted.
+    pub tasks: u64,
+    /// Whether the job is gone (its record removed, no task left).
+    pub done: bool,
+}
+
 /// What [`Store::prune_finished`] deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneRequest {
@@ -511,6 +520,13 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Every job, sorted by name.
     async fn list_jobs(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// Deletes job `name` a batch at a time: each call stops claims making its blocks (as
+    /// [`cancel_job`](Store::cancel_job)) and deletes up to `limit` of its tasks, whatever
+    /// their state (a running one's completion is then stale), with their log rings; the
+    /// call that finds no task left removes the job's record. Fails with
+    /// [`StoreError::JobNotFound`] for an unknown job.
+    async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError>;
 
     /// Marks a job cancelled so that claims create no more of its blocks, and returns it.
     /// Its existing tasks are left alone (the caller cancels them as tasks).
@@ -699,6 +715,9 @@ impl Store for CountingStore {
     }
     async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
         self.count().list_jobs().await
+    }
+    async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
+        self.count().delete_job(name, limit).await
     }
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
         self.count().cancel_job(name).await

@@ -23,7 +23,8 @@ use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::notify::TopicSignals;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, PruneRequest, QueueStats, Store, StoreError, StoreInfo, TaskFilter, Topic,
+    JobDeletion, Listener, Outcome, PruneRequest, QueueStats, Store, StoreError, StoreInfo,
+    TaskFilter, Topic,
 };
 use wrangle_core::task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -652,6 +653,39 @@ impl Store for MemoryStore {
 
     async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
         Ok(self.lock().jobs.values().cloned().collect())
+    }
+
+    async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(name)
+            .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+        job.cancelled = true;
+        let doomed: Vec<TaskId> = state
+            .tasks
+            .values()
+            .filter(|t| t.job.as_deref() == Some(name))
+            .map(|t| t.id)
+            .take(limit)
+            .collect();
+        for id in &doomed {
+            state.unlist(*id);
+            state.logs.remove(&LogOwner::Task(*id));
+            if let Some(task) = state.tasks.remove(id)
+                && let Some(key) = task.unique_key
+            {
+                state.unique.remove(&key);
+            }
+        }
+        let done = doomed.len() < limit;
+        if done {
+            state.jobs.remove(name);
+        }
+        Ok(JobDeletion {
+            tasks: doomed.len() as u64,
+            done,
+        })
     }
 
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {

@@ -44,8 +44,8 @@ use wrangle_core::job::{BlockTally, Job, NewJob, block_payload};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
-    TaskFilter, Topic,
+    JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
+    StoreInfo, TaskFilter, Topic,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -604,6 +604,47 @@ impl MySqlStore {
         let job = job_from_row(&row)?;
         tx.commit().await?;
         Ok(job)
+    }
+
+    async fn delete_job_once(&self, name: &str, limit: usize) -> Result<JobDeletion, Failure> {
+        let mut tx = self.begin().await?;
+        let matched = sqlx::query("UPDATE wrangle_jobs SET cancelled = 1 WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if matched == 0 {
+            return Err(StoreError::JobNotFound(name.to_string()).into());
+        }
+        let doomed: Vec<TaskId> =
+            sqlx::query_scalar("SELECT id FROM wrangle_tasks WHERE job = ? LIMIT ? FOR UPDATE")
+                .bind(name)
+                .bind(sql_limit(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+        if !doomed.is_empty() {
+            sqlx::query(
+                "DELETE t FROM wrangle_tasks t
+                 JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS d ON t.id = d.id",
+            )
+            .bind(json_text(&doomed))
+            .execute(&mut *tx)
+            .await?;
+            logs::drop_rings(&mut tx, doomed.iter().map(|&id| LogOwner::Task(id))).await?;
+        }
+        let done = doomed.len() < limit;
+        if done {
+            sqlx::query("DELETE FROM wrangle_jobs WHERE name = ?")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A running task deleted: its worker's completion is now stale.
+        self.commit_notify(tx, &[Topic::Outcomes]).await?;
+        Ok(JobDeletion {
+            tasks: doomed.len() as u64,
+            done,
+        })
     }
 
     async fn complete_once(
@@ -1458,6 +1499,10 @@ impl Store for MySqlStore {
 
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
         retrying!(self.cancel_job_once(name))
+    }
+
+    async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
+        retrying!(self.delete_job_once(name, limit))
     }
 
     async fn job_tallies(

@@ -45,8 +45,8 @@ use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogSource, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
-    TaskFilter, Topic, match_inserted,
+    JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
+    StoreInfo, TaskFilter, Topic, match_inserted,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -783,6 +783,23 @@ impl Store for PostgresStore {
             .iter()
             .map(job_from_row)
             .collect()
+    }
+
+    async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
+        let (found, deleted, done): (bool, i64, bool) =
+            sqlx::query_as(sql(&self.statements.delete_job))
+                .bind(name)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+        if !found {
+            return Err(StoreError::JobNotFound(name.to_string()));
+        }
+        Ok(JobDeletion {
+            tasks: deleted as u64,
+            done,
+        })
     }
 
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {

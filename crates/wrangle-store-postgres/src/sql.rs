@@ -79,6 +79,7 @@ statements! {
     log_append => "log_append.sql",
     log_read => "log_read.sql",
     take_turn => "take_turn.sql",
+    delete_job => "delete_job.sql",
 }
 
 /// A statement in the form sqlx takes. The text is ours (files plus a validated schema

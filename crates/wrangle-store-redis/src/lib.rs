@@ -62,8 +62,8 @@ use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::parse::parse_duration;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
-    TaskFilter, Topic,
+    JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
+    StoreInfo, TaskFilter, Topic,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -690,6 +690,17 @@ impl Store for RedisStore {
             .arg(request.limit)
             .arg(request.state.as_str());
         self.run(&invocation).await
+    }
+
+    async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
+        let mut invocation = self.inner.scripts.delete_job.key(&self.inner.base);
+        invocation.arg(name).arg(limit.max(1));
+        let reply: Option<(u64, u8)> = self.run(&invocation).await?;
+        let (tasks, done) = reply.ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+        Ok(JobDeletion {
+            tasks,
+            done: done == 1,
+        })
     }
 
     async fn take_turn(

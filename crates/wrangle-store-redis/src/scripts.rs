@@ -42,6 +42,7 @@ pub(crate) struct Scripts {
     pub(crate) prune_workers: Script,
     pub(crate) append_logs: Script,
     pub(crate) take_turn: Script,
+    pub(crate) delete_job: Script,
     pub(crate) upgrade_layout: Script,
 }
 
@@ -71,6 +72,7 @@ impl Scripts {
             prune_workers: script!("prune_workers.lua"),
             append_logs: script!("append_logs.lua"),
             take_turn: script!("take_turn.lua"),
+            delete_job: script!("delete_job.lua"),
             upgrade_layout: script!("upgrade_layout.lua"),
         }
     }

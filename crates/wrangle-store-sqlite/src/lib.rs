@@ -38,8 +38,8 @@ use wrangle_core::job::{BlockTally, Job, NewJob};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
-    Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError, StoreInfo,
-    TaskFilter, Topic, match_inserted,
+    JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
+    StoreInfo, TaskFilter, Topic, match_inserted,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -852,6 +852,40 @@ impl Store for SqliteStore {
             .iter()
             .map(job_from_row)
             .collect()
+    }
+
+    async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let found = sqlx::query("UPDATE jobs SET cancelled = 1 WHERE name = ?1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if found == 0 {
+            return Err(StoreError::JobNotFound(name.to_string()));
+        }
+        let deleted: Vec<TaskId> = sqlx::query_scalar(include_str!("sql/delete_job_tasks.sql"))
+            .bind(name)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        logs::drop_rings(&mut tx, deleted.iter().map(|&id| LogOwner::Task(id))).await?;
+        let done = deleted.len() < limit;
+        if done {
+            sqlx::query("DELETE FROM jobs WHERE name = ?1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        // A running task deleted: its worker's completion is now stale.
+        self.commit_notify(tx, &[Topic::Outcomes]).await?;
+        Ok(JobDeletion {
+            tasks: deleted.len() as u64,
+            done,
+        })
     }
 
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {

@@ -1,5 +1,5 @@
 //! Jobs from the library: create range and list jobs, read their progress, cancel them,
-//! retry their dead blocks. The CLI's `wrangle job` is a thin layer over these.
+//! retry their dead blocks, delete them. The CLI's `wrangle job` is a thin layer over these.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +26,8 @@ use crate::tasks::{Move, Progress, move_tasks};
 
 /// Tasks enqueued per store call when a list job is created.
 const LIST_CHUNK: usize = 1000;
+/// Tasks deleted per store call when a job is deleted.
+const DELETE_PAGE: usize = 1000;
 
 /// Creates a range job (one record; its blocks are made by claims).
 pub async fn create(store: &Arc<dyn Store>, job: NewJob) -> Result<Job, StoreError> {
@@ -123,6 +125,26 @@ pub async fn cancel(store: &Arc<dyn Store>, name: &str) -> Result<u64, StoreErro
         cancelled += move_tasks(store, job_tasks(name, state), Move::Cancel, &|_| {}).await?;
     }
     Ok(cancelled)
+}
+
+/// Deletes a job and every task of it, whatever its state (running ones are stopped by
+/// their workers at their next heartbeat), a page per store call; returns how many tasks
+/// went. `progress` hears the running count. Interrupted, it stops making blocks and
+/// running it again finishes the job off.
+pub async fn delete(
+    store: &Arc<dyn Store>,
+    name: &str,
+    progress: Progress<'_>,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    loop {
+        let batch = store.delete_job(name, DELETE_PAGE).await?;
+        deleted += batch.tasks;
+        progress(deleted);
+        if batch.done {
+            return Ok(deleted);
+        }
+    }
 }
 
 /// Runs a job's dead blocks again (and only those); returns how many.

@@ -141,6 +141,25 @@ pub(crate) async fn run(
             }
             Ok(0)
         }
+        JobCommand::Delete { name } => {
+            let bar = progress::on_terminal(None, "tasks deleted");
+            let report = |deleted| {
+                if let Some(bar) = &bar {
+                    bar.set_position(deleted);
+                }
+            };
+            let deleted = jobs::delete(&context.store, &name, &report).await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let deleted = deleted?;
+            if context.json {
+                print_json(&json!({"job": name, "deleted_tasks": deleted}));
+            } else {
+                out!("deleted job {name} and its {deleted} tasks");
+            }
+            Ok(0)
+        }
         JobCommand::Retry { name } => {
             let retried = jobs::retry(&context.store, &name).await?;
             if context.json {

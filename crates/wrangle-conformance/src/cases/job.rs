@@ -31,6 +31,7 @@ cases![
     bad_or_duplicate_jobs_are_rejected,
     tallies_count_blocks_and_ids_per_state_and_worker,
     creating_a_range_job_wakes_idle_workers,
+    deleting_a_job_removes_it_and_its_tasks_in_batches,
 ];
 
 /// The `(start, end)` of claimed blocks, in order.
@@ -442,6 +443,118 @@ async fn creating_a_range_job_wakes_idle_workers(a: Handle, b: Handle) -> Result
     ensure!(
         woke,
         "creating a range job did not wake a Tasks listener within 1 s"
+    );
+    Ok(())
+}
+
+/// `delete_job` stops the job making blocks, deletes its tasks in every state a batch at a
+/// time (a running one's completion is then stale, and its log ring goes), and removes the
+/// record once none is left; another job and plain tasks are untouched, and the counts
+/// no longer include the deleted tasks.
+async fn deleting_a_job_removes_it_and_its_tasks_in_batches(a: Handle, b: Handle) -> Result<()> {
+    create(&a, NewJob::range("doomed", "scan", 0, 100, 10), 0).await?;
+    create(&a, NewJob::range("kept", "scan", 0, 20, 10), 0).await?;
+    let plain = enqueue_one(&a, task("t"), at(0)).await?;
+    // 4 blocks of "doomed": one completes, one fails for good, two stay running.
+    let claimed = claim(&a, "w", 5, at(1)).await?;
+    let doomed: Vec<&ClaimedTask> = claimed
+        .iter()
+        .filter(|c| c.job.as_deref() == Some("doomed"))
+        .collect();
+    ensure_eq!(doomed.len(), 4, "blocks of the doomed job claimed");
+    complete_as(
+        &a,
+        completion(doomed[0], "w", succeeded(json!(1))),
+        at(2),
+        TaskState::Completed,
+    )
+    .await?;
+    let give_up = failed("no", None);
+    complete_as(
+        &a,
+        completion(doomed[1], "w", give_up),
+        at(2),
+        TaskState::Dead,
+    )
+    .await?;
+    let append = wrangle_core::log::LogAppend {
+        owner: wrangle_core::log::LogOwner::Task(doomed[2].id),
+        lines: vec![wrangle_core::log::NewLogLine::new(
+            at(2),
+            wrangle_core::log::LogSource::Stdout,
+            "x",
+        )],
+    };
+    a.append_logs(&[append], 10).await?;
+
+    let first = b.delete_job("doomed", 3).await?;
+    ensure_eq!((first.tasks, first.done), (3, false), "first batch");
+    ensure_eq!(
+        claim_from(&a, "w", QueueFilter::All, 10, at(3))
+            .await?
+            .iter()
+            .filter(|c| c.job.as_deref() == Some("doomed"))
+            .count(),
+        0,
+        "blocks made after the delete began"
+    );
+    let mut deleted = first.tasks;
+    loop {
+        let next = b.delete_job("doomed", 3).await?;
+        deleted += next.tasks;
+        if next.done {
+            break;
+        }
+    }
+    ensure_eq!(deleted, 4, "tasks deleted in all");
+    ensure_eq!(
+        b.get_job("doomed").await?.map(|j| j.definition.name),
+        None,
+        "record"
+    );
+    ensure_eq!(job_task_ids(&a, "doomed").await?.len(), 0, "tasks left");
+    ensure_eq!(
+        a.read_log(&wrangle_core::log::LogOwner::Task(doomed[2].id), 0, 10)
+            .await?
+            .len(),
+        0,
+        "log ring of a deleted task"
+    );
+    let stale = a
+        .complete_batch(&[completion(doomed[3], "w", succeeded(json!(2)))], at(4))
+        .await?;
+    ensure_eq!(
+        stale,
+        vec![wrangle_core::CompletionStatus::Stale],
+        "completion of a deleted task"
+    );
+    ensure!(b.get_job("kept").await?.is_some(), "the other job stays");
+    ensure!(a.get_task(plain).await?.is_some(), "a plain task stays");
+    let counted: u64 = a
+        .queue_stats(at(4))
+        .await?
+        .iter()
+        .flat_map(|q| q.counts.values())
+        .sum();
+    let listed = list_ids(
+        &a,
+        TaskFilter {
+            limit: 10_000,
+            ..TaskFilter::default()
+        },
+    )
+    .await?;
+    ensure_eq!(
+        counted,
+        listed.len() as u64,
+        "queue_stats counts what is listed"
+    );
+    ensure!(
+        matches!(
+            b.delete_job("doomed", 3).await,
+            Err(StoreError::JobNotFound(_))
+        ),
+        "deleting it again: not found"
     );
     Ok(())
 }

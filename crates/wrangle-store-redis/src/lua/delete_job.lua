@@ -1,0 +1,45 @@
+-- Deletes up to `limit` tasks of a job (any state) with their unique keys, log rings,
+-- index entries and counts, after stopping claims making its blocks; once none is left,
+-- the job's record goes too. A running task's worker finds its completion stale.
+-- ARGV: name, limit. Returns {tasks deleted, 1 when the job is gone}, or false for an
+-- unknown job.
+
+local name, limit = ARGV[1], tonumber(ARGV[2])
+local jk = job_key(name)
+local f = redis.call('HMGET', jk, 'queue', 'created_at')
+if not f[1] then
+  return false
+end
+redis.call('HSET', jk, 'cancelled', '1')
+close_job(f[1], open_member(f[2], name))
+local ids = redis.call('SPOP', job_tasks_key(name), limit)
+local deleted = 0
+for _, id in ipairs(ids) do
+  local task = load_task(id)
+  if task then
+    if FINAL_LETTER[task.state] then
+      -- Also the bare id an older layout's worker may have written.
+      unindex_finished(finished_member(id, task.state, task.queue), id, task.state, task.queue)
+      redis.call('ZREM', key('finished'), id)
+    else
+      unlist(id, task)
+      count(task.queue, task.state, -1)
+      redis.call('ZREM', key('tasks'), id)
+    end
+    if task.unique_key and redis.call('GET', unique_key(task.unique_key)) == id then
+      redis.call('DEL', unique_key(task.unique_key))
+    end
+    redis.call('DEL', task_key(id))
+    drop_log('task:' .. id)
+    deleted = deleted + 1
+  end
+end
+local done = 0
+if #ids < limit then
+  redis.call('DEL', jk, job_tasks_key(name))
+  redis.call('ZREM', key('jobs'), name)
+  done = 1
+end
+save_changes()
+publish('outcomes')
+return {deleted, done}
