@@ -7,8 +7,9 @@
 //!   queues are empty;
 //! - the [`completer`] collects finished attempts and records them with one
 //!   `complete_batch` per burst;
-//! - the [`heartbeat`] extends the leases of everything held, refreshes the worker's
-//!   registration, rescues other workers' expired leases, and prunes lost workers;
+//! - the [`heartbeat`] extends the leases of everything held and refreshes the worker's
+//!   registration; after each beat the [`rescuer`] rescues other workers' expired leases
+//!   and prunes lost workers;
 //! - the [`pruner`], in turns with the other workers, deletes finished tasks past their
 //!   [`Retention`];
 //! - the [`control`] server applies scale/reload/pause/stop commands from the store's
@@ -26,6 +27,7 @@ mod group;
 mod heartbeat;
 mod held;
 mod pruner;
+mod rescuer;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
