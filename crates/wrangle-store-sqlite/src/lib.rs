@@ -583,12 +583,13 @@ impl Store for SqliteStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        // A task named twice in one batch: the first completion applies and the repeats
-        // are stale (one UPDATE cannot apply two rows to one task in a defined order).
+        // An attempt named twice in one batch: the first applies, the repeats are stale
+        // (one UPDATE cannot apply two rows to one task in a defined order). Entries for
+        // other attempts of the same task stay: only the running one can match.
         let mut first_seen = std::collections::HashSet::new();
         let firsts: Vec<bool> = completions
             .iter()
-            .map(|c| first_seen.insert(c.id))
+            .map(|c| first_seen.insert((c.id, c.attempt, c.worker.as_str())))
             .collect();
         let rows: Vec<Value> = completions
             .iter()
@@ -609,7 +610,8 @@ impl Store for SqliteStore {
             })
             .collect();
         let mut tx = self.write_tx().await?;
-        let applied: std::collections::HashMap<TaskId, String> =
+        // (task, attempt that ran, its worker) -> the state it is in now.
+        let applied: std::collections::HashMap<(TaskId, u32, String), String> =
             sqlx::query_as(include_str!("sql/complete.sql"))
                 .bind(ms(now))
                 .bind(json_text(&Value::Array(rows)))
@@ -617,6 +619,10 @@ impl Store for SqliteStore {
                 .await
                 .map_err(backend)?
                 .into_iter()
+                .map(|(id, state, attempt, worker): (TaskId, String, u32, String)| {
+                    let ran = if state == "available" { attempt + 1 } else { attempt };
+                    ((id, ran, worker), state)
+                })
                 .collect();
         let released = applied.values().any(|s| s == "available");
         let topics: &[Topic] = match (applied.is_empty(), released) {
@@ -628,7 +634,7 @@ impl Store for SqliteStore {
         completions
             .iter()
             .zip(firsts)
-            .map(|(c, first)| match applied.get(&c.id) {
+            .map(|(c, first)| match applied.get(&(c.id, c.attempt, c.worker.clone())) {
                 Some(state) if first => state
                     .parse()
                     .map(CompletionStatus::Applied)

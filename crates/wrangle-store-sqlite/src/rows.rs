@@ -117,7 +117,7 @@ pub(crate) async fn queue_stats(
         entry(&mut stats, &queue).paused = true;
     }
     let counts: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT queue, state, count(*) FROM tasks GROUP BY queue, state")
+        sqlx::query_as("SELECT queue, state, n FROM queue_counts WHERE n > 0")
             .fetch_all(pool)
             .await
             .map_err(backend)?;

@@ -1,6 +1,9 @@
 -- One statement completes a whole batch. ?1 = now, ?2 = JSON array of
 -- {id, attempt, worker, outcome: ok|fail|release, result, error, retry_at}.
--- Only rows still running under the same worker and attempt are touched.
+-- Only rows still running under the same worker and attempt are touched, so of several
+-- entries for one task at most one (the one naming its running attempt) matches. Returns
+-- the attempt and worker each touched row ran (a release gives the attempt back, so its
+-- row reads one less).
 UPDATE tasks SET
     state = CASE c.outcome
         WHEN 'ok' THEN 'completed'
@@ -34,4 +37,4 @@ FROM (SELECT value ->> '$.id' AS id, value ->> '$.attempt' AS attempt,
       FROM jsonb_each(?2)) AS c
 WHERE tasks.id = c.id AND +tasks.state = 'running' AND tasks.attempt = c.attempt
   AND tasks.worker = c.worker
-RETURNING tasks.id, tasks.state
+RETURNING tasks.id, tasks.state, tasks.attempt, tasks.worker
