@@ -619,10 +619,16 @@ impl Store for SqliteStore {
                 .await
                 .map_err(backend)?
                 .into_iter()
-                .map(|(id, state, attempt, worker): (TaskId, String, u32, String)| {
-                    let ran = if state == "available" { attempt + 1 } else { attempt };
-                    ((id, ran, worker), state)
-                })
+                .map(
+                    |(id, state, attempt, worker): (TaskId, String, u32, String)| {
+                        let ran = if state == "available" {
+                            attempt + 1
+                        } else {
+                            attempt
+                        };
+                        ((id, ran, worker), state)
+                    },
+                )
                 .collect();
         let released = applied.values().any(|s| s == "available");
         let topics: &[Topic] = match (applied.is_empty(), released) {
@@ -634,13 +640,15 @@ impl Store for SqliteStore {
         completions
             .iter()
             .zip(firsts)
-            .map(|(c, first)| match applied.get(&(c.id, c.attempt, c.worker.clone())) {
-                Some(state) if first => state
-                    .parse()
-                    .map(CompletionStatus::Applied)
-                    .map_err(|e| StoreError::Backend(format!("{e}"))),
-                _ => Ok(CompletionStatus::Stale),
-            })
+            .map(
+                |(c, first)| match applied.get(&(c.id, c.attempt, c.worker.clone())) {
+                    Some(state) if first => state
+                        .parse()
+                        .map(CompletionStatus::Applied)
+                        .map_err(|e| StoreError::Backend(format!("{e}"))),
+                    _ => Ok(CompletionStatus::Stale),
+                },
+            )
             .collect()
     }
 
