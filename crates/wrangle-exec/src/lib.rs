@@ -113,6 +113,11 @@ pub trait OutputSink: Send + Sync + fmt::Debug {
     fn attempt_ended(&self, task: &ClaimedTask, result: &ExecResult);
     /// A runner reported how far task `id` has got (0.0 to 1.0).
     fn progress(&self, _id: TaskId, _fraction: f64) {}
+    /// Whether a runner task's result text comes as its last output line, as `wrangle
+    /// run` prints it. The default says yes.
+    fn wants_result_text(&self) -> bool {
+        true
+    }
 }
 
 /// Which executor runs each kind.

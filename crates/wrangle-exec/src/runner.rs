@@ -803,7 +803,7 @@ impl NoteTaker {
 
     async fn take(&mut self, task: &ClaimedTask, note: Note) {
         match note {
-            Note::Output(text) => self.output_line(task, &text).await,
+            Note::Output(text) => self.output_line(task, &text, false).await,
             Note::Progress(fraction) => {
                 if let Some([_, _, progress]) = &mut self.files {
                     let line = format!(
@@ -816,12 +816,15 @@ impl NoteTaker {
         }
     }
 
-    async fn output_line(&mut self, task: &ClaimedTask, text: &str) {
+    /// A line of output, or (`is_result`) the result's text, which a sink may not want.
+    async fn output_line(&mut self, task: &ClaimedTask, text: &str, is_result: bool) {
         let line = format!("{text}\n");
         if let Some([stdout, _, _]) = &mut self.files {
             stdout.write(line.as_bytes()).await;
         }
-        if let Some(sink) = &self.sink {
+        if let Some(sink) = &self.sink
+            && (!is_result || sink.wants_result_text())
+        {
             sink.output(task, OutputStream::Stdout, line.as_bytes());
         }
     }
@@ -833,7 +836,7 @@ impl NoteTaker {
             Ok(value) => {
                 let text = crate::command::item_text(value);
                 if !text.is_empty() {
-                    self.output_line(task, &text).await;
+                    self.output_line(task, &text, true).await;
                 }
             }
             Err(Failure(error)) => {

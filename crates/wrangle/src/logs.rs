@@ -14,7 +14,7 @@
 //! What this module does not do: decide where a worker's lines come from (the CLI's
 //! logging layer) or print anything.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ struct Pending {
     tasks: BTreeMap<TaskId, VecDeque<NewLogLine>>,
     /// The unfinished last line of each task's stream.
     partial: HashMap<(TaskId, OutputStream), Vec<u8>>,
+    /// Tasks whose current attempt wrote output.
+    wrote: HashSet<TaskId>,
 }
 
 /// Pushes `line` onto `ring`, dropping the oldest beyond `keep`.
@@ -193,12 +195,21 @@ impl LogShipper {
 }
 
 impl OutputSink for LogShipper {
+    fn wants_result_text(&self) -> bool {
+        // The result is kept on the task; a log needs only what the task wrote.
+        false
+    }
+
     fn output(&self, task: &ClaimedTask, stream: OutputStream, bytes: &[u8]) {
         let source = match stream {
             OutputStream::Stdout => LogSource::Stdout,
             OutputStream::Stderr => LogSource::Stderr,
         };
+        if bytes.is_empty() {
+            return;
+        }
         let mut pending = self.pending();
+        pending.wrote.insert(task.id);
         let mut partial = pending
             .partial
             .remove(&(task.id, stream))
@@ -236,6 +247,11 @@ impl OutputSink for LogShipper {
 
     fn attempt_ended(&self, task: &ClaimedTask, result: &ExecResult) {
         let mut pending = self.pending();
+        // An attempt that wrote nothing leaves no line: most tasks print nothing, and a
+        // line for each would cost the store a row per task (its outcome is on the task).
+        if !pending.wrote.remove(&task.id) {
+            return;
+        }
         for (stream, source) in [
             (OutputStream::Stdout, LogSource::Stdout),
             (OutputStream::Stderr, LogSource::Stderr),
@@ -419,6 +435,19 @@ mod tests {
             ]
         );
         assert!(shipper.take("w").is_empty());
+    }
+
+    #[test]
+    fn an_attempt_that_wrote_nothing_leaves_no_line() {
+        let shipper = LogShipper::new(10);
+        shipper.output(&claimed(6), OutputStream::Stdout, b"");
+        shipper.attempt_ended(&claimed(6), &Ok(json!("result")));
+        shipper.attempt_ended(&claimed(7), &Err("boom".into()));
+        assert!(shipper.take("w").is_empty());
+        assert!(
+            !shipper.wants_result_text(),
+            "a runner's result stays on the task"
+        );
     }
 
     #[test]
