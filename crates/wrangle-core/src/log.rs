@@ -126,6 +126,21 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// A stored row as the SQL stores read it: `(seq, at in epoch ms, source, text)`.
+pub type LogRow = (i64, i64, String, String);
+
+impl LogLine {
+    /// The line a SQL store's row holds.
+    pub fn from_row((seq, at, source, text): LogRow) -> LogLine {
+        LogLine {
+            seq: u64::try_from(seq).unwrap_or(0),
+            at: crate::stored::from_ms(at),
+            source: LogSource::parse(&source),
+            text,
+        }
+    }
+}
+
 /// What every store does with an append before writing it: one entry per owner (in order
 /// of first appearance, lines in order) holding only that owner's newest `keep` lines, so a
 /// store that trims after inserting never has to trim what it just wrote. Empty entries are

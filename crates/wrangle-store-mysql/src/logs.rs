@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use serde_json::json;
 use sqlx::{MySql, MySqlPool, Transaction};
-use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogSource};
+use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogRow};
 
 use crate::Failure;
-use crate::rows::{from_ms, json_text, ms};
+use crate::rows::{json_text, ms};
 
 /// Appends merged, cut appends (from `newest_per_owner`), keeping `keep` lines per owner.
 pub(crate) async fn append(
@@ -60,21 +60,13 @@ pub(crate) async fn read(
     after: u64,
     limit: usize,
 ) -> Result<Vec<LogLine>, Failure> {
-    let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(include_str!("sql/log_read.sql"))
+    let rows: Vec<LogRow> = sqlx::query_as(include_str!("sql/log_read.sql"))
         .bind(owner.key())
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(pool)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, at, source, text)| LogLine {
-            seq: seq as u64,
-            at: from_ms(at),
-            source: LogSource::parse(&source),
-            text,
-        })
-        .collect())
+    Ok(rows.into_iter().map(LogLine::from_row).collect())
 }
 
 /// Drops the rings of `owners`.

@@ -42,7 +42,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Transaction};
 use wrangle_core::job::{BlockTally, Job, NewJob};
-use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogSource, newest_per_owner};
+use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogRow, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
@@ -1011,21 +1011,13 @@ impl Store for PostgresStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<LogLine>, StoreError> {
-        let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(sql(&self.statements.log_read))
+        let rows: Vec<LogRow> = sqlx::query_as(sql(&self.statements.log_read))
             .bind(owner.key())
             .bind(i64::try_from(after).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, at, source, text)| LogLine {
-                seq: seq as u64,
-                at: from_ms(at),
-                source: LogSource::parse(&source),
-                text,
-            })
-            .collect())
+        Ok(rows.into_iter().map(LogLine::from_row).collect())
     }
 }

@@ -3,12 +3,12 @@
 //! call these inside their own write transactions.
 
 use serde_json::json;
-use sqlx::{Row, Sqlite, Transaction};
-use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogSource};
+use sqlx::{Sqlite, Transaction};
+use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogRow};
 use wrangle_core::store::StoreError;
 
 use crate::backend;
-use crate::rows::{from_ms, ms};
+use crate::rows::ms;
 
 /// Appends merged, cut appends (from `newest_per_owner`), keeping `keep` lines per owner.
 pub(crate) async fn append(
@@ -54,22 +54,14 @@ pub(crate) async fn read(
     after: u64,
     limit: usize,
 ) -> Result<Vec<LogLine>, StoreError> {
-    let rows = sqlx::query(include_str!("sql/log_read.sql"))
+    let rows: Vec<LogRow> = sqlx::query_as(include_str!("sql/log_read.sql"))
         .bind(owner.key())
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(pool)
         .await
         .map_err(backend)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| LogLine {
-            seq: row.get::<i64, _>(0) as u64,
-            at: from_ms(row.get(1)),
-            source: LogSource::parse(row.get(2)),
-            text: row.get(3),
-        })
-        .collect())
+    Ok(rows.into_iter().map(LogLine::from_row).collect())
 }
 
 /// Drops the rings of `owners`.
