@@ -199,6 +199,18 @@ macro_rules! retrying {
     }};
 }
 
+/// Deletes tasks `ids` (locked by the caller's transaction) with their log rings.
+async fn delete_tasks(tx: &mut Transaction<'static, MySql>, ids: &[TaskId]) -> Result<(), Failure> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(include_str!("sql/tasks_delete.sql"))
+        .bind(json_text(&ids))
+        .execute(&mut **tx)
+        .await?;
+    logs::drop_rings(tx, ids.iter().map(|&id| LogOwner::Task(id))).await
+}
+
 /// The MySQL store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
@@ -622,16 +634,7 @@ impl MySqlStore {
                 .bind(sql_limit(limit))
                 .fetch_all(&mut *tx)
                 .await?;
-        if !doomed.is_empty() {
-            sqlx::query(
-                "DELETE t FROM wrangle_tasks t
-                 JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS d ON t.id = d.id",
-            )
-            .bind(json_text(&doomed))
-            .execute(&mut *tx)
-            .await?;
-            logs::drop_rings(&mut tx, doomed.iter().map(|&id| LogOwner::Task(id))).await?;
-        }
+        delete_tasks(&mut tx, &doomed).await?;
         let done = doomed.len() < limit;
         if done {
             sqlx::query("DELETE FROM wrangle_jobs WHERE name = ?")
@@ -836,16 +839,7 @@ impl MySqlStore {
         .bind(sql_limit(request.limit))
         .fetch_all(&mut *tx)
         .await?;
-        if !doomed.is_empty() {
-            sqlx::query(
-                "DELETE t FROM wrangle_tasks t
-                 JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS d ON t.id = d.id",
-            )
-            .bind(json_text(&doomed))
-            .execute(&mut *tx)
-            .await?;
-            logs::drop_rings(&mut tx, doomed.iter().map(|&id| LogOwner::Task(id))).await?;
-        }
+        delete_tasks(&mut tx, &doomed).await?;
         tx.commit().await?;
         Ok(doomed.len() as u64)
     }
