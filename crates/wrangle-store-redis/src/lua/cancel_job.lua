@@ -3,11 +3,7 @@
 -- ARGV: name. Returns the job's fields, or nil for an unknown job.
 
 local name = ARGV[1]
-local jk = job_key(name)
-local f = redis.call('HMGET', jk, 'queue', 'created_at')
-if not f[1] then
+if not cancel_job_record(name) then
   return false
 end
-redis.call('HSET', jk, 'cancelled', '1')
-close_job(f[1], open_member(f[2], name))
-return redis.call('HGETALL', jk)
+return redis.call('HGETALL', job_key(name))

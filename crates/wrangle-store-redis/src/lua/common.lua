@@ -59,6 +59,18 @@ local function close_job(queue, member)
   end
 end
 
+-- Marks job `name` cancelled and takes it out of its queue's open jobs, so claims make no
+-- more of its blocks; false for an unknown job.
+local function cancel_job_record(name)
+  local f = redis.call('HMGET', job_key(name), 'queue', 'created_at')
+  if not f[1] then
+    return false
+  end
+  redis.call('HSET', job_key(name), 'cancelled', '1')
+  close_job(f[1], open_member(f[2], name))
+  return true
+end
+
 local function fmt_int(n)
   return string.format('%d', n)
 end

@@ -5,13 +5,9 @@
 -- unknown job.
 
 local name, limit = ARGV[1], tonumber(ARGV[2])
-local jk = job_key(name)
-local f = redis.call('HMGET', jk, 'queue', 'created_at')
-if not f[1] then
+if not cancel_job_record(name) then
   return false
 end
-redis.call('HSET', jk, 'cancelled', '1')
-close_job(f[1], open_member(f[2], name))
 local ids = redis.call('SPOP', job_tasks_key(name), limit)
 local deleted = 0
 for _, id in ipairs(ids) do
@@ -36,7 +32,7 @@ for _, id in ipairs(ids) do
 end
 local done = 0
 if #ids < limit then
-  redis.call('DEL', jk, job_tasks_key(name))
+  redis.call('DEL', job_key(name), job_tasks_key(name))
   redis.call('ZREM', key('jobs'), name)
   done = 1
 end
