@@ -75,6 +75,16 @@ impl State {
         self.running.remove(&id);
     }
 
+    /// Marks job `name` cancelled (claims make no more of its blocks).
+    fn cancel_job(&mut self, name: &str) -> Result<&Job, StoreError> {
+        let job = self
+            .jobs
+            .get_mut(name)
+            .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+        job.cancelled = true;
+        Ok(job)
+    }
+
     fn task_mut(&mut self, id: TaskId) -> Result<&mut Task, StoreError> {
         self.tasks.get_mut(&id).ok_or(StoreError::TaskNotFound(id))
     }
@@ -657,11 +667,7 @@ impl Store for MemoryStore {
 
     async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
         let mut state = self.lock();
-        let job = state
-            .jobs
-            .get_mut(name)
-            .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
-        job.cancelled = true;
+        state.cancel_job(name)?;
         let doomed: Vec<TaskId> = state
             .tasks
             .values()
@@ -689,13 +695,7 @@ impl Store for MemoryStore {
     }
 
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
-        let mut state = self.lock();
-        let job = state
-            .jobs
-            .get_mut(name)
-            .ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
-        job.cancelled = true;
-        Ok(job.clone())
+        self.lock().cancel_job(name).cloned()
     }
 
     async fn job_tallies(
