@@ -509,6 +509,15 @@ pub trait Store: Send + Sync + Debug + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Compacts what the store keeps for its own bookkeeping: the SQL servers' stores fold
+    /// their per-connection counter rows into one, so that reading the counters stays
+    /// O(queues x states). Called by the holder of the pruner's turn once per interval;
+    /// cheap when there is nothing to fold, and it never waits for a writer. Stores with
+    /// nothing to compact keep this default.
+    async fn tidy(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     // --- jobs ----------------------------------------------------------------------------
 
     /// Creates a job record (after [`NewJob::validate`]); a list job's tasks must exist
@@ -706,6 +715,9 @@ impl Store for CountingStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.count().take_turn(duty, holder, until, now).await
+    }
+    async fn tidy(&self) -> Result<(), StoreError> {
+        self.count().tidy().await
     }
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
         self.count().create_job(job, now).await

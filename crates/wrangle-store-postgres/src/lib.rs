@@ -976,6 +976,14 @@ impl Store for PostgresStore {
         Ok(held.is_some())
     }
 
+    async fn tidy(&self) -> Result<(), StoreError> {
+        sqlx::query(sql(&self.statements.fold_counts))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
         let appends = newest_per_owner(appends, keep);
         if appends.is_empty() {

@@ -18,14 +18,16 @@ use crate::sql::{Statements, sql};
 /// Schema-changing statements, in order; index 0 brings an empty schema to version 1.
 /// A released step is never edited (existing databases ran it): changes go in a new one.
 /// Version 2 adds jobs; version 3 makes the hot path cheaper (indexes, triggers);
-/// version 4 adds log rings; version 5 turns at maintenance duties.
-fn migrations(statements: &Statements) -> [&std::sync::Arc<str>; 5] {
+/// version 4 adds log rings; version 5 turns at maintenance duties; version 6 counts
+/// tasks per queue and state.
+fn migrations(statements: &Statements) -> [&std::sync::Arc<str>; 6] {
     [
         &statements.schema_v1,
         &statements.schema_v2,
         &statements.schema_v3,
         &statements.schema_v4,
         &statements.schema_v5,
+        &statements.schema_v6,
     ]
 }
 

@@ -42,6 +42,8 @@ statements! {
     schema_v3 => "schema_v3.sql",
     schema_v4 => "schema_v4.sql",
     schema_v5 => "schema_v5.sql",
+    schema_v6 => "schema_v6.sql",
+    fold_counts => "fold_counts.sql",
     enqueue => "enqueue.sql",
     existing_keys => "existing_keys.sql",
     reserve_ids => "reserve_ids.sql",

@@ -13,7 +13,9 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::json;
 use sqlx::Row;
 use wrangle_core::job::NewJob;
-use wrangle_core::{ClaimRequest, NewTask, QueueFilter, Store, StoreError, TaskId, Topic};
+use wrangle_core::{
+    ClaimRequest, NewTask, QueueFilter, Store, StoreError, TaskId, TaskState, Topic,
+};
 use wrangle_store_postgres::PostgresStore;
 use wrangle_testkit::{PostgresServer, or_skip};
 
@@ -220,7 +222,7 @@ async fn concurrent_first_connects_migrate_once() {
         .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5],
+        vec![1, 2, 3, 4, 5, 6],
         "each migration recorded once"
     );
     let id = stores[1]
@@ -386,7 +388,13 @@ async fn a_version_1_schema_is_migrated_to_jobs() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    let stats = store.queue_stats(at(0)).await.unwrap();
+    assert_eq!(
+        stats[0].counts.get(&TaskState::Available),
+        Some(&1),
+        "the version 1 task is counted by the version 6 counters: {stats:?}"
+    );
     store
         .create_job(NewJob::range("j", "scan", 0, 10, 5), at(0))
         .await

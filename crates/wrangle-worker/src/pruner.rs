@@ -10,10 +10,14 @@
 //! several intervals rather than in one long burst. Waiting, running and retryable tasks
 //! are never pruned, nor a job's tasks (the store refuses and skips them).
 //!
+//! The turn's holder also asks the store to tidy its bookkeeping ([`Store::tidy`]: the SQL
+//! servers fold their per-connection counter rows) once per interval.
+//!
 //! What this module does not do: expire results on Redis (`result_ttl` does that) or
 //! delete jobs (`wrangle job delete` is the operator's).
 //!
 //! [`Store::take_turn`]: wrangle_core::Store::take_turn
+//! [`Store::tidy`]: wrangle_core::Store::tidy
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +57,9 @@ pub(crate) async fn run(shared: Arc<Shared>, retention: Retention, stop: Cancell
                 tracing::debug!(error = %err, "could not take the pruner's turn");
                 continue;
             }
+        }
+        if let Err(err) = store.tidy().await {
+            tracing::warn!(error = %err, "tidying the store's counters failed");
         }
         let started = Instant::now();
         let mut pruned = 0;

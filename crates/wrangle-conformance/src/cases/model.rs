@@ -1,6 +1,7 @@
 //! Model check: a long sequence of random operations (enqueue with unique keys and
 //! delays, claim, complete in every way including stale, heartbeat, rescue, cancel,
-//! retry, retry-dead, pause, resume, log appends, and the clock moving) applied both to the
+//! retry, retry-dead, pause, resume, log appends, pruning, tidying, and the clock moving)
+//! applied both to the
 //! store and to a simple model kept here, comparing every task and every log ring after
 //! every step.
 //!
@@ -9,7 +10,8 @@
 //! store's answer and checks only its bounds: the `run_at` of a task made available now
 //! (at most `now`), how a task out of attempts is given one more, which of several
 //! expired leases a limited rescue takes, and whether a due `scheduled` or `retryable`
-//! task already reads as `available`.
+//! task already reads as `available`, and which of several tasks finished at the same
+//! instant a limited prune deletes.
 //!
 //! The run is deterministic. To explore other sequences set `WRANGLE_MODEL_SEED` (a
 //! number) and `WRANGLE_MODEL_STEPS`; a failure names the seed and the last operations.
@@ -22,7 +24,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use wrangle_core::log::{LogAppend, LogOwner, LogSource, NewLogLine};
 use wrangle_core::{
-    Completion, CompletionStatus, Enqueued, NewTask, Outcome, QueueFilter, Task, TaskId, TaskState,
+    Completion, CompletionStatus, Enqueued, NewTask, Outcome, PruneRequest, QueueFilter, Task,
+    TaskId, TaskState,
 };
 
 use crate::Handle;
@@ -208,7 +211,7 @@ impl Run {
     }
 
     async fn step(&mut self, step: usize) -> Result<()> {
-        match self.rng.below(23) {
+        match self.rng.below(25) {
             0..=2 => self.enqueue(step).await,
             3..=6 => self.claim(step).await,
             7..=10 => self.complete(step).await,
@@ -219,6 +222,11 @@ impl Run {
             17 => self.retry_dead(step).await,
             18 => self.toggle_pause(step).await,
             19 => self.append_log(step).await,
+            20 => self.prune(step).await,
+            21 => {
+                self.note(step, "tidy".to_string());
+                Ok(self.handle().tidy().await?)
+            }
             _ => {
                 let secs = self.rng.range(1, 12);
                 self.note(step, format!("advance the clock {secs} s"));
@@ -585,6 +593,63 @@ impl Run {
         for id in dead {
             let stored = get(&store, id).await?;
             self.made_available(id, &stored)?;
+        }
+        Ok(())
+    }
+
+    /// Prunes a few tasks of one final state that finished before a random instant: the
+    /// store deletes as many as the limit allows, oldest first (any of several that
+    /// finished at the same instant), with their log rings and unique keys.
+    async fn prune(&mut self, step: usize) -> Result<()> {
+        let state = self
+            .rng
+            .pick(&[TaskState::Completed, TaskState::Dead, TaskState::Cancelled]);
+        let request = PruneRequest {
+            state,
+            finished_before: self.now - chrono::Duration::seconds(self.rng.range(0, 30)),
+            limit: 1 + self.rng.below(3),
+        };
+        self.note(step, format!("prune {request:?}"));
+        let store = self.handle();
+        let before = all_tasks(&store).await?;
+        let mut eligible: Vec<&Task> = before
+            .iter()
+            .filter(|t| {
+                t.state == state && t.finished_at.is_some_and(|f| f < request.finished_before)
+            })
+            .collect();
+        eligible.sort_by_key(|t| t.finished_at);
+        let pruned = store.prune_finished(request).await?;
+        ensure_eq!(
+            pruned,
+            eligible.len().min(request.limit) as u64,
+            "tasks pruned"
+        );
+        let kept = set(all_tasks(&store).await?.iter().map(|t| t.id));
+        let gone: Vec<&Task> = before.iter().filter(|t| !kept.contains(&t.id)).collect();
+        ensure_eq!(gone.len() as u64, pruned, "tasks gone after pruning");
+        let newest_gone = gone.iter().map(|t| t.finished_at).max().flatten();
+        for task in &gone {
+            ensure!(
+                eligible.iter().any(|e| e.id == task.id),
+                "prune {request:?} deleted task {} ({:?}, finished {:?})",
+                task.id,
+                task.state,
+                task.finished_at
+            );
+        }
+        for task in eligible.iter().filter(|t| kept.contains(&t.id)) {
+            ensure!(
+                task.finished_at >= newest_gone,
+                "prune kept task {} finished at {:?} but deleted one finished later",
+                task.id,
+                task.finished_at
+            );
+        }
+        for task in gone {
+            self.tasks.remove(&task.id);
+            self.keys.retain(|_, id| *id != task.id);
+            self.rings.remove(&LogOwner::Task(task.id));
         }
         Ok(())
     }

@@ -1,0 +1,66 @@
+-- wrangle PostgreSQL schema, version 6: tasks per queue and state as counters, kept by
+-- triggers inside the statements that insert, move and delete tasks (so they never drift
+-- from the rows, whoever writes), read by queue_stats instead of counting every task.
+-- `{schema}` is replaced by the store's schema.
+--
+-- Each server process (backend) adds to rows of its own, `slot` = its pid: a claim and a
+-- completion on two connections never wait for each other on a counter row, and two
+-- transactions cannot deadlock on counters whatever order they move tasks in. Readers sum
+-- the slots. The pruner's turn folds the slots into slot 0 (`fold_counts.sql`, skipping
+-- rows a writer holds), so the table holds about queues x states x live connections rows.
+CREATE TABLE {schema}.queue_counts (
+    queue text    NOT NULL,
+    state text    NOT NULL,
+    slot  integer NOT NULL,
+    n     bigint  NOT NULL,
+    PRIMARY KEY (queue, state, slot)
+);
+
+-- Writers of older versions must not move tasks between the seed and the triggers.
+LOCK TABLE {schema}.tasks IN SHARE ROW EXCLUSIVE MODE;
+
+INSERT INTO {schema}.queue_counts (queue, state, slot, n)
+SELECT queue, state, 0, count(*) FROM {schema}.tasks GROUP BY queue, state;
+
+-- Inserts and deletes come in big batches (a 100,000-task COPY, a pruning batch): one
+-- statement trigger adds them up per queue and state from the transition table.
+CREATE FUNCTION {schema}.count_tasks_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.queue_counts AS c (queue, state, slot, n)
+    SELECT queue, state, pg_backend_pid(), count(*) FROM inserted GROUP BY queue, state
+    ON CONFLICT (queue, state, slot) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER tasks_counted_insert AFTER INSERT ON {schema}.tasks
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.count_tasks_inserted();
+
+CREATE FUNCTION {schema}.count_tasks_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.queue_counts AS c (queue, state, slot, n)
+    SELECT queue, state, pg_backend_pid(), -count(*) FROM deleted GROUP BY queue, state
+    ON CONFLICT (queue, state, slot) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER tasks_counted_delete AFTER DELETE ON {schema}.tasks
+    REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.count_tasks_deleted();
+
+-- Updates are the hot path (claims, completions, heartbeats), and a statement trigger's
+-- transition tables would copy every updated row, heartbeats included (version 3 removed
+-- them for that cost): a row trigger whose WHEN clause passes only a change of state or
+-- queue, so a heartbeat fires nothing.
+CREATE FUNCTION {schema}.count_task_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.queue_counts AS c (queue, state, slot, n)
+    VALUES (OLD.queue, OLD.state, pg_backend_pid(), -1),
+           (NEW.queue, NEW.state, pg_backend_pid(), 1)
+    ON CONFLICT (queue, state, slot) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER tasks_counted_move AFTER UPDATE ON {schema}.tasks FOR EACH ROW
+    WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.queue IS DISTINCT FROM NEW.queue)
+    EXECUTE FUNCTION {schema}.count_task_moved();
