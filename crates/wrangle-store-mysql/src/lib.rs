@@ -873,6 +873,35 @@ impl MySqlStore {
         Ok(free)
     }
 
+    /// Folds the per-connection counter rows into slot 0 in one transaction: the rows
+    /// picked are locked (those a writer holds are skipped), deleted, and their sums added.
+    async fn tidy_once(&self) -> Result<(), Failure> {
+        let mut tx = self.begin().await?;
+        let picked: Vec<(String, String, i64, i64)> =
+            sqlx::query_as(include_str!("sql/counts_fold_pick.sql"))
+                .fetch_all(&mut *tx)
+                .await?;
+        if picked.is_empty() {
+            return Ok(());
+        }
+        let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
+        for (queue, state, _, n) in &picked {
+            *sums.entry((queue, state)).or_default() += n;
+        }
+        let keys: Vec<_> = picked.iter().map(|(q, s, slot, _)| (q, s, slot)).collect();
+        let sums: Vec<_> = sums.into_iter().map(|((q, s), n)| (q, s, n)).collect();
+        sqlx::query(include_str!("sql/counts_fold_delete.sql"))
+            .bind(json_text(&keys))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(include_str!("sql/counts_fold_add.sql"))
+            .bind(json_text(&sums))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn deregister_worker_once(&self, name: &str) -> Result<(), Failure> {
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM wrangle_workers WHERE name = ?")
@@ -1454,6 +1483,10 @@ impl Store for MySqlStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         retrying!(self.take_turn_once(duty, holder, until, now))
+    }
+
+    async fn tidy(&self) -> Result<(), StoreError> {
+        retrying!(self.tidy_once())
     }
 
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v2.sql"),
     include_str!("sql/schema_v3.sql"),
     include_str!("sql/schema_v4.sql"),
+    include_str!("sql/schema_v5.sql"),
 ];
 
 /// The refusal of a schema newer than this code.

@@ -508,7 +508,10 @@ fn a_version_1_database_migrates_to_version_2() {
         // Back to what version 1 left.
         let mut conn = MySqlConnection::connect(&db.url()).await.expect("connect");
         sqlx::raw_sql(
-            "DROP TABLE wrangle_jobs; UPDATE wrangle_schema_version SET version = 1 WHERE id = 1",
+            "DROP TABLE wrangle_jobs; DROP TABLE wrangle_queue_counts;
+             DROP TRIGGER wrangle_tasks_counted_insert; DROP TRIGGER wrangle_tasks_counted_delete;
+             DROP TRIGGER wrangle_tasks_counted_move;
+             UPDATE wrangle_schema_version SET version = 1 WHERE id = 1",
         )
         .execute(&mut conn)
         .await
@@ -520,8 +523,14 @@ fn a_version_1_database_migrates_to_version_2() {
             .await
             .expect("version");
         assert_eq!(
-            version, 4,
-            "schema version after the migration (jobs, log rings, turns)"
+            version, 5,
+            "schema version after the migration (jobs, log rings, turns, counters)"
+        );
+        let stats = store.queue_stats(at(1)).await.expect("stats");
+        assert_eq!(
+            stats[0].counts.get(&TaskState::Available),
+            Some(&1),
+            "the counters are seeded from the tasks already there"
         );
         store
             .create_job(NewJob::range("j", "k", 0, 3, 2), at(1))
