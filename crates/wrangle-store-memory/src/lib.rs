@@ -5,14 +5,15 @@
 //! atomic; it is the executable specification the SQL and Redis stores are checked
 //! against by the conformance suite. Nothing survives the process.
 //!
-//! Waiting tasks sit in one ordered set keyed like the claim order (priority descending,
-//! then `run_at`, then id), so a claim walks the set from the front and stops after
-//! `limit` matches instead of sorting the table.
+//! Tasks change only through `State::edit`, which keeps the indexes of [`index`] (claim
+//! order, running tasks, counts per queue and state, finish times) in step, so claims,
+//! rescues, `queue_stats` and pruning cost the same however many finished tasks are kept.
 
+mod index;
 mod logs;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -27,19 +28,17 @@ use wrangle_core::store::{
     TaskFilter, Topic,
 };
 use wrangle_core::task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
+
+use crate::index::TaskIndex;
 use wrangle_core::worker::{
     CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
 };
-
-/// Claim order key: priority descending, then `run_at`, then id.
-type WaitingKey = (Reverse<i32>, DateTime<Utc>, TaskId);
 
 #[derive(Debug, Default)]
 struct State {
     next_id: TaskId,
     tasks: BTreeMap<TaskId, Task>,
-    waiting: BTreeSet<WaitingKey>,
-    running: HashSet<TaskId>,
+    index: TaskIndex,
     unique: HashMap<String, TaskId>,
     paused: BTreeSet<String>,
     workers: BTreeMap<String, WorkerRecord>,
@@ -52,27 +51,29 @@ struct State {
 }
 
 impl State {
-    fn waiting_key(task: &Task) -> WaitingKey {
-        (Reverse(task.priority), task.run_at, task.id)
-    }
-
-    /// Moves a task into a waiting state, keeping the ordered set in step.
-    fn make_waiting(&mut self, id: TaskId, state: TaskState, run_at: DateTime<Utc>) {
+    /// Applies `change` to task `id` (which exists), keeping every index in step.
+    fn edit<R>(&mut self, id: TaskId, change: impl FnOnce(&mut Task) -> R) -> R {
         let task = self.tasks.get_mut(&id).expect("task exists");
-        self.waiting.remove(&State::waiting_key(task));
-        self.running.remove(&id);
-        task.state = state;
-        task.run_at = run_at;
-        task.lease_until = None;
-        self.waiting.insert(State::waiting_key(task));
+        self.index.remove(task);
+        let out = change(task);
+        self.index.add(task);
+        out
     }
 
-    /// Takes a task out of the waiting set and the running set.
-    fn unlist(&mut self, id: TaskId) {
-        let task = &self.tasks[&id];
-        let key = State::waiting_key(task);
-        self.waiting.remove(&key);
-        self.running.remove(&id);
+    fn insert_task(&mut self, task: Task) {
+        self.index.add(&task);
+        self.tasks.insert(task.id, task);
+    }
+
+    /// Removes task `id` with its unique key and log ring.
+    fn remove_task(&mut self, id: TaskId) {
+        self.logs.remove(&LogOwner::Task(id));
+        if let Some(task) = self.tasks.remove(&id) {
+            self.index.remove(&task);
+            if let Some(key) = task.unique_key {
+                self.unique.remove(&key);
+            }
+        }
     }
 
     /// Marks job `name` cancelled (claims make no more of its blocks).
@@ -113,21 +114,21 @@ impl State {
         if task.attempt >= task.max_attempts {
             task.max_attempts = task.attempt + 1;
         }
-        self.make_waiting(id, TaskState::Available, now);
+        self.edit(id, |task| wait(task, TaskState::Available, now));
         Ok(())
     }
 
     /// An operator's cancel of task `id` (see `Store::cancel_task`).
     fn cancel(&mut self, id: TaskId, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.task_allowing(id, TaskState::can_cancel, "cancel")?;
-        self.unlist(id);
-        let task = self.tasks.get_mut(&id).expect("exists");
-        if task.state == TaskState::Running {
-            task.attempts.push(attempt_record(task, now, "cancelled"));
-        }
-        task.state = TaskState::Cancelled;
-        task.finished_at = Some(now);
-        task.lease_until = None;
+        self.edit(id, |task| {
+            if task.state == TaskState::Running {
+                task.attempts.push(attempt_record(task, now, "cancelled"));
+            }
+            task.state = TaskState::Cancelled;
+            task.finished_at = Some(now);
+            task.lease_until = None;
+        });
         Ok(())
     }
 
@@ -188,10 +189,16 @@ impl State {
                 attempts: Vec::new(),
             };
             claimed.push(claimed_task(&task, lease_until));
-            self.running.insert(id);
-            self.tasks.insert(id, task);
+            self.insert_task(task);
         }
     }
+}
+
+/// Puts `task` into waiting state `state` until `run_at`.
+fn wait(task: &mut Task, state: TaskState, run_at: DateTime<Utc>) {
+    task.state = state;
+    task.run_at = run_at;
+    task.lease_until = None;
 }
 
 fn claimed_task(task: &Task, lease_until: DateTime<Utc>) -> ClaimedTask {
@@ -320,8 +327,7 @@ impl Store for MemoryStore {
             if let Some(key) = &task.unique_key {
                 state.unique.insert(key.clone(), id);
             }
-            state.waiting.insert(State::waiting_key(&task));
-            state.tasks.insert(id, task);
+            state.insert_task(task);
             inserted_any = true;
             results.push(Enqueued {
                 id,
@@ -343,7 +349,8 @@ impl Store for MemoryStore {
             + chrono::Duration::from_std(request.lease)
                 .map_err(|_| StoreError::InvalidRequest("lease too long".into()))?;
         let mut state = self.lock();
-        let picked: Vec<WaitingKey> = state
+        let picked: Vec<TaskId> = state
+            .index
             .waiting
             .iter()
             .filter(|(_, run_at, id)| {
@@ -353,20 +360,18 @@ impl Store for MemoryStore {
                     && !state.paused.contains(queue)
             })
             .take(request.limit)
-            .copied()
+            .map(|(_, _, id)| *id)
             .collect();
         let mut claimed = Vec::with_capacity(picked.len());
-        for key in picked {
-            state.waiting.remove(&key);
-            let id = key.2;
-            state.running.insert(id);
-            let task = state.tasks.get_mut(&id).expect("waiting task exists");
-            task.state = TaskState::Running;
-            task.attempt += 1;
-            task.worker = Some(request.worker.clone());
-            task.lease_until = Some(lease_until);
-            task.started_at = Some(request.now);
-            claimed.push(claimed_task(task, lease_until));
+        for id in picked {
+            claimed.push(state.edit(id, |task| {
+                task.state = TaskState::Running;
+                task.attempt += 1;
+                task.worker = Some(request.worker.clone());
+                task.lease_until = Some(lease_until);
+                task.started_at = Some(request.now);
+                claimed_task(task, lease_until)
+            }));
         }
         while claimed.len() < request.limit
             && let Some(job) = state.job_to_advance(&request)
@@ -395,8 +400,7 @@ impl Store for MemoryStore {
                 statuses.push(CompletionStatus::Stale);
                 continue;
             }
-            let task = state.tasks.get_mut(&completion.id).expect("checked above");
-            let new_state = match &completion.outcome {
+            let new_state = state.edit(completion.id, |task| match &completion.outcome {
                 Outcome::Succeeded { result } => {
                     task.attempts.push(attempt_record(task, now, "completed"));
                     task.result = Some(result.clone());
@@ -404,7 +408,6 @@ impl Store for MemoryStore {
                     task.state = TaskState::Completed;
                     task.finished_at = Some(now);
                     task.lease_until = None;
-                    state.running.remove(&completion.id);
                     TaskState::Completed
                 }
                 Outcome::Failed { error, retry_at } => {
@@ -416,14 +419,13 @@ impl Store for MemoryStore {
                         Some(at) => {
                             record.retry_at = Some(at);
                             task.attempts.push(record);
-                            state.make_waiting(completion.id, TaskState::Retryable, at.max(now));
+                            wait(task, TaskState::Retryable, at.max(now));
                             TaskState::Retryable
                         }
                         None => {
                             task.attempts.push(record);
                             task.state = TaskState::Dead;
                             task.lease_until = None;
-                            state.running.remove(&completion.id);
                             TaskState::Dead
                         }
                     }
@@ -433,11 +435,11 @@ impl Store for MemoryStore {
                     record.error = Some(reason.clone());
                     task.attempts.push(record);
                     task.attempt -= 1;
-                    state.make_waiting(completion.id, TaskState::Available, now);
+                    wait(task, TaskState::Available, now);
                     released_any = true;
                     TaskState::Available
                 }
-            };
+            });
             statuses.push(CompletionStatus::Applied(new_state));
         }
         drop(state);
@@ -488,6 +490,7 @@ impl Store for MemoryStore {
     ) -> Result<Vec<TaskId>, StoreError> {
         let mut state = self.lock();
         let mut expired: Vec<TaskId> = state
+            .index
             .running
             .iter()
             .copied()
@@ -496,20 +499,20 @@ impl Store for MemoryStore {
         expired.sort_unstable();
         expired.truncate(limit);
         for &id in &expired {
-            let task = state.tasks.get_mut(&id).expect("running task exists");
-            let error = lease_expired_error(task);
-            let mut record = attempt_record(task, now, "lease expired");
-            record.error = Some(error.clone());
-            task.attempts.push(record);
-            task.error = Some(error);
-            task.finished_at = Some(now);
-            if task.attempt < task.max_attempts {
-                state.make_waiting(id, TaskState::Available, now);
-            } else {
-                task.state = TaskState::Dead;
-                task.lease_until = None;
-                state.running.remove(&id);
-            }
+            state.edit(id, |task| {
+                let error = lease_expired_error(task);
+                let mut record = attempt_record(task, now, "lease expired");
+                record.error = Some(error.clone());
+                task.attempts.push(record);
+                task.error = Some(error);
+                task.finished_at = Some(now);
+                if task.attempt < task.max_attempts {
+                    wait(task, TaskState::Available, now);
+                } else {
+                    task.state = TaskState::Dead;
+                    task.lease_until = None;
+                }
+            });
         }
         drop(state);
         if !expired.is_empty() {
@@ -580,11 +583,12 @@ impl Store for MemoryStore {
             .map(|t| t.id)
             .collect();
         for &id in &dead {
-            let task = state.tasks.get_mut(&id).expect("listed");
-            if task.attempt >= task.max_attempts {
-                task.max_attempts = task.attempt + 1;
-            }
-            state.make_waiting(id, TaskState::Available, now);
+            state.edit(id, |task| {
+                if task.attempt >= task.max_attempts {
+                    task.max_attempts = task.attempt + 1;
+                }
+                wait(task, TaskState::Available, now);
+            });
         }
         drop(state);
         if !dead.is_empty() {
@@ -618,26 +622,17 @@ impl Store for MemoryStore {
     async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError> {
         request.check()?;
         let mut state = self.lock();
-        let mut doomed: Vec<(DateTime<Utc>, TaskId)> = state
-            .tasks
-            .values()
-            .filter(|t| t.state == request.state && t.job.is_none())
-            .filter_map(|t| t.finished_at.map(|f| (f, t.id)))
-            .filter(|(finished, _)| *finished < request.finished_before)
-            .collect();
-        doomed.sort_unstable();
-        let doomed: Vec<TaskId> = doomed
-            .into_iter()
+        let doomed: Vec<TaskId> = state
+            .index
+            .finished_before(request.finished_before)
+            .filter(|id| {
+                let task = &state.tasks[id];
+                task.state == request.state && task.job.is_none()
+            })
             .take(request.limit)
-            .map(|(_, id)| id)
             .collect();
-        for id in &doomed {
-            state.logs.remove(&LogOwner::Task(*id));
-            if let Some(task) = state.tasks.remove(id)
-                && let Some(key) = task.unique_key
-            {
-                state.unique.remove(&key);
-            }
+        for &id in &doomed {
+            state.remove_task(id);
         }
         Ok(doomed.len() as u64)
     }
@@ -675,14 +670,8 @@ impl Store for MemoryStore {
             .map(|t| t.id)
             .take(limit)
             .collect();
-        for id in &doomed {
-            state.unlist(*id);
-            state.logs.remove(&LogOwner::Task(*id));
-            if let Some(task) = state.tasks.remove(id)
-                && let Some(key) = task.unique_key
-            {
-                state.unique.remove(&key);
-            }
+        for &id in &doomed {
+            state.remove_task(id);
         }
         let done = doomed.len() < limit;
         if done {
@@ -753,24 +742,32 @@ impl Store for MemoryStore {
         for queue in &state.paused {
             stats.insert(queue.clone(), QueueStats::empty(queue, true));
         }
-        for task in state.tasks.values() {
-            let entry = stats
-                .entry(task.queue.clone())
-                .or_insert_with(|| QueueStats::empty(&task.queue, false));
-            *entry.counts.entry(task.state).or_default() += 1;
-            if task.state.is_waiting() && task.run_at <= now {
-                entry.oldest_due_at = Some(
-                    entry
-                        .oldest_due_at
-                        .map_or(task.run_at, |o| o.min(task.run_at)),
-                );
+        fn entry<'a>(
+            stats: &'a mut BTreeMap<String, QueueStats>,
+            queue: &str,
+        ) -> &'a mut QueueStats {
+            stats
+                .entry(queue.to_string())
+                .or_insert_with(|| QueueStats::empty(queue, false))
+        }
+        for (queue, task_state, n) in state.index.counts() {
+            entry(&mut stats, queue).counts.insert(task_state, n);
+        }
+        // The oldest due per queue: the waiting set is in claim order, not time order, so
+        // this walks the waiting tasks (never the finished ones).
+        for (_, run_at, id) in &state.index.waiting {
+            if *run_at <= now {
+                let oldest = &mut entry(&mut stats, &state.tasks[id].queue).oldest_due_at;
+                *oldest = Some(oldest.map_or(*run_at, |o| o.min(*run_at)));
             }
-            if task.finished_at.is_some_and(|f| f > minute_ago && f <= now) {
-                match task.state {
-                    TaskState::Completed => entry.completed_last_minute += 1,
-                    TaskState::Retryable | TaskState::Dead => entry.failed_last_minute += 1,
-                    _ => {}
-                }
+        }
+        for id in state.index.finished_between(minute_ago, now) {
+            let task = &state.tasks[&id];
+            let entry = entry(&mut stats, &task.queue);
+            match task.state {
+                TaskState::Completed => entry.completed_last_minute += 1,
+                TaskState::Retryable | TaskState::Dead => entry.failed_last_minute += 1,
+                _ => {}
             }
         }
         Ok(stats.into_values().collect())
