@@ -321,12 +321,47 @@ pub struct QueueStats {
     pub counts: BTreeMap<TaskState, u64>,
     /// `run_at` of the oldest task that is due but not yet claimed.
     pub oldest_due_at: Option<DateTime<Utc>>,
-    /// Tasks completed in the minute before `now`.
+    /// Attempts that completed in the minute before `now`, counted per whole second (see
+    /// [`recent_seconds`]): exact when `now` falls on a whole second, else the window
+    /// starts up to a second early.
     pub completed_last_minute: u64,
-    /// Attempts that failed (retryable or dead) in the minute before `now`. The SQL and
-    /// memory stores count tasks whose current state is retryable or dead; Redis counts
-    /// attempts as they end, so a failure since retried still counts there.
+    /// Attempts that failed (the task became retryable or dead, a lost lease with no
+    /// attempt left included) in the minute before `now`, counted as
+    /// `completed_last_minute`. A failure since retried still counts; pruning forgets none.
     pub failed_last_minute: u64,
+}
+
+/// Adds a store's counter of the last minute's attempts of `queue` that ended with
+/// `outcome` ("completed" or "failed") to its entry in `stats`, if the queue is listed for
+/// its tasks: a queue whose tasks were all pruned is not listed for its outcomes alone, on
+/// any store.
+pub fn add_recent_outcomes(
+    stats: &mut BTreeMap<String, QueueStats>,
+    queue: &str,
+    outcome: &str,
+    attempts: u64,
+) {
+    if let Some(entry) = stats.get_mut(queue).filter(|e| !e.counts.is_empty()) {
+        if outcome == "completed" {
+            entry.completed_last_minute += attempts;
+        } else {
+            entry.failed_last_minute += attempts;
+        }
+    }
+}
+
+/// The second whose counter holds an attempt that ended at `at_ms` (milliseconds since the
+/// epoch): the attempts of second S ended in `(S-1, S]` seconds. Every store counts the
+/// last minute's outcomes in these buckets as the attempts end, so reading them costs the
+/// same whatever the throughput.
+pub fn recent_second(at_ms: i64) -> i64 {
+    at_ms.div_euclid(1000) + i64::from(at_ms.rem_euclid(1000) != 0)
+}
+
+/// The seconds `(first, last]` whose counters make up "the minute before `now`".
+pub fn recent_seconds(now: DateTime<Utc>) -> (i64, i64) {
+    let last = recent_second(now.timestamp_millis());
+    (last - 60, last)
 }
 
 impl QueueStats {
@@ -804,6 +839,20 @@ impl Store for CountingStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_counts_in_the_second_that_ends_at_or_after_it() {
+        assert_eq!(recent_second(0), 0);
+        assert_eq!(recent_second(1), 1);
+        assert_eq!(recent_second(1000), 1);
+        assert_eq!(recent_second(1001), 2);
+        assert_eq!(recent_second(-1), 0);
+        assert_eq!(recent_second(-1000), -1);
+        let now = DateTime::from_timestamp_millis(120_000).unwrap();
+        assert_eq!(recent_seconds(now), (60, 120));
+        let now = DateTime::from_timestamp_millis(120_001).unwrap();
+        assert_eq!(recent_seconds(now), (61, 121));
+    }
 
     #[test]
     fn queue_filter_matches() {

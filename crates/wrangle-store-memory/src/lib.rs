@@ -54,9 +54,11 @@ impl State {
     /// Applies `change` to task `id` (which exists), keeping every index in step.
     fn edit<R>(&mut self, id: TaskId, change: impl FnOnce(&mut Task) -> R) -> R {
         let task = self.tasks.get_mut(&id).expect("task exists");
+        let before = task.state;
         self.index.remove(task);
         let out = change(task);
         self.index.add(task);
+        self.index.note_ended(before, task);
         out
     }
 
@@ -737,7 +739,6 @@ impl Store for MemoryStore {
 
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError> {
         let state = self.lock();
-        let minute_ago = now - chrono::Duration::seconds(60);
         let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
         for queue in &state.paused {
             stats.insert(queue.clone(), QueueStats::empty(queue, true));
@@ -761,14 +762,10 @@ impl Store for MemoryStore {
                 *oldest = Some(oldest.map_or(*run_at, |o| o.min(*run_at)));
             }
         }
-        for id in state.index.finished_between(minute_ago, now) {
-            let task = &state.tasks[&id];
-            let entry = entry(&mut stats, &task.queue);
-            match task.state {
-                TaskState::Completed => entry.completed_last_minute += 1,
-                TaskState::Retryable | TaskState::Dead => entry.failed_last_minute += 1,
-                _ => {}
-            }
+        // The last minute's outcomes, for the queues listed because they have tasks.
+        for entry in stats.values_mut().filter(|e| !e.counts.is_empty()) {
+            (entry.completed_last_minute, entry.failed_last_minute) =
+                state.index.recent(&entry.queue, now);
         }
         Ok(stats.into_values().collect())
     }

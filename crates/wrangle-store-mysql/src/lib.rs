@@ -873,15 +873,20 @@ impl MySqlStore {
         Ok(free)
     }
 
-    /// Folds the per-connection counter rows into slot 0 in one transaction: the rows
-    /// picked are locked (those a writer holds are skipped), deleted, and their sums added.
+    /// In one transaction: drops the outcome counters no minute reads any more, and folds
+    /// the per-connection counter rows into slot 0 (the rows picked are locked, those a
+    /// writer holds skipped, then deleted and their sums added).
     async fn tidy_once(&self) -> Result<(), Failure> {
         let mut tx = self.begin().await?;
+        sqlx::query(include_str!("sql/recent_drop.sql"))
+            .execute(&mut *tx)
+            .await?;
         let picked: Vec<(String, String, i64, i64)> =
             sqlx::query_as(include_str!("sql/counts_fold_pick.sql"))
                 .fetch_all(&mut *tx)
                 .await?;
         if picked.is_empty() {
+            tx.commit().await?;
             return Ok(());
         }
         let mut sums: HashMap<(&str, &str), i64> = HashMap::new();

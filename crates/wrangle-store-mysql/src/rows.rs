@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::mysql::MySqlRow;
 use wrangle_core::job::{Job, JobKind, NewJob};
-use wrangle_core::store::{QueueStats, StoreError};
+use wrangle_core::store::{QueueStats, StoreError, add_recent_outcomes, recent_seconds};
 use wrangle_core::stored::{StoredAttempt, imply_success};
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
@@ -152,23 +152,17 @@ pub(crate) async fn queue_stats(
     for (queue, oldest) in due {
         entry(&mut stats, &queue).oldest_due_at = Some(from_ms(oldest));
     }
+    let (first, last) = recent_seconds(now);
     let recent: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT queue, state, COUNT(*) FROM wrangle_tasks
-         WHERE state IN ('completed', 'retryable', 'dead')
-           AND finished_at > ? AND finished_at <= ?
-         GROUP BY queue, state",
+        "SELECT queue, outcome, CAST(SUM(n) AS SIGNED) FROM wrangle_recent_counts
+         WHERE second > ? AND second <= ? GROUP BY queue, outcome",
     )
-    .bind(ms(now) - 60_000)
-    .bind(ms(now))
+    .bind(first)
+    .bind(last)
     .fetch_all(&mut *conn)
     .await?;
-    for (queue, state_name, count) in recent {
-        let entry = entry(&mut stats, &queue);
-        if state_name == "completed" {
-            entry.completed_last_minute += count as u64;
-        } else {
-            entry.failed_last_minute += count as u64;
-        }
+    for (queue, outcome, attempts) in recent {
+        add_recent_outcomes(&mut stats, &queue, &outcome, attempts.max(0) as u64);
     }
     Ok(stats.into_values().collect())
 }

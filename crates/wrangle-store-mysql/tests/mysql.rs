@@ -508,7 +508,7 @@ fn a_version_1_database_migrates_to_version_2() {
         // Back to what version 1 left.
         let mut conn = MySqlConnection::connect(&db.url()).await.expect("connect");
         sqlx::raw_sql(
-            "DROP TABLE wrangle_jobs; DROP TABLE wrangle_queue_counts;
+            "DROP TABLE wrangle_jobs; DROP TABLE wrangle_queue_counts; DROP TABLE wrangle_recent_counts;
              DROP TRIGGER wrangle_tasks_counted_insert; DROP TRIGGER wrangle_tasks_counted_delete;
              DROP TRIGGER wrangle_tasks_counted_move;
              UPDATE wrangle_schema_version SET version = 1 WHERE id = 1",

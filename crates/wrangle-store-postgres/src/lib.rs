@@ -977,7 +977,7 @@ impl Store for PostgresStore {
     }
 
     async fn tidy(&self) -> Result<(), StoreError> {
-        sqlx::query(sql(&self.statements.fold_counts))
+        sqlx::query(sql(&self.statements.tidy))
             .execute(&self.pool)
             .await
             .map_err(backend)?;

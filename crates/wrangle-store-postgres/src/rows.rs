@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
 use wrangle_core::job::{BlockTally, Job, JobKind, NewJob};
-use wrangle_core::store::{QueueStats, StoreError};
+use wrangle_core::store::{QueueStats, StoreError, add_recent_outcomes};
 use wrangle_core::stored::{StoredAttempt, imply_success};
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
@@ -135,24 +135,29 @@ pub(crate) fn command_from_row(row: &PgRow) -> Result<CommandEnvelope, StoreErro
 /// Folds the tagged rows of `queue_stats.sql` into one entry per queue, sorted by name.
 pub(crate) fn queue_stats(rows: &[PgRow]) -> Result<Vec<QueueStats>, StoreError> {
     let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
+    let mut recent = Vec::new();
     for row in rows {
         let queue: String = column(row, "queue")?;
+        let n = column::<i64>(row, "n")?.max(0) as u64;
+        let kind = column::<&str>(row, "kind")?;
+        if kind == "recent" {
+            recent.push((queue, column::<String>(row, "state")?, n));
+            continue;
+        }
         let entry = stats
             .entry(queue.clone())
             .or_insert_with(|| QueueStats::empty(&queue, false));
-        let n = column::<i64>(row, "n")?.max(0) as u64;
-        match column::<&str>(row, "kind")? {
+        match kind {
             "paused" => entry.paused = true,
             "count" => {
                 entry.counts.insert(state(column(row, "state")?)?, n);
             }
             "due" => entry.oldest_due_at = column::<Option<i64>>(row, "at")?.map(from_ms),
-            "recent" if column::<&str>(row, "state")? == "completed" => {
-                entry.completed_last_minute += n;
-            }
-            "recent" => entry.failed_last_minute += n,
             other => return Err(corrupt("queue stats row kind", other)),
         }
+    }
+    for (queue, outcome, n) in recent {
+        add_recent_outcomes(&mut stats, &queue, &outcome, n);
     }
     Ok(stats.into_values().collect())
 }

@@ -43,7 +43,7 @@ statements! {
     schema_v4 => "schema_v4.sql",
     schema_v5 => "schema_v5.sql",
     schema_v6 => "schema_v6.sql",
-    fold_counts => "fold_counts.sql",
+    tidy => "tidy.sql",
     enqueue => "enqueue.sql",
     existing_keys => "existing_keys.sql",
     reserve_ids => "reserve_ids.sql",

@@ -1113,6 +1113,15 @@ impl Store for SqliteStore {
         Ok(held.is_some())
     }
 
+    async fn tidy(&self) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(include_str!("sql/tidy.sql"))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
     async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
         let appends = newest_per_owner(appends, keep);
         if appends.is_empty() {

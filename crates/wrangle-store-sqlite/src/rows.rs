@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use wrangle_core::job::{Job, JobKind, NewJob};
-use wrangle_core::store::{QueueStats, StoreError};
+use wrangle_core::store::{QueueStats, StoreError, add_recent_outcomes, recent_seconds};
 use wrangle_core::stored::StoredAttempt;
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
 use wrangle_core::worker::CommandEnvelope;
@@ -139,23 +139,18 @@ pub(crate) async fn queue_stats(
     for (queue, oldest) in due {
         entry(&mut stats, &queue).oldest_due_at = Some(from_ms(oldest));
     }
+    let (first, last) = recent_seconds(now);
     let recent: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT queue, state, count(*) FROM tasks
-         WHERE state IN ('completed', 'retryable', 'dead') AND finished_at > ?1 AND finished_at <= ?2
-         GROUP BY queue, state",
+        "SELECT queue, outcome, sum(n) FROM recent_counts
+         WHERE second > ?1 AND second <= ?2 GROUP BY queue, outcome",
     )
-    .bind(ms(now) - 60_000)
-    .bind(ms(now))
+    .bind(first)
+    .bind(last)
     .fetch_all(pool)
     .await
     .map_err(backend)?;
-    for (queue, state, count) in recent {
-        let entry = entry(&mut stats, &queue);
-        if state == "completed" {
-            entry.completed_last_minute += count as u64;
-        } else {
-            entry.failed_last_minute += count as u64;
-        }
+    for (queue, outcome, attempts) in recent {
+        add_recent_outcomes(&mut stats, &queue, &outcome, attempts as u64);
     }
     Ok(stats.into_values().collect())
 }

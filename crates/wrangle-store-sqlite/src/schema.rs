@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v3.sql"),
     include_str!("sql/schema_v4.sql"),
     include_str!("sql/schema_v5.sql"),
+    include_str!("sql/schema_v6.sql"),
 ];
 
 /// Brings the database at `pool` to the newest schema version.

@@ -123,7 +123,7 @@ async fn a_current_store_opens_and_an_older_one_is_refused() {
         err.to_string(),
         format!(
             "store error: the wrangle store at {} is at version 1, older than this wrangle's \
-             5: run a worker or submit a task once to upgrade it",
+             6: run a worker or submit a task once to upgrade it",
             path.display()
         )
     );

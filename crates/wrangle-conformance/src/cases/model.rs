@@ -23,6 +23,7 @@ use anyhow::{Context as _, Result, ensure};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use wrangle_core::log::{LogAppend, LogOwner, LogSource, NewLogLine};
+use wrangle_core::store::{recent_second, recent_seconds};
 use wrangle_core::{
     Completion, CompletionStatus, Enqueued, NewTask, Outcome, PruneRequest, QueueFilter, Task,
     TaskId, TaskState,
@@ -50,8 +51,17 @@ const WORKERS: [&str; 2] = ["w1", "w2"];
 /// Lines each log ring keeps.
 const LOG_KEEP: usize = 3;
 
-/// What `queue_stats` must say per queue: (paused, tasks per state, oldest due run_at).
-type QueueView<'a> = BTreeMap<&'a str, (bool, BTreeMap<TaskState, u64>, Option<DateTime<Utc>>)>;
+/// What `queue_stats` must say per queue: (paused, tasks per state, oldest due run_at,
+/// attempts completed and failed in the last minute).
+type QueueView<'a> = BTreeMap<
+    &'a str,
+    (
+        bool,
+        BTreeMap<TaskState, u64>,
+        Option<DateTime<Utc>>,
+        (u64, u64),
+    ),
+>;
 
 /// Random operations keep the store and the model in step.
 async fn random_operations_match_model(a: Handle, b: Handle) -> Result<()> {
@@ -66,6 +76,7 @@ async fn random_operations_match_model(a: Handle, b: Handle) -> Result<()> {
         keys: HashMap::new(),
         paused: BTreeSet::new(),
         rings: BTreeMap::new(),
+        ended: BTreeMap::new(),
         log: Vec::new(),
     };
     for step in 0..steps {
@@ -175,6 +186,9 @@ struct Run {
     paused: BTreeSet<String>,
     /// Each log ring: the seq of its last line ever, and its kept `(seq, text)` lines.
     rings: BTreeMap<LogOwner, (u64, VecDeque<(u64, String)>)>,
+    /// Attempts that ended, per (queue, failed, second of `recent_second`): what the last
+    /// minute's figures of `queue_stats` count, pruned tasks included.
+    ended: BTreeMap<(String, bool, i64), u64>,
     log: Vec<String>,
 }
 
@@ -192,6 +206,12 @@ impl Run {
         }
         self.log
             .push(format!("{step}: {what} (now = {})", self.now));
+    }
+
+    /// Counts an attempt of `queue` that ended now, failed or completed.
+    fn attempt_ended(&mut self, queue: String, failed: bool) {
+        let second = recent_second(self.now.timestamp_millis());
+        *self.ended.entry((queue, failed, second)).or_default() += 1;
     }
 
     /// Ids of tasks matching `keep`.
@@ -426,11 +446,16 @@ impl Run {
         let statuses = store.complete_batch(&batch, self.now).await?;
         let mut expected = Vec::new();
         let mut released_ids = Vec::new();
+        let mut ended = Vec::new();
         for c in batch {
             let t = self.task(c.id)?;
             if !t.held_by(&c.worker, c.attempt) {
                 expected.push(CompletionStatus::Stale);
                 continue;
+            }
+            if !matches!(c.outcome, Outcome::Released { .. }) {
+                let failed = !matches!(c.outcome, Outcome::Succeeded { .. });
+                ended.push((t.queue.clone(), failed));
             }
             t.state = match c.outcome {
                 Outcome::Succeeded { .. } => TaskState::Completed,
@@ -451,6 +476,9 @@ impl Run {
             expected.push(CompletionStatus::Applied(t.state));
         }
         ensure_eq!(statuses, expected, "completion statuses");
+        for (queue, failed) in ended {
+            self.attempt_ended(queue, failed);
+        }
         for id in released_ids {
             let stored = get(&store, id).await?;
             self.made_available(id, &stored)?;
@@ -531,6 +559,8 @@ impl Run {
                 self.made_available(id, &stored)?;
             } else {
                 t.state = TaskState::Dead;
+                let queue = t.queue.clone();
+                self.attempt_ended(queue, true);
             }
         }
         Ok(())
@@ -764,17 +794,34 @@ impl Run {
         let mut expected: QueueView = self
             .paused
             .iter()
-            .map(|queue| (queue.as_str(), (true, BTreeMap::new(), None)))
+            .map(|queue| (queue.as_str(), (true, BTreeMap::new(), None, (0, 0))))
             .collect();
         for task in listed {
-            let entry =
-                expected
-                    .entry(task.queue.as_str())
-                    .or_insert((false, BTreeMap::new(), None));
+            let entry = expected.entry(task.queue.as_str()).or_insert((
+                false,
+                BTreeMap::new(),
+                None,
+                (0, 0),
+            ));
             *entry.1.entry(task.state).or_default() += 1;
             if self.tasks[&task.id].due(self.now) {
                 let run_at = self.tasks[&task.id].run_at;
                 entry.2 = Some(entry.2.map_or(run_at, |oldest| oldest.min(run_at)));
+            }
+        }
+        // The last minute's outcomes, for the queues listed for their tasks.
+        let (first, last) = recent_seconds(self.now);
+        for ((queue, failed, second), n) in &self.ended {
+            if let Some(entry) = expected.get_mut(queue.as_str())
+                && !entry.1.is_empty()
+                && *second > first
+                && *second <= last
+            {
+                if *failed {
+                    entry.3.1 += n;
+                } else {
+                    entry.3.0 += n;
+                }
             }
         }
         let got: QueueView = stats
@@ -782,14 +829,19 @@ impl Run {
             .map(|q| {
                 (
                     q.queue.as_str(),
-                    (q.paused, q.counts.clone(), q.oldest_due_at),
+                    (
+                        q.paused,
+                        q.counts.clone(),
+                        q.oldest_due_at,
+                        (q.completed_last_minute, q.failed_last_minute),
+                    ),
                 )
             })
             .collect();
         ensure_eq!(
             got,
             expected,
-            "queue_stats (paused, counts, oldest_due_at) per queue"
+            "queue_stats (paused, counts, oldest_due_at, (completed, failed) in the last minute) per queue"
         );
         Ok(())
     }

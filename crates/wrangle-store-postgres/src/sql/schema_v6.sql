@@ -6,14 +6,30 @@
 -- Each server process (backend) adds to rows of its own, `slot` = its pid: a claim and a
 -- completion on two connections never wait for each other on a counter row, and two
 -- transactions cannot deadlock on counters whatever order they move tasks in. Readers sum
--- the slots. The pruner's turn folds the slots into slot 0 (`fold_counts.sql`, skipping
+-- the slots. The pruner's turn folds the slots into slot 0 (`tidy.sql`, skipping
 -- rows a writer holds), so the table holds about queues x states x live connections rows.
+--
+-- The same trigger that counts a running task's move to completed, retryable or dead counts
+-- the attempt in `recent_counts`, per queue, outcome and second (second S holds the
+-- attempts that ended in (S-1, S] seconds, as wrangle_core::store::recent_second), so
+-- "completed and failed in the last minute" reads at most sixty seconds of counters
+-- instead of every task that finished in the minute. The pruner's turn drops the seconds
+-- no minute reads any more.
 CREATE TABLE {schema}.queue_counts (
     queue text    NOT NULL,
     state text    NOT NULL,
     slot  integer NOT NULL,
     n     bigint  NOT NULL,
     PRIMARY KEY (queue, state, slot)
+);
+
+CREATE TABLE {schema}.recent_counts (
+    queue   text    NOT NULL,
+    outcome text    NOT NULL,  -- 'completed' or 'failed'
+    second  bigint  NOT NULL,
+    slot    integer NOT NULL,
+    n       bigint  NOT NULL,
+    PRIMARY KEY (queue, outcome, second, slot)
 );
 
 -- Writers of older versions must not move tasks between the seed and the triggers.
@@ -58,6 +74,13 @@ BEGIN
     VALUES (OLD.queue, OLD.state, pg_backend_pid(), -1),
            (NEW.queue, NEW.state, pg_backend_pid(), 1)
     ON CONFLICT (queue, state, slot) DO UPDATE SET n = c.n + excluded.n;
+    IF OLD.state = 'running' AND NEW.state IN ('completed', 'retryable', 'dead')
+       AND NEW.finished_at IS NOT NULL THEN
+        INSERT INTO {schema}.recent_counts AS r (queue, outcome, second, slot, n)
+        VALUES (NEW.queue, CASE NEW.state WHEN 'completed' THEN 'completed' ELSE 'failed' END,
+                (NEW.finished_at + 999) / 1000, pg_backend_pid(), 1)
+        ON CONFLICT (queue, outcome, second, slot) DO UPDATE SET n = r.n + 1;
+    END IF;
     RETURN NULL;
 END $$;
 

@@ -19,6 +19,11 @@
 //!    (both clocks are the same machine's `CLOCK_REALTIME`).
 //!
 //! It prints one table per store: value, the ceiling it compares with, and the ratio.
+//!
+//! With `--retained LEVELS` it measures instead what finished tasks kept cost, on SQLite
+//! as well (see [`retained`]).
+
+mod retained;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -45,6 +50,9 @@ struct Args {
     samples: usize,
     ceiling_secs: u64,
     workers: usize,
+    /// `--retained`: the retained-tasks levels to measure instead of the usual run.
+    retained: Option<Vec<usize>>,
+    job_blocks: usize,
 }
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -66,13 +74,32 @@ fn parse_args(args: &[String]) -> Args {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "usage: stores [--store postgres,redis,mysql] [--tasks 200000] [--completed 1000000]\n\
-             \x20             [--batches 100,1000] [--samples 300] [--ceiling-secs 5] [--workers 2]"
+             \x20             [--batches 100,1000] [--samples 300] [--ceiling-secs 5] [--workers 2]\n\
+             \x20      stores --retained 0,1000000,10000000 [--store sqlite,postgres,redis,mysql]\n\
+             \x20             [--job-blocks 1000000] [--tasks 200000] [--samples 300] [--workers 2]"
         );
         std::process::exit(0);
     }
+    let retained: Option<Vec<usize>> = flag(args, "--retained").map(|levels| {
+        levels
+            .split(',')
+            .map(|l| {
+                l.replace('_', "")
+                    .parse()
+                    .expect("--retained takes numbers")
+            })
+            .collect()
+    });
+    let all_stores = if retained.is_some() {
+        "sqlite,postgres,redis,mysql"
+    } else {
+        "postgres,redis"
+    };
     Args {
+        retained,
+        job_blocks: number(args, "--job-blocks", 1_000_000),
         stores: flag(args, "--store")
-            .unwrap_or("postgres,redis")
+            .unwrap_or(all_stores)
             .split(',')
             .map(str::to_owned)
             .collect(),
@@ -101,6 +128,11 @@ fn main() {
         return;
     }
     let args = parse_args(&args);
+    if let Some(levels) = &args.retained {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(retained::run(&args, levels));
+        return;
+    }
     println!(
         "wrangle store benchmark: {} tasks end to end per claim batch size, {} completed tasks \
          preloaded, {} worker processes (no-op Rust handler), {} CPUs",
@@ -1018,6 +1050,13 @@ async fn enqueue(store: &Arc<dyn Store>, n: usize) -> f64 {
 /// `n` tasks enqueued, claimed and completed successfully through the store in batches of
 /// 5000, two loops at once: the finished tasks a long-running deployment accumulates.
 async fn preload(store: &Arc<dyn Store>, n: usize) {
+    run_through(store, n, "preload", true).await
+}
+
+/// `n` tasks of `queue` claimed and completed successfully in batches of 5000, two loops
+/// at once; with `enqueue`, each loop first enqueues the tasks it then claims, else the
+/// claims make them (blocks of a range job on `queue`).
+async fn run_through(store: &Arc<dyn Store>, n: usize, queue: &'static str, enqueue: bool) {
     const BATCH: usize = 5000;
     let next = Arc::new(AtomicU64::new(0));
     let loops: Vec<_> = (0..2)
@@ -1032,20 +1071,22 @@ async fn preload(store: &Arc<dyn Store>, n: usize) {
                         break;
                     }
                     let count = BATCH.min(n - start);
-                    let tasks = noop_tasks(count, start)
-                        .into_iter()
-                        .map(|t| t.queue("preload"))
-                        .collect();
-                    store
-                        .enqueue_batch(tasks, Utc::now())
-                        .await
-                        .expect("preload enqueue");
+                    if enqueue {
+                        let tasks = noop_tasks(count, start)
+                            .into_iter()
+                            .map(|t| t.queue(queue))
+                            .collect();
+                        store
+                            .enqueue_batch(tasks, Utc::now())
+                            .await
+                            .expect("preload enqueue");
+                    }
                     let mut left = count;
                     while left > 0 {
                         let claimed = store
                             .claim_batch(ClaimRequest {
                                 worker: worker.clone(),
-                                queues: QueueFilter::Only(vec!["preload".into()]),
+                                queues: QueueFilter::Only(vec![queue.into()]),
                                 limit: left,
                                 lease: Duration::from_secs(600),
                                 now: Utc::now(),
