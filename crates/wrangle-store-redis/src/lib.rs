@@ -1,4 +1,4 @@
-//! The Redis store (`redis://HOST:PORT/DB?prefix=wrangle&result_ttl=7d`): many workers on
+//! The Redis store (`redis://HOST:PORT/DB?prefix=wrangle`): many workers on
 //! many machines share one Redis server.
 //!
 //! Every operation that changes more than one key runs as one Lua script (see
@@ -21,6 +21,7 @@
 //! | `B:paused` | set | paused queues |
 //! | `B:running` | zset | running tasks (score = lease end), for rescues |
 //! | `B:finished` | zset | final tasks (score = `finished_at`, member `ID:S:QUEUE`, S the state's letter), for pruning |
+//! | `B:prune-from:STATE` | string | where the last pruning walk for STATE stopped in `B:finished` |
 //! | `B:dead` | zset | dead tasks, for `retry_dead` |
 //! | `B:queue:Q:counts`, `B:queue:Q:recent` | hash, hash | tasks of Q per state; attempts completed/failed per second (`queue_stats`) |
 //! | `B:stats-queues` | set | queues with counts |
@@ -34,8 +35,9 @@
 //! | `B:workers`, `B:workers:seen`, `B:workers:lost-at` | hash, zset, zset | worker infos, last heartbeat, when each counts as lost |
 //! | `B:command-ids`, `B:command:ID`, `B:mailbox:W` | string, hash, zset | commands |
 //!
-//! Finished tasks (and acknowledged commands) expire after the result TTL
-//! ([`RedisOptions::result_ttl`]); their unique keys expire with them. Wake-ups are Redis
+//! Finished tasks are kept until the workers prune them by the retention policy, as on
+//! every store; a result TTL ([`RedisOptions::result_ttl`]) also expires them (and
+//! acknowledged commands) with their unique keys. Wake-ups are Redis
 //! pub/sub, published by the scripts themselves (see [`listen`]).
 
 mod bulk;
@@ -82,9 +84,6 @@ pub use wrangle_core::connect::Open;
 /// The key prefix when none is given.
 pub const DEFAULT_PREFIX: &str = "wrangle";
 
-/// How long finished tasks are kept when no `result_ttl` is given: 7 days.
-pub const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// The key layout version this code reads and writes (`B:layout`; see
 /// `lua/upgrade_layout.lua`).
 const LAYOUT: u32 = 2;
@@ -102,7 +101,8 @@ pub struct RedisOptions {
     /// prefixes share a server without seeing each other.
     pub prefix: String,
     /// How long a finished (completed, dead or cancelled) task and an acknowledged command
-    /// are kept; `None` keeps them until pruned.
+    /// are kept at most; `None` (the default) keeps them until pruned (the workers prune
+    /// finished tasks by the retention policy).
     pub result_ttl: Option<Duration>,
     /// Longest wait for a reply before the operation fails as unavailable.
     pub response_timeout: Duration,
@@ -125,7 +125,8 @@ impl Default for RedisOptions {
     fn default() -> Self {
         RedisOptions {
             prefix: DEFAULT_PREFIX.to_string(),
-            result_ttl: Some(DEFAULT_RESULT_TTL),
+            // Kept until pruned by the retention policy, the same on every store.
+            result_ttl: None,
             response_timeout: Duration::from_secs(5),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             ca_file: None,

@@ -389,6 +389,63 @@ fn successes(claimed: &[wrangle_core::ClaimedTask]) -> Vec<Completion> {
         .collect()
 }
 
+/// Pruning completed tasks reaches them behind more entries of another state than one
+/// call looks at (12,000 dead tasks kept for longer finished first): each call goes on
+/// from where the last one stopped instead of walking the kept ones again.
+#[test]
+fn pruning_is_not_held_back_by_many_kept_tasks_of_another_state() {
+    let Some(server) = or_skip(RedisServer::start()) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let store = RedisStore::connect(&server.url()).await.unwrap();
+        let run = |n: usize, outcome: Outcome, at: DateTime<Utc>| {
+            let store = store.clone();
+            async move {
+                let tasks = (0..n)
+                    .map(|i| NewTask::new("k", json!(i)).retries(0))
+                    .collect();
+                store.enqueue_batch(tasks, at).await.unwrap();
+                let mut request = claim_request(None);
+                (request.limit, request.now) = (n, at);
+                let claimed = store.claim_batch(request).await.unwrap();
+                assert_eq!(claimed.len(), n);
+                let done: Vec<_> = claimed
+                    .iter()
+                    .map(|t| t.completion("w1", outcome.clone()))
+                    .collect();
+                store.complete_batch(&done, at).await.unwrap();
+            }
+        };
+        let failed = Outcome::Failed {
+            error: "no".into(),
+            retry_at: None,
+        };
+        run(12_000, failed, t0()).await;
+        let ok = Outcome::Succeeded { result: json!(1) };
+        run(500, ok, t0() + chrono::Duration::seconds(1)).await;
+        let completed = |limit| PruneRequest {
+            state: TaskState::Completed,
+            finished_before: t0() + chrono::Duration::hours(1),
+            limit,
+        };
+        // The first call looks at its 10,000 entries, all dead, and prunes none; the next
+        // ones go on from there.
+        let mut pruned = 0;
+        for _ in 0..4 {
+            pruned += store.prune_finished(completed(1000)).await.unwrap();
+        }
+        assert_eq!(
+            pruned, 500,
+            "every completed task is pruned within a few calls"
+        );
+        let stats = store.queue_stats(t0()).await.unwrap();
+        assert_eq!(stats[0].counts.get(&TaskState::Dead), Some(&12_000));
+        assert_eq!(stats[0].counts.get(&TaskState::Completed), None);
+    });
+}
+
 /// A store under `prefix` whose finished tasks expire after `ttl_ms`, and a plain
 /// connection to the same server to look at its keys.
 async fn store_with_ttl(

@@ -11,10 +11,12 @@
 //! are never pruned, nor a job's tasks (the store refuses and skips them).
 //!
 //! The turn's holder also asks the store to tidy its bookkeeping ([`Store::tidy`]: the SQL
-//! servers fold their per-connection counter rows) once per interval.
+//! stores fold their per-connection counter rows and drop per-second outcome counters no
+//! minute reads any more) once per interval.
 //!
-//! What this module does not do: expire results on Redis (`result_ttl` does that) or
-//! delete jobs (`wrangle job delete` is the operator's).
+//! This is the retention of every store, Redis included (its `result_ttl` is an optional
+//! hard limit on top). What this module does not do: delete jobs (`wrangle job delete` is
+//! the operator's).
 //!
 //! [`Store::take_turn`]: wrangle_core::Store::take_turn
 //! [`Store::tidy`]: wrangle_core::Store::tidy

@@ -1,21 +1,38 @@
 -- Deletes up to `limit` tasks in final state `state` that finished before `before`,
 -- oldest first, with their unique keys and log rings; a job's tasks are kept (its progress
--- is counted from them). Walks `B:finished` in finished_at order, looking at no more than
--- SCAN_BUDGET entries per call, so a call stays short however many entries of other states
--- or of jobs come first (the next call goes on past the ones it pruned).
+-- is counted from them). Walks `B:finished` in finished_at order from where the last walk
+-- for this state stopped (`B:prune-from:STATE` names the last entry it kept: every entry
+-- before it is of another state or a job's, and stays so, since a finished task leaves
+-- the index when it is retried), looking at no more than SCAN_BUDGET entries per call. So
+-- a call stays short, and the tasks to prune are reached however many entries of other
+-- states or of jobs come first (dead tasks kept for 30 days, a million-block job). If that
+-- entry is gone (expired, or its job deleted), the walk starts over from the oldest.
 -- ARGV: before, limit, state. Returns how many were deleted (already expired ones not
 -- counted).
 
 local SCAN_BUDGET = 10000
-local before, limit, wanted = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local pruned, offset, scanned = 0, 0, 0
-while pruned < limit and scanned < SCAN_BUDGET do
-  local members = redis.call('ZRANGEBYSCORE', key('finished'), '-inf', '(' .. before,
-    'LIMIT', offset, math.min(limit - pruned, SCAN_BUDGET - scanned))
+local before, limit, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local from_key = key('prune-from:' .. wanted)
+local mark = redis.call('GET', from_key)
+local start = mark and redis.call('ZRANK', key('finished'), mark)
+start = start and start + 1 or 0
+-- Entries kept since `start` (pruned and unindexed ones leave the index, so the next page
+-- begins after the kept ones), and the last of them.
+local pruned, kept, scanned, last_kept = 0, 0, 0, nil
+local done = false
+while not done and pruned < limit and scanned < SCAN_BUDGET do
+  local first = start + kept
+  local count = math.min(limit - pruned, SCAN_BUDGET - scanned)
+  local members = redis.call('ZRANGE', key('finished'), first, first + count - 1, 'WITHSCORES')
   if #members == 0 then
     break
   end
-  for _, member in ipairs(members) do
+  for i = 1, #members, 2 do
+    local member = members[i]
+    if tonumber(members[i + 1]) >= before then
+      done = true
+      break
+    end
     scanned = scanned + 1
     local id, state, queue = parse_finished(member)
     local tk = task_key(id)
@@ -28,8 +45,9 @@ while pruned < limit and scanned < SCAN_BUDGET do
       -- Expired (result_ttl): only its index entries are left.
       unindex_finished(member, id, state, queue)
     elseif f[1] ~= wanted or f[3] then
-      -- Another state, or a job's task: kept, and skipped by this walk.
-      offset = offset + 1
+      -- Another state, or a job's task: kept, and skipped by this walk and the next.
+      kept = kept + 1
+      last_kept = member
     else
       local unique = f[2]
       if unique and redis.call('GET', unique_key(unique)) == id then
@@ -41,6 +59,9 @@ while pruned < limit and scanned < SCAN_BUDGET do
       unindex_finished(member, id, state, queue)
     end
   end
+end
+if last_kept then
+  redis.call('SET', from_key, last_kept)
 end
 save_changes()
 return pruned

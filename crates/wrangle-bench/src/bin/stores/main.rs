@@ -53,6 +53,25 @@ struct Args {
     /// `--retained`: the retained-tasks levels to measure instead of the usual run.
     retained: Option<Vec<usize>>,
     job_blocks: usize,
+    /// `--worker-query`: URL options added to the worker processes' store URL (say
+    /// `pool_size=3`), to measure what they change.
+    worker_query: Option<String>,
+}
+
+impl Args {
+    /// The store URL the worker processes use: `url` with `--worker-query` added, and on
+    /// PostgreSQL an `application_name` that tells their connections apart.
+    fn worker_url(&self, url: &str) -> String {
+        let mut query: Vec<&str> = self.worker_query.iter().map(String::as_str).collect();
+        if url.starts_with("postgres") {
+            query.push("application_name=wrangle-bench-worker");
+        }
+        if query.is_empty() {
+            return url.to_string();
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{}", query.join("&"))
+    }
 }
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -75,6 +94,7 @@ fn parse_args(args: &[String]) -> Args {
         println!(
             "usage: stores [--store postgres,redis,mysql] [--tasks 200000] [--completed 1000000]\n\
              \x20             [--batches 100,1000] [--samples 300] [--ceiling-secs 5] [--workers 2]\n\
+             \x20             [--worker-query pool_size=3]\n\
              \x20      stores --retained 0,1000000,10000000 [--store sqlite,postgres,redis,mysql]\n\
              \x20             [--job-blocks 1000000] [--tasks 200000] [--samples 300] [--workers 2]"
         );
@@ -96,6 +116,7 @@ fn parse_args(args: &[String]) -> Args {
         "postgres,redis"
     };
     Args {
+        worker_query: flag(args, "--worker-query").map(str::to_owned),
         retained,
         job_blocks: number(args, "--job-blocks", 1_000_000),
         stores: flag(args, "--store")
@@ -310,8 +331,37 @@ async fn postgres(args: &Args) -> Vec<Row> {
         }
     };
     let store: Arc<dyn Store> = Arc::new(store);
+    // The server connections the worker processes hold while they run: what their hot
+    // paths need (the pool opens a connection only when a call finds none idle).
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (pool, peak) = (pool.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(n) = sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE application_name = 'wrangle-bench-worker'",
+                )
+                .fetch_one(&pool)
+                .await
+                {
+                    peak.fetch_max(n as u64, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
     let m = measure(args, S, store, &url, Some(vacuum)).await;
+    sampler.abort();
     let mut rows = report(S, args, &m, &ceilings);
+    rows.push(row(
+        S,
+        format!(
+            "peak server connections of the {} worker processes (LISTEN included)",
+            args.workers
+        ),
+        peak.load(Ordering::Relaxed).to_string(),
+    ));
     rows.extend(ceilings.all.iter().map(|c| c.rows(S)));
     drop(server);
     rows
@@ -998,7 +1048,14 @@ where
             .await
             .expect("pause queue");
         let enqueue = enqueue(&store, args.tasks).await;
-        let (e2e, trips) = end_to_end(&store, url, args.tasks, args.workers, batch).await;
+        let (e2e, trips) = end_to_end(
+            &store,
+            &args.worker_url(url),
+            args.tasks,
+            args.workers,
+            batch,
+        )
+        .await;
         println!(
             "   {name}: claim batch {batch}: enqueue {}/s, end to end {}/s, {trips:.4} round trips/task",
             thousands(enqueue),
@@ -1006,7 +1063,7 @@ where
         );
         runs.push((batch, enqueue, e2e, trips));
     }
-    let (latency_us, submit_us) = latency(&store, url, args.samples).await;
+    let (latency_us, submit_us) = latency(&store, &args.worker_url(url), args.samples).await;
     let stats_ms = stats_call_ms(&store).await;
     Measured {
         preload,
@@ -1082,6 +1139,7 @@ async fn run_through(store: &Arc<dyn Store>, n: usize, queue: &'static str, enqu
                             .expect("preload enqueue");
                     }
                     let mut left = count;
+                    let mut empty = 0;
                     while left > 0 {
                         let claimed = store
                             .claim_batch(ClaimRequest {
@@ -1093,7 +1151,15 @@ async fn run_through(store: &Arc<dyn Store>, n: usize, queue: &'static str, enqu
                             })
                             .await
                             .expect("preload claim");
-                        assert!(!claimed.is_empty(), "preload: nothing to claim");
+                        // A claim's `now` is taken before it waits for the store, so it
+                        // can miss tasks the other loop enqueued meanwhile (their run_at is
+                        // later) after that loop claimed this one's: ask again.
+                        if claimed.is_empty() {
+                            empty += 1;
+                            assert!(empty < 100, "preload: nothing to claim, {left} left");
+                            continue;
+                        }
+                        empty = 0;
                         left = left.saturating_sub(claimed.len());
                         let completions: Vec<Completion> = claimed
                             .iter()
