@@ -234,7 +234,7 @@ fn print_levels(store: &str, args: &Args, levels: &[Level]) {
             } else {
                 format!("{value:.3}")
             };
-            let cell = if std::ptr::eq(level, base) {
+            let cell = if std::ptr::eq(level, base) || value.is_nan() || figure(base).is_nan() {
                 shown
             } else {
                 format!("{shown} ({:.2}x)", value / figure(base))
