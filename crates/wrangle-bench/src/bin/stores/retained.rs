@@ -194,9 +194,12 @@ async fn measure_level(args: &Args, store: &Arc<dyn Store>, url: &str, retained:
     }
 }
 
+/// A row of the table: its name, how to read it from a level, and whether it is a rate.
+type Figure = (String, fn(&Level) -> f64, bool);
+
 fn print_levels(store: &str, args: &Args, levels: &[Level]) {
     let Some(base) = levels.first() else { return };
-    let figures: [(String, fn(&Level) -> f64, bool); 4] = [
+    let figures: [Figure; 4] = [
         ("queue_stats (ms)".into(), |l| l.stats_ms, false),
         (
             format!(
