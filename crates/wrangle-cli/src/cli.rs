@@ -493,6 +493,9 @@ pub(crate) struct WorkerArgs {
     /// Keep completed tasks this long, then prune them (e.g. 1d, 12h; "forever" keeps them). Default: [retention] completed in wrangle.toml, else 1d
     #[arg(long, value_name = "DUR")]
     pub(crate) keep_completed: Option<String>,
+    /// Keep at most N completed tasks across all queues, pruning the oldest first (on top of --keep-completed; a job's tasks count but are kept). Default: [retention] completed_max, else no limit
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_completed_max: Option<u64>,
     /// Keep dead tasks this long ("forever" keeps them). Default: [retention] dead, else 30d
     #[arg(long, value_name = "DUR")]
     pub(crate) keep_dead: Option<String>,

@@ -61,6 +61,8 @@ pub(crate) struct RetentionConfig {
     pub(crate) completed: Option<String>,
     pub(crate) dead: Option<String>,
     pub(crate) cancelled: Option<String>,
+    /// At most this many completed tasks (the newest kept).
+    pub(crate) completed_max: Option<u64>,
     pub(crate) interval: Option<String>,
 }
 
@@ -69,6 +71,7 @@ pub(crate) struct RetentionFlags<'a> {
     pub(crate) completed: Option<&'a str>,
     pub(crate) dead: Option<&'a str>,
     pub(crate) cancelled: Option<&'a str>,
+    pub(crate) completed_max: Option<u64>,
     pub(crate) interval: Option<&'a str>,
 }
 
@@ -124,6 +127,7 @@ impl RetentionConfig {
             completed: completed.unwrap_or(defaults.completed),
             dead: dead.unwrap_or(defaults.dead),
             cancelled: cancelled.unwrap_or(defaults.cancelled),
+            completed_max: flags.completed_max.or(self.completed_max),
             interval,
         })
     }
@@ -230,6 +234,7 @@ impl Config {
             completed: None,
             dead: None,
             cancelled: None,
+            completed_max: None,
             interval: None,
         };
         if let Err(CliError::Input(why)) = config.retention.retention(&no_flags) {

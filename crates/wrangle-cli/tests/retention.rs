@@ -119,6 +119,50 @@ fn finished_tasks_go_within_an_interval_and_nothing_unfinished_is_pruned() {
     );
 }
 
+/// `--keep-completed-max 5`: of 30 completed tasks the 5 newest stay, within an interval,
+/// while the age limit alone (a day) would keep them all; dead tasks are not touched.
+#[test]
+fn completed_tasks_beyond_the_count_limit_go_oldest_first() {
+    let mut sandbox = Sandbox::sqlite();
+    std::fs::write(
+        sandbox.path("task.sh"),
+        "case \"$WRANGLE_PAYLOAD\" in\n  *fail*) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    let dead = sandbox.ok(&["submit", "k", r#""fail""#, "--retries", "0"]);
+    let batch: String = (0..30).map(|i| format!("{{\"n\": {i}}}\n")).collect();
+    let out = sandbox.run_with_stdin(&["submit", "k", "--batch", "-"], &batch);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ids: Vec<i64> = text(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    sandbox.spawn_worker(
+        "p1",
+        &[
+            "--exec",
+            "sh task.sh",
+            "-n",
+            "1",
+            "--keep-completed-max",
+            "5",
+            "--prune-every",
+            "300ms",
+        ],
+    );
+    wait_for("the oldest completed tasks to be pruned", PATIENCE, || {
+        (ids_in(&sandbox, "available").is_empty()
+            && ids_in(&sandbox, "running").is_empty()
+            && ids_in(&sandbox, "completed").len() == 5)
+            .then_some(())
+    });
+    // The newest five: tasks ran in id order on one runner, so they finished last.
+    let mut kept = ids_in(&sandbox, "completed");
+    kept.sort_unstable();
+    assert_eq!(kept, ids[25..]);
+    assert_eq!(sandbox.task(dead.trim().parse().unwrap())["state"], "dead");
+}
+
 /// `tasks prune` deletes finished tasks now, by state and age, a job's tasks excepted.
 #[test]
 fn tasks_prune_sweeps_by_state_and_age() {

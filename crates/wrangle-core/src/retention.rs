@@ -29,6 +29,9 @@ pub struct Retention {
     pub dead: Option<Duration>,
     /// Cancelled tasks.
     pub cancelled: Option<Duration>,
+    /// At most this many completed tasks (across all queues; the newest are kept), on top
+    /// of `completed`'s age. A job's tasks count but are never pruned.
+    pub completed_max: Option<u64>,
     /// Time between two prunes: a task past its time is gone within one interval.
     pub interval: Duration,
 }
@@ -39,6 +42,7 @@ impl Default for Retention {
             completed: Some(DEFAULT_KEEP_COMPLETED),
             dead: Some(DEFAULT_KEEP_DEAD),
             cancelled: Some(DEFAULT_KEEP_CANCELLED),
+            completed_max: None,
             interval: DEFAULT_PRUNE_INTERVAL,
         }
     }
@@ -66,9 +70,48 @@ impl Retention {
     }
 }
 
+impl Retention {
+    /// The request that brings `completed` (how many completed tasks the store holds now)
+    /// down towards `completed_max`, oldest first, at most `batch` at a time; `None` when
+    /// there is no limit or nothing over it.
+    pub fn over_max_request(
+        &self,
+        completed: u64,
+        now: DateTime<Utc>,
+        batch: usize,
+    ) -> Option<PruneRequest> {
+        let excess = completed
+            .checked_sub(self.completed_max?)
+            .filter(|e| *e > 0)?;
+        Some(PruneRequest {
+            state: TaskState::Completed,
+            // Everything finished until now is a candidate; the oldest go first.
+            finished_before: now + chrono::Duration::milliseconds(1),
+            limit: usize::try_from(excess).map_or(batch, |e| e.min(batch)),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_count_limit_prunes_only_the_excess_a_batch_at_a_time() {
+        let now = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let none = Retention::default();
+        assert_eq!(none.over_max_request(10, now, 100), None);
+        let max = Retention {
+            completed_max: Some(5),
+            ..Retention::default()
+        };
+        assert_eq!(max.over_max_request(5, now, 100), None);
+        assert_eq!(max.over_max_request(4, now, 100), None);
+        let request = max.over_max_request(8, now, 100).unwrap();
+        assert_eq!((request.state, request.limit), (TaskState::Completed, 3));
+        assert!(request.finished_before > now);
+        assert_eq!(max.over_max_request(5_000, now, 100).unwrap().limit, 100);
+    }
 
     #[test]
     fn each_kept_state_gets_its_own_cutoff() {
@@ -77,6 +120,7 @@ mod tests {
             completed: Some(Duration::from_secs(10)),
             dead: None,
             cancelled: Some(Duration::from_secs(100)),
+            completed_max: None,
             interval: Duration::from_secs(1),
         };
         let requests = retention.requests(now, 50);

@@ -28,11 +28,11 @@ use wrangle_core::store::{
     TaskFilter, Topic,
 };
 use wrangle_core::task::{AttemptRecord, NewTask, Task, TaskId, TaskState};
-
-use crate::index::TaskIndex;
 use wrangle_core::worker::{
     CommandEnvelope, CommandId, ControlCommand, LOST_AFTER_LEASES, WorkerInfo, WorkerRecord,
 };
+
+use crate::index::TaskIndex;
 
 #[derive(Debug, Default)]
 struct State {

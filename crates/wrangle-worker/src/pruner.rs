@@ -10,6 +10,9 @@
 //! several intervals rather than in one long burst. Waiting, running and retryable tasks
 //! are never pruned, nor a job's tasks (the store refuses and skips them).
 //!
+//! With `completed_max`, the holder then prunes the oldest completed tasks beyond that
+//! many (counted by `queue_stats`, which reads the stores' counters).
+//!
 //! The turn's holder also asks the store to tidy its bookkeeping ([`Store::tidy`]: the SQL
 //! stores fold their per-connection counter rows and drop per-second outcome counters no
 //! minute reads any more) once per interval.
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use wrangle_core::retention::Retention;
+use wrangle_core::task::TaskState;
 
 use crate::Shared;
 
@@ -84,6 +88,7 @@ pub(crate) async fn run(shared: Arc<Shared>, retention: Retention, stop: Cancell
                 }
             }
         }
+        pruned += prune_over_max(&shared, &retention, &stop, started).await;
         if pruned > 0 {
             tracing::info!(
                 tasks = pruned,
@@ -92,4 +97,46 @@ pub(crate) async fn run(shared: Arc<Shared>, retention: Retention, stop: Cancell
             );
         }
     }
+}
+
+/// Prunes the oldest completed tasks beyond `completed_max`, counted by `queue_stats` (the
+/// stores' counters: one cheap call), within the interval's budget. Stops when a batch
+/// deletes less than asked: what is left over the limit is a job's tasks, never pruned.
+async fn prune_over_max(
+    shared: &Shared,
+    retention: &Retention,
+    stop: &CancellationToken,
+    started: Instant,
+) -> u64 {
+    let store = &shared.store;
+    let mut pruned = 0;
+    while !stop.is_cancelled() && started.elapsed() < BUDGET {
+        let now = shared.config.now();
+        let completed = match store.queue_stats(now).await {
+            Ok(stats) => stats
+                .iter()
+                .filter_map(|q| q.counts.get(&TaskState::Completed))
+                .sum(),
+            Err(err) => {
+                tracing::warn!(error = %err, "counting completed tasks failed");
+                break;
+            }
+        };
+        let Some(request) = retention.over_max_request(completed, now, BATCH) else {
+            break;
+        };
+        match store.prune_finished(request).await {
+            Ok(deleted) => {
+                pruned += deleted;
+                if (deleted as usize) < request.limit {
+                    break;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "pruning completed tasks over the limit failed");
+                break;
+            }
+        }
+    }
+    pruned
 }

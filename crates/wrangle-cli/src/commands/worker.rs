@@ -166,6 +166,7 @@ pub(crate) fn plan(
         completed: args.keep_completed.as_deref(),
         dead: args.keep_dead.as_deref(),
         cancelled: args.keep_cancelled.as_deref(),
+        completed_max: args.keep_completed_max,
         interval: args.prune_every.as_deref(),
     })?);
     // The library's own checks (ranges of runners, lease, batch size, ...), before the
