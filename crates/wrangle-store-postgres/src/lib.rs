@@ -112,7 +112,13 @@ impl PostgresStore {
         options: PostgresOptions,
     ) -> Result<PostgresStore, StoreError> {
         options.validate()?;
-        let connect = connect.application_name("wrangle");
+        // Named "wrangle" in pg_stat_activity unless the URL names the connections itself
+        // (`application_name=billing-workers`).
+        let connect = if connect.get_application_name().is_none() {
+            connect.application_name("wrangle")
+        } else {
+            connect
+        };
         let statements = Statements::for_schema(&options.schema);
         let mut first = connect::first_connection(&connect, options.connect_timeout).await?;
         let checked = match options.open {
