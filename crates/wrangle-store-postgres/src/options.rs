@@ -3,7 +3,7 @@
 //!
 //! - `schema=NAME`: the PostgreSQL schema holding wrangle's tables (default `wrangle`),
 //!   so that several wrangle deployments (or test cases) can share one database;
-//! - `pool_size=N`: most connections the store opens (default 4), besides the one it
+//! - `pool_size=N`: most connections the store opens (default 10), besides the one it
 //!   keeps for LISTEN;
 //! - `vacuum_every=N`: VACUUM the tasks table after every N tasks this handle claimed
 //!   (default 50,000; 0 leaves it to autovacuum; see the `vacuum` module);
@@ -29,11 +29,13 @@ use crate::vacuum::DEFAULT_VACUUM_EVERY;
 /// The schema used when the URL names none.
 pub const DEFAULT_SCHEMA: &str = "wrangle";
 
-/// Connections in the pool when the URL does not say: what a worker's hot path needs
-/// (claims, completions and heartbeats overlap; measured with `bench/stores.sh --store
-/// postgres --worker-query pool_size=2`: a worker held 3 connections with the listener and
-/// ran as fast as with 10), with room for its maintenance calls.
-pub const DEFAULT_POOL_SIZE: u32 = 4;
+/// Connections in the pool when the URL does not say. A worker's hot path needs fewer
+/// (`bench/stores.sh --store postgres --worker-query pool_size=2`: 3 connections per worker
+/// with its listener, as fast as with 10), but with a pool that small, calls during a
+/// server outage wait for a connection instead of failing, and a worker rides out a short
+/// outage without noticing it; the chaos tests expect it to notice, so the default stays
+/// until that is settled.
+pub const DEFAULT_POOL_SIZE: u32 = 10;
 
 /// Longest schema name: the notification channel `wrangle.<schema>` must fit PostgreSQL's
 /// 63-byte identifiers.
