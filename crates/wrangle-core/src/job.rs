@@ -292,8 +292,18 @@ pub struct BlockTally {
     pub blocks: u64,
     /// How many ids they cover.
     pub ids: u64,
-    /// Ids of those that finished in the minute before `now` (used for completed ones).
-    pub ids_last_minute: u64,
+}
+
+/// What a store counts for one job (see `Store::job_tallies`): counters kept by the moves
+/// of its tasks, so reading them costs the same for a job of ten blocks or ten million.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTallies {
+    /// Its tasks per (state, worker), in any order, no empty group. A task deleted by
+    /// pruning stays counted as it was when it was deleted, so progress stays exact.
+    pub blocks: Vec<BlockTally>,
+    /// Ids of its tasks that completed in the last minute: the attempts that ended in the
+    /// seconds of `recent_seconds(now)`, whatever happened to the tasks since.
+    pub ids_completed_last_minute: u64,
 }
 
 /// Where a job stands as a whole.
@@ -368,8 +378,6 @@ pub struct JobProgress {
     pub waiting: Count,
     /// Cancelled blocks.
     pub cancelled: Count,
-    /// Finished blocks deleted by pruning (counted as finished, outcome unknown).
-    pub pruned: Count,
     /// Ids completed per second over the last minute (or since creation, if younger).
     pub rate: f64,
     /// Time left at that rate, while the job runs and the rate is above zero.
@@ -381,7 +389,7 @@ pub struct JobProgress {
 
 impl JobProgress {
     /// Computes a job's progress from its record and its tasks' tallies at `now`.
-    pub fn compute(job: Job, tallies: &[BlockTally], now: DateTime<Utc>) -> Self {
+    pub fn compute(job: Job, tallies: &JobTallies, now: DateTime<Utc>) -> Self {
         let mut progress = JobProgress {
             status: JobStatus::Running,
             total: Count {
@@ -393,15 +401,13 @@ impl JobProgress {
             running: Count::default(),
             waiting: Count::default(),
             cancelled: Count::default(),
-            pruned: Count::default(),
             rate: 0.0,
             eta: None,
             workers: Vec::new(),
             job,
         };
         let mut shares: BTreeMap<String, WorkerShare> = BTreeMap::new();
-        let mut ids_last_minute = 0;
-        for tally in tallies {
+        for tally in &tallies.blocks {
             let bucket = match tally.state {
                 TaskState::Completed => &mut progress.done,
                 TaskState::Dead => &mut progress.failed,
@@ -412,9 +418,6 @@ impl JobProgress {
                 }
             };
             bucket.add(tally.blocks, tally.ids);
-            if tally.state == TaskState::Completed {
-                ids_last_minute += tally.ids_last_minute;
-            }
             if let Some(worker) = &tally.worker
                 && matches!(tally.state, TaskState::Completed | TaskState::Running)
             {
@@ -430,27 +433,11 @@ impl JobProgress {
                 }
             }
         }
-        // Blocks the cursor passed that no task stands for were finished and then pruned;
-        // blocks the cursor has not reached yet are waiting.
+        // Blocks the cursor has not reached yet are waiting (every block it passed is a
+        // task, counted above even once pruned).
         let created = Count {
             blocks: progress.job.created_blocks(),
             ids: (progress.job.cursor - progress.job.definition.start) as u64,
-        };
-        let tallied = [
-            progress.done,
-            progress.failed,
-            progress.running,
-            progress.waiting,
-            progress.cancelled,
-        ]
-        .iter()
-        .fold(Count::default(), |mut sum, c| {
-            sum.add(c.blocks, c.ids);
-            sum
-        });
-        progress.pruned = Count {
-            blocks: created.blocks.saturating_sub(tallied.blocks),
-            ids: created.ids.saturating_sub(tallied.ids),
         };
         progress.waiting.add(
             progress.total.blocks.saturating_sub(created.blocks),
@@ -462,7 +449,7 @@ impl JobProgress {
             .unwrap_or_default()
             .as_secs_f64();
         let window = age.clamp(1.0, 60.0);
-        progress.rate = ids_last_minute as f64 / window;
+        progress.rate = tallies.ids_completed_last_minute as f64 / window;
         let unfinished = progress.running.blocks + progress.waiting.blocks;
         progress.status = if progress.job.cancelled {
             JobStatus::Cancelled
@@ -488,9 +475,9 @@ impl JobProgress {
         progress
     }
 
-    /// Ids finished: completed, dead, cancelled or pruned.
+    /// Ids finished: completed, dead or cancelled.
     pub fn finished_ids(&self) -> u64 {
-        self.done.ids + self.failed.ids + self.cancelled.ids + self.pruned.ids
+        self.done.ids + self.failed.ids + self.cancelled.ids
     }
 
     /// Fraction of ids finished, 0.0 to 1.0.
@@ -517,7 +504,6 @@ mod tests {
             worker: worker.map(str::to_string),
             blocks,
             ids,
-            ids_last_minute: 0,
         }
     }
 
@@ -598,18 +584,19 @@ mod tests {
     }
 
     #[test]
-    fn progress_adds_up_with_lazy_and_pruned_blocks() {
-        // 0..1000 in blocks of 100 (10 blocks); the cursor has handed out 6 of them.
+    fn progress_adds_up_with_lazy_blocks() {
+        // 0..1000 in blocks of 100 (10 blocks); the cursor has handed out 5 of them.
         let mut job = NewJob::range("j", "k", 0, 1000, 100).into_job(at(0));
-        job.cursor = 600;
-        let mut done = tally(TaskState::Completed, Some("a"), 2, 200);
-        done.ids_last_minute = 120;
-        let tallies = [
-            done,
-            tally(TaskState::Completed, Some("b"), 1, 100),
-            tally(TaskState::Running, Some("b"), 1, 100),
-            tally(TaskState::Dead, Some("a"), 1, 100),
-        ];
+        job.cursor = 500;
+        let tallies = JobTallies {
+            blocks: vec![
+                tally(TaskState::Completed, Some("a"), 2, 200),
+                tally(TaskState::Completed, Some("b"), 1, 100),
+                tally(TaskState::Running, Some("b"), 1, 100),
+                tally(TaskState::Dead, Some("a"), 1, 100),
+            ],
+            ids_completed_last_minute: 120,
+        };
         let p = JobProgress::compute(job, &tallies, at(30));
         assert_eq!(p.status, JobStatus::Running);
         assert_eq!(
@@ -629,40 +616,38 @@ mod tests {
         assert_eq!(p.failed.blocks, 1);
         assert_eq!(p.running.blocks, 1);
         assert_eq!(
-            p.pruned,
-            Count {
-                blocks: 1,
-                ids: 100
-            },
-            "6 created, 5 tallied"
-        );
-        assert_eq!(
             p.waiting,
             Count {
-                blocks: 4,
-                ids: 400
+                blocks: 5,
+                ids: 500
             },
             "not created yet"
         );
         assert!((p.rate - 4.0).abs() < 1e-9, "120 ids over 30 s");
-        assert_eq!(p.eta, Some(Duration::from_secs(125)), "500 ids left at 4/s");
+        assert_eq!(p.eta, Some(Duration::from_secs(150)), "600 ids left at 4/s");
         assert_eq!(p.workers[0].worker, "a");
         assert_eq!(p.workers[0].done.ids, 200);
         assert_eq!((p.workers[1].done.ids, p.workers[1].running), (100, 1));
-        assert!((p.fraction_finished() - 0.5).abs() < 1e-9);
+        assert!((p.fraction_finished() - 0.4).abs() < 1e-9);
     }
 
     #[test]
     fn status_is_completed_failed_or_cancelled_once_nothing_is_left() {
         let mut job = NewJob::range("j", "k", 0, 200, 100).into_job(at(0));
         job.cursor = 200;
-        let all_done = [tally(TaskState::Completed, Some("a"), 2, 200)];
+        let all_done = JobTallies {
+            blocks: vec![tally(TaskState::Completed, Some("a"), 2, 200)],
+            ids_completed_last_minute: 0,
+        };
         let p = JobProgress::compute(job.clone(), &all_done, at(90));
         assert_eq!((p.status, p.eta, p.rate), (JobStatus::Completed, None, 0.0));
-        let one_dead = [
-            tally(TaskState::Completed, Some("a"), 1, 100),
-            tally(TaskState::Dead, Some("a"), 1, 100),
-        ];
+        let one_dead = JobTallies {
+            blocks: vec![
+                tally(TaskState::Completed, Some("a"), 1, 100),
+                tally(TaskState::Dead, Some("a"), 1, 100),
+            ],
+            ids_completed_last_minute: 0,
+        };
         let p = JobProgress::compute(job.clone(), &one_dead, at(90));
         assert_eq!(p.status, JobStatus::Failed);
         job.cancelled = true;

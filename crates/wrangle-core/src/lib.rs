@@ -40,7 +40,7 @@ pub mod task;
 pub mod worker;
 
 pub use connect::{ConnectCause, ConnectFailure, Open};
-pub use job::{BlockTally, Job, JobKind, JobProgress, JobStatus, NewJob};
+pub use job::{BlockTally, Job, JobKind, JobProgress, JobStatus, JobTallies, NewJob};
 pub use log::{LogAppend, LogLine, LogOwner, LogSource, NewLogLine};
 pub use parse::InputError;
 pub use retry::RetryPolicy;

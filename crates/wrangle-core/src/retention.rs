@@ -30,7 +30,7 @@ pub struct Retention {
     /// Cancelled tasks.
     pub cancelled: Option<Duration>,
     /// At most this many completed tasks (across all queues; the newest are kept), on top
-    /// of `completed`'s age. A job's tasks count but are never pruned.
+    /// of `completed`'s age.
     pub completed_max: Option<u64>,
     /// Time between two prunes: a task past its time is gone within one interval.
     pub interval: Duration,

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::connect::ConnectFailure;
-use crate::job::{BlockTally, Job, NewJob};
+use crate::job::{Job, JobTallies, NewJob};
 use crate::log::{LogAppend, LogLine, LogOwner};
 use crate::task::{NewTask, Task, TaskId, TaskState};
 use crate::worker::{CommandEnvelope, CommandId, ControlCommand, WorkerInfo, WorkerRecord};
@@ -576,13 +576,13 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Its existing tasks are left alone (the caller cancels them as tasks).
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError>;
 
-    /// The job's tasks aggregated per (state, worker), in any order; empty groups absent.
-    /// Fails with [`StoreError::JobNotFound`] for an unknown job.
-    async fn job_tallies(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<BlockTally>, StoreError>;
+    /// The job's counters: its tasks per (state, worker) and the ids completed in the
+    /// minute before `now` (see [`JobTallies`]). They are kept by the moves of the tasks
+    /// (in the same statement or script), read without walking the tasks, and not
+    /// decremented when pruning deletes a finished task of the job; they go with the job's
+    /// record ([`delete_job`](Store::delete_job)). Fails with [`StoreError::JobNotFound`]
+    /// for an unknown job.
+    async fn job_tallies(&self, name: &str, now: DateTime<Utc>) -> Result<JobTallies, StoreError>;
 
     // --- queues --------------------------------------------------------------------------
 
@@ -769,11 +769,7 @@ impl Store for CountingStore {
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
         self.count().cancel_job(name).await
     }
-    async fn job_tallies(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<BlockTally>, StoreError> {
+    async fn job_tallies(&self, name: &str, now: DateTime<Utc>) -> Result<JobTallies, StoreError> {
         self.count().job_tallies(name, now).await
     }
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use wrangle_core::job::{BlockTally, Job, NewJob, block_payload, ids_of_payload};
+use wrangle_core::job::{Job, JobTallies, NewJob, block_payload};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::notify::TopicSignals;
 use wrangle_core::store::{
@@ -54,16 +54,17 @@ impl State {
     /// Applies `change` to task `id` (which exists), keeping every index in step.
     fn edit<R>(&mut self, id: TaskId, change: impl FnOnce(&mut Task) -> R) -> R {
         let task = self.tasks.get_mut(&id).expect("task exists");
-        let before = task.state;
+        // The worker matters to the job's counters only.
+        let before = (task.state, task.job.as_ref().and(task.worker.clone()));
         self.index.remove(task);
         let out = change(task);
         self.index.add(task);
-        self.index.note_ended(before, task);
+        self.index.note_edit(before, task);
         out
     }
 
     fn insert_task(&mut self, task: Task) {
-        self.index.add(&task);
+        self.index.add_new(&task);
         self.tasks.insert(task.id, task);
     }
 
@@ -71,7 +72,7 @@ impl State {
     fn remove_task(&mut self, id: TaskId) {
         self.logs.remove(&LogOwner::Task(id));
         if let Some(task) = self.tasks.remove(&id) {
-            self.index.remove(&task);
+            self.index.remove_deleted(&task);
             if let Some(key) = task.unique_key {
                 self.unique.remove(&key);
             }
@@ -627,10 +628,7 @@ impl Store for MemoryStore {
         let doomed: Vec<TaskId> = state
             .index
             .finished_before(request.finished_before)
-            .filter(|id| {
-                let task = &state.tasks[id];
-                task.state == request.state && task.job.is_none()
-            })
+            .filter(|id| state.tasks[id].state == request.state)
             .take(request.limit)
             .collect();
         for &id in &doomed {
@@ -665,19 +663,14 @@ impl Store for MemoryStore {
     async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
         let mut state = self.lock();
         state.cancel_job(name)?;
-        let doomed: Vec<TaskId> = state
-            .tasks
-            .values()
-            .filter(|t| t.job.as_deref() == Some(name))
-            .map(|t| t.id)
-            .take(limit)
-            .collect();
+        let doomed: Vec<TaskId> = state.index.job_tasks(name).take(limit).collect();
         for &id in &doomed {
             state.remove_task(id);
         }
         let done = doomed.len() < limit;
         if done {
             state.jobs.remove(name);
+            state.index.forget_job(name);
         }
         Ok(JobDeletion {
             tasks: doomed.len() as u64,
@@ -689,38 +682,12 @@ impl Store for MemoryStore {
         self.lock().cancel_job(name).cloned()
     }
 
-    async fn job_tallies(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<BlockTally>, StoreError> {
+    async fn job_tallies(&self, name: &str, now: DateTime<Utc>) -> Result<JobTallies, StoreError> {
         let state = self.lock();
         if !state.jobs.contains_key(name) {
             return Err(StoreError::JobNotFound(name.to_string()));
         }
-        let minute_ago = now - chrono::Duration::seconds(60);
-        let mut tallies: BTreeMap<(TaskState, Option<String>), BlockTally> = BTreeMap::new();
-        for task in state.tasks.values() {
-            if task.job.as_deref() != Some(name) {
-                continue;
-            }
-            let tally = tallies
-                .entry((task.state, task.worker.clone()))
-                .or_insert_with(|| BlockTally {
-                    state: task.state,
-                    worker: task.worker.clone(),
-                    blocks: 0,
-                    ids: 0,
-                    ids_last_minute: 0,
-                });
-            let ids = ids_of_payload(&task.payload);
-            tally.blocks += 1;
-            tally.ids += ids;
-            if task.finished_at.is_some_and(|f| f > minute_ago && f <= now) {
-                tally.ids_last_minute += ids;
-            }
-        }
-        Ok(tallies.into_values().collect())
+        Ok(state.index.job_tallies(name, now))
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

@@ -40,12 +40,12 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 use sqlx::{MySql, Row, Transaction};
-use wrangle_core::job::{BlockTally, Job, NewJob, block_payload};
+use wrangle_core::job::{BlockTally, Job, JobTallies, NewJob, block_payload};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
-    StoreInfo, TaskFilter, Topic,
+    StoreInfo, TaskFilter, Topic, recent_seconds,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -197,6 +197,44 @@ macro_rules! retrying {
             }
         }
     }};
+}
+
+/// Folds the per-connection rows of the job counters into slot 0, skipping those a writer
+/// holds (folded next time).
+async fn fold_job_counts(tx: &mut Transaction<'static, MySql>) -> Result<(), Failure> {
+    let picked: Vec<(String, String, String, i64, i64, String)> =
+        sqlx::query_as(include_str!("sql/job_counts_fold_pick.sql"))
+            .fetch_all(&mut **tx)
+            .await?;
+    if picked.is_empty() {
+        return Ok(());
+    }
+    let mut sums: HashMap<(&str, &str, &str), (i64, i128)> = HashMap::new();
+    for (job, state, worker, _, blocks, ids) in &picked {
+        let ids: i128 = ids.parse().map_err(|e| {
+            Failure::from(StoreError::Backend(format!("job counter ids {ids:?}: {e}")))
+        })?;
+        let sum = sums.entry((job, state, worker)).or_default();
+        sum.0 += blocks;
+        sum.1 = sum.1.saturating_add(ids);
+    }
+    let keys: Vec<_> = picked
+        .iter()
+        .map(|(job, state, worker, slot, _, _)| (job, state, worker, slot))
+        .collect();
+    let sums: Vec<_> = sums
+        .into_iter()
+        .map(|((job, state, worker), (blocks, ids))| (job, state, worker, blocks, ids.to_string()))
+        .collect();
+    sqlx::query(include_str!("sql/job_counts_fold_delete.sql"))
+        .bind(json_text(&keys))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(include_str!("sql/job_counts_fold_add.sql"))
+        .bind(json_text(&sums))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Deletes tasks `ids` (locked by the caller's transaction) with their log rings.
@@ -830,7 +868,7 @@ impl MySqlStore {
         let mut tx = self.begin().await?;
         let doomed: Vec<TaskId> = sqlx::query_scalar(
             "SELECT id FROM wrangle_tasks
-             WHERE state = ? AND finished_at < ? AND job IS NULL
+             WHERE state = ? AND finished_at < ?
              ORDER BY finished_at
              LIMIT ? FOR UPDATE",
         )
@@ -881,6 +919,10 @@ impl MySqlStore {
         sqlx::query(include_str!("sql/recent_drop.sql"))
             .execute(&mut *tx)
             .await?;
+        sqlx::query(include_str!("sql/job_recent_drop.sql"))
+            .execute(&mut *tx)
+            .await?;
+        fold_job_counts(&mut tx).await?;
         let picked: Vec<(String, String, i64, i64)> =
             sqlx::query_as(include_str!("sql/counts_fold_pick.sql"))
                 .fetch_all(&mut *tx)
@@ -1537,36 +1579,43 @@ impl Store for MySqlStore {
         retrying!(self.delete_job_once(name, limit))
     }
 
-    async fn job_tallies(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<BlockTally>, StoreError> {
-        let rows: Vec<(Option<String>, Option<String>, i64, u64, u64)> =
-            sqlx::query_as(include_str!("sql/job_tallies.sql"))
-                .bind(ms(now) - 60_000)
-                .bind(ms(now))
-                .bind(name)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| Failure::from(e).into_store_error())?;
-        if rows.is_empty() {
+    async fn job_tallies(&self, name: &str, now: DateTime<Utc>) -> Result<JobTallies, StoreError> {
+        let (first, last) = recent_seconds(now);
+        let rows: Vec<(
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+        )> = sqlx::query_as(include_str!("sql/job_tallies.sql"))
+            .bind(first)
+            .bind(last)
+            .bind(name)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| Failure::from(e).into_store_error())?;
+        let Some(recent) = rows.first().map(|row| row.4) else {
             return Err(StoreError::JobNotFound(name.to_string()));
-        }
-        rows.into_iter()
-            // A job without tasks comes back as one row with no state.
-            .filter_map(|(state, worker, blocks, ids, recent)| {
+        };
+        let blocks = rows
+            .into_iter()
+            // A job with no task counted comes back as one row with no state.
+            .filter_map(|(state, worker, blocks, ids, _)| {
                 state.map(|state| {
                     Ok(BlockTally {
                         state: rows::state(&state)?,
                         worker,
-                        blocks: blocks as u64,
-                        ids,
-                        ids_last_minute: recent,
+                        blocks: blocks.unwrap_or(0).max(0) as u64,
+                        ids: ids.unwrap_or(0).max(0) as u64,
                     })
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(JobTallies {
+            blocks,
+            ids_completed_last_minute: recent.max(0) as u64,
+        })
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v3.sql"),
     include_str!("sql/schema_v4.sql"),
     include_str!("sql/schema_v5.sql"),
+    include_str!("sql/schema_v6.sql"),
 ];
 
 /// The refusal of a schema newer than this code.

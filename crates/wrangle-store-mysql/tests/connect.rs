@@ -183,7 +183,7 @@ async fn opening_an_existing_store_creates_nothing() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("is at version 1, older than this wrangle's 5"),
+            .contains("is at version 1, older than this wrangle's 6"),
         "{err}"
     );
     let mut conn = MySqlConnection::connect(&url).await.unwrap();

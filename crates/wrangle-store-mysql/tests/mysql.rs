@@ -383,6 +383,7 @@ fn many_claimers_partition_range_jobs_exactly() {
             assert_eq!(record.cursor, end, "{job}: cursor at the end");
             let tallies = stores[3].job_tallies(job, at(2)).await.expect("tallies");
             let done: u64 = tallies
+                .blocks
                 .iter()
                 .filter(|t| t.state == TaskState::Completed)
                 .map(|t| t.ids)
@@ -482,6 +483,7 @@ fn claim_start_and_tallies_do_not_grow_with_other_rows() {
                 .bind(0_i64)
                 .bind(i64::MAX)
                 .bind("j007")
+                .bind("j007")
                 .fetch_all(&mut *c)
                 .await
                 .expect("tallies");
@@ -504,6 +506,10 @@ fn a_version_1_database_migrates_to_version_2() {
     rt.block_on(async {
         let store = MySqlStore::connect(&db.url()).await.expect("connect");
         let ids = store.enqueue_batch(tasks(1), at(0)).await.expect("enqueue");
+        let of_job = NewTask::new("k", serde_json::json!({"start": 3, "end": 10}))
+            .queue("other")
+            .job("old-job");
+        store.enqueue_batch(vec![of_job], at(0)).await.expect("enqueue");
         drop(store);
         // Back to what version 1 left.
         let mut conn = MySqlConnection::connect(&db.url()).await.expect("connect");
@@ -511,6 +517,8 @@ fn a_version_1_database_migrates_to_version_2() {
             "DROP TABLE wrangle_jobs; DROP TABLE wrangle_queue_counts; DROP TABLE wrangle_recent_counts;
              DROP TRIGGER wrangle_tasks_counted_insert; DROP TRIGGER wrangle_tasks_counted_delete;
              DROP TRIGGER wrangle_tasks_counted_move;
+             DROP TABLE wrangle_job_counts; DROP TABLE wrangle_job_recent;
+             DROP FUNCTION wrangle_job_ids;
              UPDATE wrangle_schema_version SET version = 1 WHERE id = 1",
         )
         .execute(&mut conn)
@@ -523,14 +531,29 @@ fn a_version_1_database_migrates_to_version_2() {
             .await
             .expect("version");
         assert_eq!(
-            version, 5,
-            "schema version after the migration (jobs, log rings, turns, counters)"
+            version, 6,
+            "schema version after the migration (jobs, log rings, turns, counters, job counters)"
         );
         let stats = store.queue_stats(at(1)).await.expect("stats");
         assert_eq!(
             stats[0].counts.get(&TaskState::Available),
             Some(&1),
             "the counters are seeded from the tasks already there"
+        );
+        store
+            .create_job(NewJob::list("old-job", "k", 1), at(1))
+            .await
+            .expect("create a job");
+        let tallies = store.job_tallies("old-job", at(1)).await.expect("tallies");
+        assert_eq!(
+            tallies.blocks,
+            [wrangle_core::BlockTally {
+                state: TaskState::Available,
+                worker: None,
+                blocks: 1,
+                ids: 7
+            }],
+            "the job counters are seeded from the tasks already there"
         );
         store
             .create_job(NewJob::range("j", "k", 0, 3, 2), at(1))
@@ -541,6 +564,6 @@ fn a_version_1_database_migrates_to_version_2() {
             .await
             .expect("claim");
         assert_eq!(claimed[0].id, ids[0].id, "the old task first");
-        assert_eq!(claimed.len(), 3, "then both blocks");
+        assert_eq!(claimed.len(), 4, "then the old job's task and both blocks");
     });
 }

@@ -41,12 +41,12 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Transaction};
-use wrangle_core::job::{BlockTally, Job, NewJob};
+use wrangle_core::job::{Job, JobTallies, NewJob};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, LogRow, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
-    StoreInfo, TaskFilter, Topic, match_inserted,
+    StoreInfo, TaskFilter, Topic, match_inserted, recent_seconds,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -818,14 +818,12 @@ impl Store for PostgresStore {
         job_from_row(&row)
     }
 
-    async fn job_tallies(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<BlockTally>, StoreError> {
+    async fn job_tallies(&self, name: &str, now: DateTime<Utc>) -> Result<JobTallies, StoreError> {
+        let (first, last) = recent_seconds(now);
         let rows = sqlx::query(sql(&self.statements.job_tallies))
             .bind(name)
-            .bind(ms(now))
+            .bind(first)
+            .bind(last)
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
-use wrangle_core::job::{BlockTally, Job, JobKind, NewJob};
+use wrangle_core::job::{BlockTally, Job, JobKind, JobTallies, NewJob};
 use wrangle_core::store::{QueueStats, StoreError, add_recent_outcomes};
 use wrangle_core::stored::{StoredAttempt, imply_success};
 use wrangle_core::task::{AttemptRecord, Task, TaskState};
@@ -99,25 +99,27 @@ pub(crate) fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
 }
 
 /// The rows of `job_tallies.sql` as tallies; `None` when there was no row (no such job).
-pub(crate) fn job_tallies(rows: &[PgRow]) -> Result<Option<Vec<BlockTally>>, StoreError> {
-    if rows.is_empty() {
+pub(crate) fn job_tallies(rows: &[PgRow]) -> Result<Option<JobTallies>, StoreError> {
+    let Some(first) = rows.first() else {
         return Ok(None);
-    }
-    let mut tallies = Vec::with_capacity(rows.len());
+    };
+    let mut blocks = Vec::with_capacity(rows.len());
     for row in rows {
-        // A job without tasks comes back as one row with no state.
+        // A job with no task counted comes back as one row with no state.
         let Some(name) = column::<Option<&str>>(row, "state")? else {
             continue;
         };
-        tallies.push(BlockTally {
+        blocks.push(BlockTally {
             state: state(name)?,
             worker: column(row, "worker")?,
             blocks: column::<i64>(row, "blocks")?.max(0) as u64,
             ids: column::<i64>(row, "ids")?.max(0) as u64,
-            ids_last_minute: column::<i64>(row, "ids_last_minute")?.max(0) as u64,
         });
     }
-    Ok(Some(tallies))
+    Ok(Some(JobTallies {
+        blocks,
+        ids_completed_last_minute: column::<i64>(first, "recent")?.max(0) as u64,
+    }))
 }
 
 pub(crate) fn command_from_row(row: &PgRow) -> Result<CommandEnvelope, StoreError> {

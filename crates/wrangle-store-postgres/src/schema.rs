@@ -20,7 +20,7 @@ use crate::sql::{Statements, sql};
 /// Version 2 adds jobs; version 3 makes the hot path cheaper (indexes, triggers);
 /// version 4 adds log rings; version 5 turns at maintenance duties; version 6 counts
 /// tasks per queue and state.
-fn migrations(statements: &Statements) -> [&std::sync::Arc<str>; 6] {
+fn migrations(statements: &Statements) -> [&std::sync::Arc<str>; 7] {
     [
         &statements.schema_v1,
         &statements.schema_v2,
@@ -28,6 +28,7 @@ fn migrations(statements: &Statements) -> [&std::sync::Arc<str>; 6] {
         &statements.schema_v4,
         &statements.schema_v5,
         &statements.schema_v6,
+        &statements.schema_v7,
     ]
 }
 

@@ -43,6 +43,7 @@ statements! {
     schema_v4 => "schema_v4.sql",
     schema_v5 => "schema_v5.sql",
     schema_v6 => "schema_v6.sql",
+    schema_v7 => "schema_v7.sql",
     tidy => "tidy.sql",
     enqueue => "enqueue.sql",
     existing_keys => "existing_keys.sql",

@@ -222,7 +222,7 @@ async fn concurrent_first_connects_migrate_once() {
         .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6],
+        vec![1, 2, 3, 4, 5, 6, 7],
         "each migration recorded once"
     );
     let id = stores[1]
@@ -359,8 +359,9 @@ fn spans(claimed: &[wrangle_core::ClaimedTask]) -> Vec<(i64, i64)> {
         .collect()
 }
 
-/// A database migrated by a wrangle without jobs (schema version 1, with a waiting task)
-/// is brought to version 2 on connect: the task survives and jobs work.
+/// A database migrated by a wrangle without jobs (schema version 1, with a waiting task
+/// and a finished one of a job to be) is brought to the newest version on connect: the
+/// tasks survive, the counters count them, and jobs work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_1_schema_is_migrated_to_jobs() {
     let Some(pg) = or_skip(PostgresServer::start()) else {
@@ -375,7 +376,11 @@ async fn a_version_1_schema_is_migrated_to_jobs() {
          {v1};
          INSERT INTO old.schema_migrations (version) VALUES (1);
          INSERT INTO old.tasks (queue, kind, payload, state, run_at, max_attempts, created_at)
-         VALUES ('default', 'old', '{{}}', 'available', 0, 1, 0);"
+         VALUES ('default', 'old', '{{}}', 'available', 0, 1, 0);
+         INSERT INTO old.tasks (queue, kind, payload, state, run_at, max_attempts, created_at,
+                                job, worker, attempt, finished_at)
+         VALUES ('other', 'old', '{{\"start\": 3, \"end\": 10}}', 'completed', 0, 1, 0,
+                 'old-job', 'w', 1, 0);"
     )))
     .execute(&pool)
     .await
@@ -388,12 +393,27 @@ async fn a_version_1_schema_is_migrated_to_jobs() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
     let stats = store.queue_stats(at(0)).await.unwrap();
     assert_eq!(
         stats[0].counts.get(&TaskState::Available),
         Some(&1),
         "the version 1 task is counted by the version 6 counters: {stats:?}"
+    );
+    store
+        .create_job(NewJob::list("old-job", "old", 1), at(0))
+        .await
+        .unwrap();
+    let tallies = store.job_tallies("old-job", at(0)).await.unwrap();
+    assert_eq!(
+        tallies.blocks,
+        [wrangle_core::BlockTally {
+            state: TaskState::Completed,
+            worker: Some("w".into()),
+            blocks: 1,
+            ids: 7
+        }],
+        "the version 7 job counters count the version 1 task"
     );
     store
         .create_job(NewJob::range("j", "scan", 0, 10, 5), at(0))

@@ -48,6 +48,9 @@ impl RedisStore {
         let mut scheduled: BTreeMap<&str, Vec<(i64, TaskId)>> = BTreeMap::new();
         let mut counts: BTreeMap<(&str, TaskState), i64> = BTreeMap::new();
         let mut jobs: BTreeMap<&str, Vec<TaskId>> = BTreeMap::new();
+        // Per (job, state): tasks, and their ids above and below 10^9 (as count_job in
+        // lua/common.lua).
+        let mut job_counts: BTreeMap<(&str, TaskState), [i64; 3]> = BTreeMap::new();
         for (task, id) in tasks.iter().zip(first..) {
             let stored = StoredNewTask::of(task, now)?;
             let (state, run_at) = (stored.state, stored.run_at);
@@ -67,6 +70,11 @@ impl RedisStore {
                 fields.push(("timeout", timeout));
             }
             if let (Some(job), Some(ids)) = (&task.job, stored.ids) {
+                let split: u128 = ids.parse().unwrap_or(1);
+                let counts = job_counts.entry((job, state)).or_default();
+                counts[0] += 1;
+                counts[1] += (split / 1_000_000_000) as i64;
+                counts[2] += (split % 1_000_000_000) as i64;
                 fields.push(("job", job.clone()));
                 fields.push(("ids", ids));
                 jobs.entry(job).or_default().push(id);
@@ -102,6 +110,17 @@ impl RedisStore {
             pipeline
                 .sadd(self.key(&format!("job-tasks:{job}")), ids)
                 .ignore();
+        }
+        for ((job, state), [n, high, low]) in &job_counts {
+            let counts = self.key(&format!("job-counts:{job}"));
+            let state = state.as_str();
+            pipeline.hincr(&counts, format!("n:{state}"), *n).ignore();
+            pipeline.hincr(&counts, format!("l:{state}"), *low).ignore();
+            if *high > 0 {
+                pipeline
+                    .hincr(&counts, format!("h:{state}"), *high)
+                    .ignore();
+            }
         }
         for ((queue, state), n) in &counts {
             pipeline

@@ -31,7 +31,8 @@
 //! | `B:jobs` | zset | every job name (score 0, so in name order), for listing |
 //! | `B:queue:Q:open-jobs` | zset | range jobs of queue Q that may still make blocks, in the order claims take them |
 //! | `B:job-queues` | set | queues with open jobs (claims that come up short visit these) |
-//! | `B:job-tasks:NAME` | set | ids of job NAME's tasks, for its tallies |
+//! | `B:job-tasks:NAME` | set | ids of job NAME's tasks, for deleting them |
+//! | `B:job-counts:NAME`, `B:job-recent:NAME` | hash, hash | job NAME's tasks and ids per state and worker; ids completed per second (`job_tallies`) |
 //! | `B:workers`, `B:workers:seen`, `B:workers:lost-at` | hash, zset, zset | worker infos, last heartbeat, when each counts as lost |
 //! | `B:command-ids`, `B:command:ID`, `B:mailbox:W` | string, hash, zset | commands |
 //!
@@ -59,13 +60,13 @@ use redis::{FromRedisValue, ScriptInvocation, Value};
 use serde::Deserialize;
 use serde_json::Value as Json;
 use wrangle_core::connect::{DEFAULT_CONNECT_TIMEOUT, outdated_store, parse_connect_timeout};
-use wrangle_core::job::{BlockTally, Job, NewJob};
+use wrangle_core::job::{Job, JobTallies, NewJob};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::parse::parse_duration;
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
-    StoreInfo, TaskFilter, Topic,
+    StoreInfo, TaskFilter, Topic, recent_seconds,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -86,7 +87,7 @@ pub const DEFAULT_PREFIX: &str = "wrangle";
 
 /// The key layout version this code reads and writes (`B:layout`; see
 /// `lua/upgrade_layout.lua`).
-const LAYOUT: u32 = 2;
+const LAYOUT: u32 = 3;
 
 /// The smallest batch [`RedisOptions::bulk_enqueue_from`] sends without a script by
 /// default: below it the extra round trip costs more than the script's overhead saves.
@@ -774,29 +775,14 @@ impl Store for RedisStore {
         }
     }
 
-    async fn job_tallies(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<BlockTally>, StoreError> {
+    async fn job_tallies(&self, name: &str, now: DateTime<Utc>) -> Result<JobTallies, StoreError> {
+        let (first, last) = recent_seconds(now);
         let mut invocation = self.inner.scripts.job_tallies.key(&self.inner.base);
-        invocation.arg(name).arg(ms(now));
-        type Row = (String, Option<String>, u64, String, String);
-        let rows: Option<Vec<Row>> = self.run(&invocation).await?;
-        let rows = rows.ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
-        let malformed =
-            |what: &str| StoreError::Backend(format!("malformed {what} in job tallies from redis"));
-        rows.into_iter()
-            .map(|(state, worker, blocks, ids, recent)| {
-                Ok(BlockTally {
-                    state: state.parse().map_err(|_| malformed("state"))?,
-                    worker,
-                    blocks,
-                    ids: ids.parse().map_err(|_| malformed("ids"))?,
-                    ids_last_minute: recent.parse().map_err(|_| malformed("ids"))?,
-                })
-            })
-            .collect()
+        invocation.arg(name).arg(first).arg(last);
+        let found: Option<(BTreeMap<String, i64>, Vec<Option<i64>>)> =
+            self.run(&invocation).await?;
+        let (counts, recent) = found.ok_or_else(|| StoreError::JobNotFound(name.to_string()))?;
+        rows::job_tallies(&counts, &recent)
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {

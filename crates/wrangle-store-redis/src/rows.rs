@@ -1,7 +1,7 @@
 //! Conversions between Redis replies and wrangle's types: times as epoch milliseconds,
 //! task and command records from their hash fields, and driver errors as [`StoreError`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
-use wrangle_core::job::{Job, JobKind, NewJob, ids_of_payload};
+use wrangle_core::job::{BlockTally, Job, JobKind, JobTallies, NewJob, ids_of_payload};
 use wrangle_core::store::StoreError;
 use wrangle_core::stored::imply_success;
 use wrangle_core::task::{AttemptRecord, NewTask, Task, TaskState};
@@ -243,6 +243,59 @@ impl StoredNewTask {
 /// empty string stays distinct from none).
 pub(crate) fn optional_arg(value: Option<&str>) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("+{v}"))
+}
+
+/// A job's tallies from `job_tallies.lua`: its counts hash ('n:GROUP' tasks, 'l:GROUP' and
+/// 'h:GROUP' the ids below and above 10^9, GROUP being the state then ':' and the worker
+/// if any) and the ids completed per second of the last minute, as (high, low) pairs.
+pub(crate) fn job_tallies(
+    counts: &BTreeMap<String, i64>,
+    recent: &[Option<i64>],
+) -> Result<JobTallies, StoreError> {
+    let malformed =
+        |what: &str| StoreError::Backend(format!("malformed {what} in job tallies from redis"));
+    let ids = |high: i64, low: i64| -> u64 {
+        let ids = i128::from(high) * 1_000_000_000 + i128::from(low);
+        u64::try_from(ids.max(0)).unwrap_or(u64::MAX)
+    };
+    let mut blocks = Vec::new();
+    for (field, &n) in counts {
+        let Some(group) = field.strip_prefix("n:") else {
+            continue;
+        };
+        if n <= 0 {
+            continue;
+        }
+        let (state, worker) = match group.split_once(':') {
+            Some((state, worker)) => (state, Some(worker.to_string())),
+            None => (group, None),
+        };
+        let part = |prefix: &str| {
+            counts
+                .get(&format!("{prefix}:{group}"))
+                .copied()
+                .unwrap_or(0)
+        };
+        blocks.push(BlockTally {
+            state: state.parse().map_err(|_| malformed("state"))?,
+            worker,
+            blocks: n as u64,
+            ids: ids(part("h"), part("l")),
+        });
+    }
+    let completed = recent
+        .chunks(2)
+        .map(|pair| {
+            ids(
+                pair[0].unwrap_or(0),
+                pair.get(1).copied().flatten().unwrap_or(0),
+            )
+        })
+        .fold(0u64, u64::saturating_add);
+    Ok(JobTallies {
+        blocks,
+        ids_completed_last_minute: completed,
+    })
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ impl Scripts {
             create_job: script!("create_job.lua"),
             list_jobs: script!("list_jobs.lua"),
             cancel_job: script!("cancel_job.lua"),
-            job_tallies: script!("int64.lua", "job_tallies.lua"),
+            job_tallies: script!("job_tallies.lua"),
             queue_stats: script!("queue_stats.lua"),
             send_command: script!("send_command.lua"),
             pending_commands: script!("pending_commands.lua"),

@@ -169,7 +169,7 @@ async fn opening_an_existing_store_writes_nothing() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("is at version 1, older than this wrangle's 2"),
+            .contains("is at version 1, older than this wrangle's 3"),
         "{err}"
     );
     let layout: Option<String> = raw.get("{old}:layout").await.unwrap();

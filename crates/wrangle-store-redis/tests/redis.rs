@@ -516,18 +516,22 @@ fn range_jobs_stay_exact_beyond_2_pow_53() {
                 .await
                 .unwrap();
             let tallies = store.job_tallies(name, t0()).await.unwrap();
-            assert_eq!(tallies.len(), 1, "{name}: {tallies:?}");
-            assert_eq!(tallies[0].state, TaskState::Completed);
-            assert_eq!(tallies[0].ids, read.total_ids(), "{name}: ids");
-            assert_eq!(tallies[0].ids_last_minute, read.total_ids(), "{name}");
+            assert_eq!(tallies.blocks.len(), 1, "{name}: {tallies:?}");
+            assert_eq!(tallies.blocks[0].state, TaskState::Completed);
+            assert_eq!(tallies.blocks[0].ids, read.total_ids(), "{name}: ids");
+            assert_eq!(
+                tallies.ids_completed_last_minute,
+                read.total_ids(),
+                "{name}"
+            );
         }
     });
 }
 
-/// Each job's tasks are indexed for its tallies: pruning never takes a job's task, and
-/// tasks whose records expired are dropped from the index by the next tally.
+/// A job's counters outlive its tasks: a pruned task leaves the job's task index but stays
+/// counted, and so does one whose record expired.
 #[test]
-fn expired_tasks_leave_the_job_index_and_pruning_keeps_them() {
+fn a_jobs_counters_keep_pruned_and_expired_tasks() {
     let Some(server) = or_skip(RedisServer::start()) else {
         return;
     };
@@ -548,14 +552,14 @@ fn expired_tasks_leave_the_job_index_and_pruning_keeps_them() {
         assert_eq!(claimed.len(), 6, "3 items, then 3 blocks");
         assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 6);
         let tallies = store.job_tallies("j", t0()).await.unwrap();
-        assert_eq!(tallies.len(), 1);
+        assert_eq!(tallies.blocks.len(), 1);
         assert_eq!(
-            tallies[0].ids,
+            tallies.blocks[0].ids,
             5 + 6 + 7 + 30,
             "item payloads count as blocks"
         );
 
-        // Two complete (and get the short TTL); pruning keeps them.
+        // Two complete (and get the short TTL); pruning takes them, the counters keep them.
         store
             .complete_batch(&successes(&claimed[..2]), t0())
             .await
@@ -566,18 +570,33 @@ fn expired_tasks_leave_the_job_index_and_pruning_keeps_them() {
             finished_before: later,
             limit: 10,
         };
-        assert_eq!(store.prune_finished(completed).await.unwrap(), 0);
-        assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 6, "kept");
+        let before = store.job_tallies("j", later).await.unwrap();
+        assert_eq!(store.prune_finished(completed).await.unwrap(), 2);
+        assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 4, "pruned");
+        assert_eq!(store.job_tallies("j", later).await.unwrap(), before);
 
-        // They expire; the next tally drops them.
+        // Two more complete and expire: still counted.
+        store
+            .complete_batch(&successes(&claimed[2..4]), t0())
+            .await
+            .unwrap();
+        let before = store.job_tallies("j", later).await.unwrap();
         tokio::time::sleep(Duration::from_millis(600)).await;
-        let tallies = store.job_tallies("j", later).await.unwrap();
-        assert_eq!(tallies.len(), 1, "{tallies:?}");
+        let mut tallies = store.job_tallies("j", later).await.unwrap();
+        assert_eq!(tallies, before, "after expiry");
+        tallies.blocks.sort_by_key(|t| t.state);
         assert_eq!(
-            (tallies[0].state, tallies[0].blocks),
-            (TaskState::Running, 4)
+            tallies
+                .blocks
+                .iter()
+                .map(|t| (t.state, t.blocks, t.ids))
+                .collect::<Vec<_>>(),
+            [
+                (TaskState::Running, 2, 20),
+                (TaskState::Completed, 4, 5 + 6 + 7 + 10)
+            ]
         );
-        assert_eq!(raw.scard::<_, u64>(index).await.unwrap(), 4, "expired");
+        assert_eq!(tallies.ids_completed_last_minute, 28);
     });
 }
 
@@ -771,7 +790,7 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         let store = RedisStore::connect(&url).await.unwrap();
         assert_eq!(
             store.upgrade_layout().await.unwrap(),
-            2,
+            3,
             "a new store is current"
         );
         tasks_in_every_state(&store).await;
@@ -812,7 +831,7 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         );
 
         let upgraded = RedisStore::connect(&url).await.unwrap();
-        assert_eq!(upgraded.upgrade_layout().await.unwrap(), 2);
+        assert_eq!(upgraded.upgrade_layout().await.unwrap(), 3);
         assert_eq!(stats_counts(&upgraded, t0()).await, before);
         // Workers get their "lost at" score from their lease (5 s after t0 here).
         let at = |secs| t0() + chrono::Duration::seconds(secs);
@@ -825,16 +844,32 @@ fn an_unnumbered_layout_is_upgraded_on_connect() {
         assert_eq!(stats_counts(&upgraded, t0()).await, before);
 
         // A layout newer than this code knows is refused, not written over.
-        let _: () = raw.set("{old}:layout", 3).await.unwrap();
+        let _: () = raw.set("{old}:layout", 4).await.unwrap();
         let refused = RedisStore::connect(&url).await.unwrap_err();
         assert!(
-            matches!(&refused, StoreError::InvalidRequest(m) if m.contains("layout 3")),
+            matches!(&refused, StoreError::InvalidRequest(m) if m.contains("layout 4")),
             "{refused}"
         );
+
+        // Layout 2 (before job counters): the upgrade counts each job's tasks.
+        let sorted = |mut tallies: wrangle_core::JobTallies| {
+            tallies
+                .blocks
+                .sort_by(|a, b| (a.state, &a.worker).cmp(&(b.state, &b.worker)));
+            tallies.blocks
+        };
+        let jobs_before = sorted(upgraded.job_tallies("j", t0()).await.unwrap());
+        assert_eq!(jobs_before.len(), 2, "{jobs_before:?}");
+        let _: () = raw.del("{old}:job-counts:j").await.unwrap();
         let _: () = raw.set("{old}:layout", 2).await.unwrap();
+        let upgraded = RedisStore::connect(&url).await.unwrap();
+        assert_eq!(
+            sorted(upgraded.job_tallies("j", t0()).await.unwrap()),
+            jobs_before
+        );
         let later = t0() + chrono::Duration::seconds(1);
-        // Every finished task but the job's completed block (a job's tasks are kept).
-        assert_eq!(prune_all(&upgraded, later, 100).await, 15);
+        // Every finished task.
+        assert_eq!(prune_all(&upgraded, later, 100).await, 16);
         let after = stats_counts(&upgraded, later).await;
         assert_eq!(after, recount(&upgraded).await);
         assert!(!after["q"].contains_key(&TaskState::Completed));

@@ -34,12 +34,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, Row, Sqlite, Transaction};
-use wrangle_core::job::{BlockTally, Job, NewJob};
+use wrangle_core::job::{BlockTally, Job, JobTallies, NewJob, ids_of_payload};
 use wrangle_core::log::{LogAppend, LogLine, LogOwner, newest_per_owner};
 use wrangle_core::store::{
     ClaimRequest, ClaimedTask, Completion, CompletionStatus, Enqueued, Heartbeat, HeartbeatReply,
     JobDeletion, Listener, Outcome, PruneRequest, QueueFilter, QueueStats, Store, StoreError,
-    StoreInfo, TaskFilter, Topic, match_inserted,
+    StoreInfo, TaskFilter, Topic, match_inserted, recent_seconds,
 };
 use wrangle_core::task::{NewTask, Task, TaskId, TaskState};
 use wrangle_core::worker::{
@@ -469,6 +469,10 @@ impl Store for SqliteStore {
                     "timeout_ms": t.timeout.map(|d| d.as_millis() as i64),
                     "unique_key": t.unique_key,
                     "job": t.job,
+                    // What the job's counters add up (schema_v7.sql).
+                    "ids": t.job.as_ref().map(|_| {
+                        i64::try_from(ids_of_payload(&t.payload)).unwrap_or(i64::MAX)
+                    }),
                 })
             })
             .collect();
@@ -915,24 +919,21 @@ impl Store for SqliteStore {
         Ok(job)
     }
 
-    async fn job_tallies(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<BlockTally>, StoreError> {
-        let minute_ago = now - chrono::Duration::seconds(60);
+    async fn job_tallies(&self, name: &str, now: DateTime<Utc>) -> Result<JobTallies, StoreError> {
+        let (first, last) = recent_seconds(now);
         let rows = sqlx::query(include_str!("sql/job_tallies.sql"))
             .bind(name)
-            .bind(ms(minute_ago))
-            .bind(ms(now))
+            .bind(first)
+            .bind(last)
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        if rows.is_empty() {
+        let Some(first_row) = rows.first() else {
             return Err(StoreError::JobNotFound(name.to_string()));
-        }
-        rows.iter()
-            // The one row of a job that has no task yet.
+        };
+        let blocks = rows
+            .iter()
+            // The one row of a job that has no task counted.
             .filter_map(|row| Some((row.get::<Option<String>, _>("state")?, row)))
             .map(|(state, row)| {
                 Ok(BlockTally {
@@ -942,10 +943,13 @@ impl Store for SqliteStore {
                     worker: row.get("worker"),
                     blocks: row.get::<i64, _>("blocks") as u64,
                     ids: row.get::<i64, _>("ids") as u64,
-                    ids_last_minute: row.get::<i64, _>("recent") as u64,
                 })
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        Ok(JobTallies {
+            blocks,
+            ids_completed_last_minute: first_row.get::<i64, _>("recent") as u64,
+        })
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
@@ -1115,7 +1119,7 @@ impl Store for SqliteStore {
 
     async fn tidy(&self) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(include_str!("sql/tidy.sql"))
+        sqlx::raw_sql(include_str!("sql/tidy.sql"))
             .execute(&mut *tx)
             .await
             .map_err(backend)?;

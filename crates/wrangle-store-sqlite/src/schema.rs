@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/schema_v4.sql"),
     include_str!("sql/schema_v5.sql"),
     include_str!("sql/schema_v6.sql"),
+    include_str!("sql/schema_v7.sql"),
 ];
 
 /// Brings the database at `pool` to the newest schema version.

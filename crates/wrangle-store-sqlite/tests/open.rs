@@ -123,7 +123,7 @@ async fn a_current_store_opens_and_an_older_one_is_refused() {
         err.to_string(),
         format!(
             "store error: the wrangle store at {} is at version 1, older than this wrangle's \
-             6: run a worker or submit a task once to upgrade it",
+             7: run a worker or submit a task once to upgrade it",
             path.display()
         )
     );
@@ -132,4 +132,48 @@ async fn a_current_store_opens_and_an_older_one_is_refused() {
         .await
         .unwrap();
     assert_eq!(version, 1, "the store was migrated");
+}
+
+/// A store at version 6 (before job counters) gains them when a newer store opens it to
+/// write: they are seeded from the job's tasks already there.
+#[tokio::test]
+async fn a_version_6_store_seeds_its_job_counters() {
+    use wrangle_core::{NewJob, TaskState};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("x.db");
+    let now = Utc::now();
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .create_job(NewJob::list("j", "k", 2), now)
+        .await
+        .unwrap();
+    let tasks = [json!("a"), json!({"start": 10, "end": 15})]
+        .map(|payload| NewTask::new("k", payload).job("j"));
+    store.enqueue_batch(tasks.to_vec(), now).await.unwrap();
+    let expected = store.job_tallies("j", now).await.unwrap();
+    assert_eq!(expected.blocks.len(), 1, "{expected:?}");
+    assert_eq!(
+        (
+            expected.blocks[0].state,
+            expected.blocks[0].blocks,
+            expected.blocks[0].ids
+        ),
+        (TaskState::Available, 2, 6)
+    );
+    drop(store);
+    // Back to what version 6 left.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER tasks_job_counted_insert; DROP TRIGGER tasks_job_counted_update;
+         DROP TRIGGER jobs_deleted; DROP TABLE job_counts; DROP TABLE job_recent;
+         ALTER TABLE tasks DROP COLUMN ids; PRAGMA user_version = 6",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.job_tallies("j", now).await.unwrap(), expected);
 }

@@ -8,7 +8,8 @@
 //! tasks, each one short statement or script (claims wait for none of them for long), and
 //! stops for the interval after [`BUDGET`] of work, so a large backlog is worked off over
 //! several intervals rather than in one long burst. Waiting, running and retryable tasks
-//! are never pruned, nor a job's tasks (the store refuses and skips them).
+//! are never pruned (the store refuses them); a job's finished tasks are, and the job's
+//! counters keep them.
 //!
 //! With `completed_max`, the holder then prunes the oldest completed tasks beyond that
 //! many (counted by `queue_stats`, which reads the stores' counters).
@@ -101,7 +102,7 @@ pub(crate) async fn run(shared: Arc<Shared>, retention: Retention, stop: Cancell
 
 /// Prunes the oldest completed tasks beyond `completed_max`, counted by `queue_stats` (the
 /// stores' counters: one cheap call), within the interval's budget. Stops when a batch
-/// deletes less than asked: what is left over the limit is a job's tasks, never pruned.
+/// deletes less than asked (the count moved meanwhile).
 async fn prune_over_max(
     shared: &Shared,
     retention: &Retention,

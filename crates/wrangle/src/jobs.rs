@@ -18,7 +18,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 pub use wrangle_core::job::{
-    BlockTally, Count, Job, JobKind, JobProgress, JobStatus, NewJob, WorkerShare,
+    BlockTally, Count, Job, JobKind, JobProgress, JobStatus, JobTallies, NewJob, WorkerShare,
 };
 use wrangle_core::{NewTask, Store, StoreError, TaskFilter, TaskState};
 

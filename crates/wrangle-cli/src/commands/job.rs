@@ -292,7 +292,6 @@ fn describe(p: &JobProgress) -> String {
         ("leased", p.running),
         ("waiting", p.waiting),
         ("cancelled", p.cancelled),
-        ("pruned", p.pruned),
     ] {
         if count.blocks > 0 || matches!(label, "done" | "failed" | "leased" | "waiting") {
             out += &format!(

@@ -1,7 +1,7 @@
 //! Jobs: range jobs cost one record to create and hand out their blocks lazily through
 //! claims (due tasks first, cursor advanced atomically, never a block twice); list jobs
 //! make no blocks; cancelled jobs and paused queues make none; tallies count blocks and ids
-//! per state and worker.
+//! per state and worker, keep what pruning deleted, and go with the job.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -30,6 +30,8 @@ cases![
     list_jobs_make_no_blocks,
     bad_or_duplicate_jobs_are_rejected,
     tallies_count_blocks_and_ids_per_state_and_worker,
+    pruning_a_jobs_tasks_keeps_its_tallies,
+    deleting_a_job_drops_its_tallies,
     creating_a_range_job_wakes_idle_workers,
     deleting_a_job_removes_it_and_its_tasks_in_batches,
 ];
@@ -378,7 +380,7 @@ async fn bad_or_duplicate_jobs_are_rejected(a: Handle, b: Handle) -> Result<()> 
 }
 
 /// Tallies group the job's tasks by state and worker with their block and id counts, and
-/// the ids that finished in the last minute.
+/// count the ids completed in the last minute.
 async fn tallies_count_blocks_and_ids_per_state_and_worker(a: Handle, b: Handle) -> Result<()> {
     // Blocks of 100, 100 and 50 ids; one attempt each.
     create(&a, NewJob::range("j", "k", 0, 250, 100).retries(0), 0).await?;
@@ -399,33 +401,129 @@ async fn tallies_count_blocks_and_ids_per_state_and_worker(a: Handle, b: Handle)
         TaskState::Dead,
     )
     .await?;
-    let mut tallies = b.job_tallies("j", at(100)).await?;
-    tallies.sort_by(|x, y| (x.state, &x.worker).cmp(&(y.state, &y.worker)));
-    let tally = |state, worker: &str, blocks, ids, recent| BlockTally {
+    let expected = [
+        tally(TaskState::Running, "wb", 1, 50),
+        tally(TaskState::Completed, "wa", 1, 100),
+        tally(TaskState::Dead, "wa", 1, 100),
+    ];
+    ensure_eq!(
+        sorted_tallies(&b, "j", 100).await?,
+        (expected.to_vec(), 0),
+        "tallies at 100 s (the completion at 10 s is older than a minute, a death is no completion)"
+    );
+    ensure_eq!(
+        sorted_tallies(&b, "j", 20).await?.1,
+        100,
+        "ids completed within the minute"
+    );
+    Ok(())
+}
+
+/// A group of a job's tasks held by `worker`.
+fn tally(state: TaskState, worker: &str, blocks: u64, ids: u64) -> BlockTally {
+    BlockTally {
         state,
         worker: Some(worker.to_string()),
         blocks,
         ids,
-        ids_last_minute: recent,
-    };
+    }
+}
+
+/// Job `name`'s tallies at `now` seconds, sorted by (state, worker), and its ids completed
+/// in the last minute.
+async fn sorted_tallies(store: &Handle, name: &str, now: i64) -> Result<(Vec<BlockTally>, u64)> {
+    let mut tallies = store.job_tallies(name, at(now)).await?;
+    tallies
+        .blocks
+        .sort_by(|x, y| (x.state, &x.worker).cmp(&(y.state, &y.worker)));
+    Ok((tallies.blocks, tallies.ids_completed_last_minute))
+}
+
+/// Pruning deletes a job's finished tasks but not their counts: the tallies, and so the
+/// job's progress, stay as they were; a task still running is never pruned.
+async fn pruning_a_jobs_tasks_keeps_its_tallies(a: Handle, b: Handle) -> Result<()> {
+    create(&a, NewJob::range("j", "k", 0, 30, 10).retries(0), 0).await?;
+    let blocks = claim(&a, "w", 3, at(1)).await?;
+    ensure_eq!(blocks.len(), 3, "blocks claimed");
+    complete_as(
+        &a,
+        completion(&blocks[0], "w", succeeded(json!(0))),
+        at(2),
+        TaskState::Completed,
+    )
+    .await?;
+    complete_as(
+        &a,
+        completion(&blocks[1], "w", failed("no", None)),
+        at(2),
+        TaskState::Dead,
+    )
+    .await?;
+    let before = sorted_tallies(&b, "j", 3).await?;
+    ensure_eq!(before.1, 10, "ids completed in the minute");
+    for state in [TaskState::Completed, TaskState::Dead] {
+        let request = wrangle_core::PruneRequest {
+            state,
+            finished_before: at(3),
+            limit: 10,
+        };
+        ensure_eq!(b.prune_finished(request).await?, 1, "{state} tasks pruned");
+    }
     ensure_eq!(
-        tallies,
-        [
-            tally(TaskState::Running, "wb", 1, 50, 0),
-            tally(TaskState::Completed, "wa", 1, 100, 0),
-            tally(TaskState::Dead, "wa", 1, 100, 100),
-        ],
-        "tallies at 100 s (the completion at 10 s is older than a minute)"
+        job_task_ids(&a, "j").await?,
+        [blocks[2].id],
+        "the running block is all that is left"
     );
-    let recent = b.job_tallies("j", at(20)).await?;
-    let completed = recent
-        .iter()
-        .find(|t| t.state == TaskState::Completed)
-        .context("a completed tally")?;
     ensure_eq!(
-        completed.ids_last_minute,
-        100,
-        "ids completed within the minute"
+        sorted_tallies(&a, "j", 3).await?,
+        before,
+        "tallies after pruning"
+    );
+    complete_as(
+        &b,
+        completion(&blocks[2], "w", succeeded(json!(2))),
+        at(4),
+        TaskState::Completed,
+    )
+    .await?;
+    ensure_eq!(
+        sorted_tallies(&a, "j", 4).await?,
+        (
+            vec![
+                tally(TaskState::Completed, "w", 2, 20),
+                tally(TaskState::Dead, "w", 1, 10)
+            ],
+            20
+        ),
+        "tallies once the last block completed"
+    );
+    Ok(())
+}
+
+/// A job's tallies go with its record: a job created again under the name of a deleted one
+/// starts from nothing.
+async fn deleting_a_job_drops_its_tallies(a: Handle, b: Handle) -> Result<()> {
+    create(&a, NewJob::range("j", "k", 0, 20, 10), 0).await?;
+    let blocks = claim(&a, "w", 1, at(1)).await?;
+    complete_as(
+        &a,
+        completion(&blocks[0], "w", succeeded(json!(0))),
+        at(2),
+        TaskState::Completed,
+    )
+    .await?;
+    let request = wrangle_core::PruneRequest {
+        state: TaskState::Completed,
+        finished_before: at(3),
+        limit: 10,
+    };
+    ensure_eq!(b.prune_finished(request).await?, 1, "tasks pruned");
+    while !b.delete_job("j", 10).await?.done {}
+    create(&a, NewJob::range("j", "k", 0, 20, 10), 5).await?;
+    ensure_eq!(
+        sorted_tallies(&b, "j", 6).await?,
+        (Vec::new(), 0),
+        "tallies of the new job"
     );
     Ok(())
 }

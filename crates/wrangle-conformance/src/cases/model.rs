@@ -1,9 +1,9 @@
 //! Model check: a long sequence of random operations (enqueue with unique keys and
 //! delays, claim, complete in every way including stale, heartbeat, rescue, cancel,
-//! retry, retry-dead, pause, resume, log appends, pruning, tidying, and the clock moving)
-//! applied both to the
-//! store and to a simple model kept here, comparing every task and every log ring after
-//! every step.
+//! retry, retry-dead, pause, resume, log appends, pruning, tidying, list jobs created and
+//! deleted, and the clock moving) applied both to the store and to a simple model kept
+//! here, comparing every task, every log ring, the queue statistics and every job's
+//! tallies after every step.
 //!
 //! The model decides exactly which tasks a claim takes, which completions apply and
 //! which heartbeat leases are lost. Where the trait leaves a choice open it reads the
@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use anyhow::{Context as _, Result, ensure};
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use wrangle_core::job::{BlockTally, NewJob, ids_of_payload};
 use wrangle_core::log::{LogAppend, LogOwner, LogSource, NewLogLine};
 use wrangle_core::store::{recent_second, recent_seconds};
 use wrangle_core::{
@@ -50,6 +51,19 @@ const QUEUES: [&str; 2] = ["a", "b"];
 const WORKERS: [&str; 2] = ["w1", "w2"];
 /// Lines each log ring keeps.
 const LOG_KEEP: usize = 3;
+/// Names of the list jobs the model creates (and deletes, and creates again).
+const JOBS: [&str; 2] = ["j1", "j2"];
+
+/// A job's tasks per (state, worker): (blocks, ids).
+type JobGroups = BTreeMap<(TaskState, Option<String>), (u64, u64)>;
+
+/// What the model keeps per job: the groups of its tasks pruned or deleted (counted as they
+/// were then), and the ids completed per second (of `recent_second`).
+#[derive(Debug, Default)]
+struct ModelJob {
+    pruned: JobGroups,
+    completed: BTreeMap<i64, u64>,
+}
 
 /// What `queue_stats` must say per queue: (paused, tasks per state, oldest due run_at,
 /// attempts completed and failed in the last minute).
@@ -77,6 +91,7 @@ async fn random_operations_match_model(a: Handle, b: Handle) -> Result<()> {
         paused: BTreeSet::new(),
         rings: BTreeMap::new(),
         ended: BTreeMap::new(),
+        jobs: BTreeMap::new(),
         log: Vec::new(),
     };
     for step in 0..steps {
@@ -154,6 +169,9 @@ struct Expected {
     max_attempts: u32,
     worker: Option<String>,
     lease_until: Option<DateTime<Utc>>,
+    /// Its job and the ids it stands for.
+    job: Option<String>,
+    ids: u64,
 }
 
 impl Expected {
@@ -189,6 +207,7 @@ struct Run {
     /// Attempts that ended, per (queue, failed, second of `recent_second`): what the last
     /// minute's figures of `queue_stats` count, pruned tasks included.
     ended: BTreeMap<(String, bool, i64), u64>,
+    jobs: BTreeMap<String, ModelJob>,
     log: Vec<String>,
 }
 
@@ -231,7 +250,7 @@ impl Run {
     }
 
     async fn step(&mut self, step: usize) -> Result<()> {
-        match self.rng.below(25) {
+        match self.rng.below(27) {
             0..=2 => self.enqueue(step).await,
             3..=6 => self.claim(step).await,
             7..=10 => self.complete(step).await,
@@ -247,6 +266,8 @@ impl Run {
                 self.note(step, "tidy".to_string());
                 Ok(self.handle().tidy().await?)
             }
+            22 => self.create_job(step).await,
+            23 => self.delete_job(step).await,
             _ => {
                 let secs = self.rng.range(1, 12);
                 self.note(step, format!("advance the clock {secs} s"));
@@ -307,6 +328,14 @@ impl Run {
             if self.rng.chance(30) {
                 new.unique_key = Some(format!("k{}", self.rng.below(6)));
             }
+            let jobs: Vec<&str> = self.jobs.keys().map(String::as_str).collect();
+            if !jobs.is_empty() && self.rng.chance(40) {
+                new.job = Some(self.rng.pick(&jobs).to_string());
+                if self.rng.chance(50) {
+                    let start = self.rng.range(-5, 5);
+                    new.payload = json!({ "start": start, "end": start + self.rng.range(0, 9) });
+                }
+            }
             batch.push(new);
         }
         self.note(step, format!("enqueue {batch:?}"));
@@ -360,6 +389,8 @@ impl Run {
                 max_attempts: new.max_attempts,
                 worker: None,
                 lease_until: None,
+                ids: ids_of_payload(&new.payload),
+                job: new.job,
             };
             self.tasks.insert(result.id, expected);
         }
@@ -447,6 +478,7 @@ impl Run {
         let mut expected = Vec::new();
         let mut released_ids = Vec::new();
         let mut ended = Vec::new();
+        let mut completed_ids = Vec::new();
         for c in batch {
             let t = self.task(c.id)?;
             if !t.held_by(&c.worker, c.attempt) {
@@ -456,6 +488,9 @@ impl Run {
             if !matches!(c.outcome, Outcome::Released { .. }) {
                 let failed = !matches!(c.outcome, Outcome::Succeeded { .. });
                 ended.push((t.queue.clone(), failed));
+                if let Some(job) = t.job.clone().filter(|_| !failed) {
+                    completed_ids.push((job, t.ids));
+                }
             }
             t.state = match c.outcome {
                 Outcome::Succeeded { .. } => TaskState::Completed,
@@ -478,6 +513,11 @@ impl Run {
         ensure_eq!(statuses, expected, "completion statuses");
         for (queue, failed) in ended {
             self.attempt_ended(queue, failed);
+        }
+        let second = recent_second(self.now.timestamp_millis());
+        for (job, ids) in completed_ids {
+            let job = self.jobs.get_mut(&job).context("a job in the model")?;
+            *job.completed.entry(second).or_default() += ids;
         }
         for id in released_ids {
             let stored = get(&store, id).await?;
@@ -676,10 +716,75 @@ impl Run {
                 task.finished_at
             );
         }
+        self.forget(gone.into_iter().cloned().collect())
+    }
+
+    /// Forgets tasks the store deleted, with their unique keys and log rings; their jobs'
+    /// counters keep them as they were.
+    fn forget(&mut self, gone: Vec<Task>) -> Result<()> {
         for task in gone {
+            if let Some(job) = &task.job {
+                let groups = &mut self.jobs.get_mut(job).context("a job in the model")?.pruned;
+                let group = groups.entry((task.state, task.worker.clone())).or_default();
+                group.0 += 1;
+                group.1 += ids_of_payload(&task.payload);
+            }
             self.tasks.remove(&task.id);
             self.keys.retain(|_, id| *id != task.id);
             self.rings.remove(&LogOwner::Task(task.id));
+        }
+        Ok(())
+    }
+
+    /// Creates a list job under a name no job has now (its tasks are enqueued later).
+    async fn create_job(&mut self, step: usize) -> Result<()> {
+        let free: Vec<&str> = JOBS
+            .into_iter()
+            .filter(|name| !self.jobs.contains_key(*name))
+            .collect();
+        if free.is_empty() {
+            return Ok(());
+        }
+        let name = self.rng.pick(&free);
+        self.note(step, format!("create job {name}"));
+        let job = NewJob::list(name, "model", 0).queue(self.rng.pick(&QUEUES));
+        self.handle().create_job(job, self.now).await?;
+        self.jobs.insert(name.to_string(), ModelJob::default());
+        Ok(())
+    }
+
+    /// Deletes a batch of a job's tasks (any of them, whatever their state); the call that
+    /// finds fewer than its limit removes the job with its counters. Deleted tasks stay
+    /// counted until then.
+    async fn delete_job(&mut self, step: usize) -> Result<()> {
+        let jobs: Vec<String> = self.jobs.keys().cloned().collect();
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let name = jobs[self.rng.below(jobs.len())].clone();
+        let limit = 1 + self.rng.below(3);
+        self.note(step, format!("delete job {name}, {limit} tasks"));
+        let of_job = self.ids(|t| t.job.as_deref() == Some(name.as_str()));
+        let store = self.handle();
+        let before = all_tasks(&store).await?;
+        let deletion = store.delete_job(&name, limit).await?;
+        ensure_eq!(
+            (deletion.tasks, deletion.done),
+            (of_job.len().min(limit) as u64, of_job.len() < limit),
+            "(tasks deleted, job gone)"
+        );
+        let kept = set(all_tasks(&store).await?.iter().map(|t| t.id));
+        let gone: Vec<Task> = before
+            .into_iter()
+            .filter(|t| !kept.contains(&t.id))
+            .collect();
+        ensure!(
+            gone.iter().all(|t| t.job.as_deref() == Some(name.as_str())),
+            "deleting job {name} deleted another task: {gone:?}"
+        );
+        self.forget(gone)?;
+        if deletion.done {
+            self.jobs.remove(&name);
         }
         Ok(())
     }
@@ -747,6 +852,7 @@ impl Run {
         );
         ensure_eq!(set(ids), set(self.tasks.keys().copied()), "stored task ids");
         self.verify_queue_stats(&listed).await?;
+        self.verify_job_tallies(&listed).await?;
         for (owner, (_, expected)) in &self.rings {
             let read = store.read_log(owner, 0, 100).await?;
             let read: Vec<(u64, String)> = read.into_iter().map(|l| (l.seq, l.text)).collect();
@@ -783,6 +889,51 @@ impl Run {
                     "(worker, lease_until) of running task {id}"
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Every job's tallies count its tasks as `list_tasks` reads them plus those pruned, and
+    /// the ids its tasks completed in the last minute.
+    async fn verify_job_tallies(&mut self, listed: &[Task]) -> Result<()> {
+        let store = self.handle();
+        let (first, last) = recent_seconds(self.now);
+        for (name, job) in &self.jobs {
+            let mut expected = job.pruned.clone();
+            for task in listed
+                .iter()
+                .filter(|t| t.job.as_deref() == Some(name.as_str()))
+            {
+                let group = expected
+                    .entry((task.state, task.worker.clone()))
+                    .or_default();
+                group.0 += 1;
+                group.1 += ids_of_payload(&task.payload);
+            }
+            let completed: u64 = job.completed.range(first + 1..=last).map(|(_, n)| n).sum();
+            let tallies = store.job_tallies(name, self.now).await?;
+            let got: JobGroups = tallies
+                .blocks
+                .iter()
+                .map(
+                    |BlockTally {
+                         state,
+                         worker,
+                         blocks,
+                         ids,
+                     }| ((*state, worker.clone()), (*blocks, *ids)),
+                )
+                .collect();
+            ensure_eq!(
+                got.len(),
+                tallies.blocks.len(),
+                "groups of job {name} (one per state and worker)"
+            );
+            ensure_eq!(
+                (got, tallies.ids_completed_last_minute),
+                (expected, completed),
+                "tallies of job {name}: (blocks, ids) per (state, worker), ids completed in the last minute"
+            );
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ cases![
     list_tasks_filters_newest_first_and_pages,
     prune_finished_deletes_only_old_final_tasks,
     prune_finished_respects_limit,
-    prune_takes_one_state_oldest_first_and_never_a_jobs_task,
+    prune_takes_one_state_oldest_first,
 ];
 
 /// Cancel moves a scheduled, available, retryable or running task to `cancelled`
@@ -495,12 +495,9 @@ async fn prune_all(store: &Handle, before: DateTime<Utc>, limit: usize) -> Resul
     Ok(pruned)
 }
 
-/// A prune takes only its state, oldest first, and never a job's task (the job's progress
-/// is counted from them); a state that is not final is refused.
-async fn prune_takes_one_state_oldest_first_and_never_a_jobs_task(
-    a: Handle,
-    b: Handle,
-) -> Result<()> {
+/// A prune takes only its state, oldest first, a job's task too (the job's counters keep
+/// it); a state that is not final is refused.
+async fn prune_takes_one_state_oldest_first(a: Handle, b: Handle) -> Result<()> {
     use TaskState::{Completed, Dead};
     let newer = task_in_state(&a, task("t"), Completed, at(30)).await?;
     let older = task_in_state(&a, task("t"), Completed, at(20)).await?;
@@ -516,14 +513,20 @@ async fn prune_takes_one_state_oldest_first_and_never_a_jobs_task(
         limit,
     };
     ensure_eq!(b.prune_finished(completed(1)).await?, 1, "pruned, limit 1");
-    ensure_eq!(a.get_task(older).await?.map(|t| t.id), None, "the oldest");
-    ensure_eq!(b.prune_finished(completed(10)).await?, 1, "pruned next");
-    let left: Vec<TaskId> = all_tasks(&a).await?.into_iter().map(|t| t.id).collect();
     ensure_eq!(
-        set(left),
-        set([dead, job_task]),
-        "left: the dead task and the job's task (not {newer})"
+        a.get_task(job_task).await?.map(|t| t.id),
+        None,
+        "the oldest, a job's"
     );
+    ensure_eq!(b.prune_finished(completed(1)).await?, 1, "pruned next");
+    ensure_eq!(
+        a.get_task(older).await?.map(|t| t.id),
+        None,
+        "the next oldest"
+    );
+    ensure_eq!(b.prune_finished(completed(10)).await?, 1, "pruned last");
+    let left: Vec<TaskId> = all_tasks(&a).await?.into_iter().map(|t| t.id).collect();
+    ensure_eq!(set(left), set([dead]), "left: the dead task (not {newer})");
     let refused = b
         .prune_finished(PruneRequest {
             state: TaskState::Running,

@@ -74,7 +74,7 @@ for i = 1, math.min(limit, #candidates) do
   local id = member_id(candidate.member)
   local tk = task_key(id)
   local fields = redis.call('HMGET', tk, 'attempt', 'kind', 'payload', 'max_attempts',
-    'timeout', 'job', 'state')
+    'timeout', 'job', 'state', 'worker', 'ids')
   -- A member whose record is gone (it cannot be claimed) is only dropped from the set.
   if fields[1] then
     local attempt = tonumber(fields[1]) + 1
@@ -83,6 +83,8 @@ for i = 1, math.min(limit, #candidates) do
     running[#running + 1] = lease_until
     running[#running + 1] = id
     move_count(candidate.queue, fields[7], 'running')
+    move_job_count({job = fields[6], ids = fields[9], state = fields[7], worker = fields[8]},
+      'running', worker, now)
     claimed[#claimed + 1] = {id, candidate.queue, fields[2], fields[3], attempt, fields[4],
       fields[5], fields[6]}
   end
@@ -175,6 +177,7 @@ local function make_blocks(room, job_queues)
           'max_attempts', max_attempts, 'created_at', now,
           'worker', worker, 'lease_until', lease_until, 'started_at', now,
           'job', name, 'ids', i64_text(i64_sub(block_end, cursor))}
+        count_job(name, 'running', worker, fields[#fields], 1)
         if timeout then
           fields[#fields + 1] = 'timeout'
           fields[#fields + 1] = timeout

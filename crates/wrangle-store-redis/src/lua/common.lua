@@ -94,7 +94,7 @@ end
 
 -- The task fields the state machine reads, or nil for an unknown (or expired) task.
 local FIELDS = {'queue', 'priority', 'state', 'run_at', 'attempt', 'max_attempts',
-  'worker', 'started_at', 'unique_key'}
+  'worker', 'started_at', 'unique_key', 'job', 'ids'}
 
 local function load_task(id)
   local values = redis.call('HMGET', task_key(id), unpack(FIELDS))
@@ -147,6 +147,113 @@ end
 
 local count_changes = {}   -- queue -> state -> change
 local recent_changes = {}  -- queue -> bucket field -> attempts
+
+-- Per-job numbers, kept by every move of a job's task (deleting one leaves them, so a
+-- pruned block stays counted as it ended): `B:job-counts:NAME` (hash: 'n:GROUP' -> tasks,
+-- 'l:GROUP' and 'h:GROUP' -> the ids they stand for, below and above 10^9, where GROUP is
+-- the state, then ':' and the worker if any; a group at 0 has no fields) and
+-- `B:job-recent:NAME` (hash: 'l:S' and 'h:S' -> ids completed in second S). Splitting ids
+-- keeps every HINCRBY far inside i64 whatever the payloads, and a batch's sums exact in Lua
+-- numbers. They go with the job's record (delete_job.lua).
+local function job_counts_key(name)
+  return base .. ':job-counts:' .. name
+end
+
+local function job_recent_key(name)
+  return base .. ':job-recent:' .. name
+end
+
+local job_changes = {}  -- job -> field -> change
+local job_recent_changes = {}  -- job -> field -> ids
+
+-- The ids of a task of a job (decimal text, its `ids` field; 1 when missing) as (high,
+-- low) parts: ids = high * 10^9 + low.
+local function split_ids(text)
+  text = text or '1'
+  if #text > 9 then
+    return tonumber(string.sub(text, 1, -10)), tonumber(string.sub(text, -9))
+  end
+  return 0, tonumber(text)
+end
+
+local function add_change(changes, of, field, n)
+  local fields = changes[of]
+  if not fields then
+    fields = {}
+    changes[of] = fields
+  end
+  fields[field] = (fields[field] or 0) + n
+end
+
+-- Adds (sign 1) or takes (sign -1) a task of `job` standing for `ids` to or from its
+-- group (`state`, `worker` or nil).
+local function count_job(job, state, worker, ids, sign)
+  local group = worker and (state .. ':' .. worker) or state
+  local high, low = split_ids(ids)
+  add_change(job_changes, job, 'n:' .. group, sign)
+  add_change(job_changes, job, 'l:' .. group, sign * low)
+  if high > 0 then
+    add_change(job_changes, job, 'h:' .. group, sign * high)
+  end
+end
+
+-- `task` (as load_task reads it: job, ids, state, worker), if it is a job's, moves to
+-- state `to` under worker `to_worker` (nil: none); completing, at `now`.
+local function move_job_count(task, to, to_worker, now)
+  if not task.job then
+    return
+  end
+  count_job(task.job, task.state, task.worker, task.ids, -1)
+  count_job(task.job, to, to_worker, task.ids, 1)
+  if to == 'completed' then
+    local high, low = split_ids(task.ids)
+    local second = fmt_int(recent_second(now))
+    add_change(job_recent_changes, task.job, 'l:' .. second, low)
+    if high > 0 then
+      add_change(job_recent_changes, task.job, 'h:' .. second, high)
+    end
+  end
+end
+
+local function save_job_counts()
+  for job, fields in pairs(job_changes) do
+    local ck = job_counts_key(job)
+    local emptied = {}
+    for field, change in pairs(fields) do
+      if change ~= 0 and redis.call('HINCRBY', ck, field, change) == 0
+          and string.sub(field, 1, 2) == 'n:' then
+        emptied[#emptied + 1] = string.sub(field, 3)
+      end
+    end
+    for _, group in ipairs(emptied) do
+      redis.call('HDEL', ck, 'n:' .. group, 'l:' .. group, 'h:' .. group)
+    end
+  end
+  for job, fields in pairs(job_recent_changes) do
+    local rk = job_recent_key(job)
+    local newest, created = 0, false
+    for field, n in pairs(fields) do
+      if redis.call('HINCRBY', rk, field, n) == n then
+        created = true
+      end
+      newest = math.max(newest, tonumber(string.sub(field, 3)))
+    end
+    -- As for the queues' buckets (save_counts): seconds more than a minute old go once the
+    -- hash holds more than a few minutes of them.
+    if created and redis.call('HLEN', rk) > 360 then
+      local stale = {}
+      for _, field in ipairs(redis.call('HKEYS', rk)) do
+        if tonumber(string.sub(field, 3)) <= newest - 60 then
+          stale[#stale + 1] = field
+        end
+      end
+      if #stale > 0 then
+        redis.call('HDEL', rk, unpack(stale))
+      end
+    end
+  end
+  job_changes, job_recent_changes = {}, {}
+end
 
 local function count(queue, state, change)
   local of_queue = count_changes[queue]
@@ -218,6 +325,7 @@ local function save_counts()
     end
   end
   count_changes, recent_changes = {}, {}
+  save_job_counts()
 end
 
 -- `B:finished` holds final tasks scored by finished_at; a member is 'ID:S:QUEUE' with S
@@ -392,6 +500,7 @@ local function cancel(id, task, now, ttl)
   redis.call('HSET', tk, 'state', 'cancelled', 'finished_at', now)
   redis.call('HDEL', tk, 'lease_until')
   move_count(task.queue, task.state, 'cancelled')
+  move_job_count(task, 'cancelled', task.worker, now)
   finish(id, 'cancelled', task.queue, task.unique_key, now, ttl)
 end
 
@@ -411,6 +520,7 @@ local function revive(id, task, now)
   redis.call('HSET', tk, 'state', 'available', 'run_at', now)
   redis.call('HDEL', tk, 'lease_until')
   move_count(task.queue, task.state, 'available')
+  move_job_count(task, 'available', task.worker, now)
   add_waiting(id, task, now, now)
 end
 

@@ -20,7 +20,7 @@ local succeeded = {}
 local function succeed(id, attempt, worker, result)
   local tk = task_key(id)
   local f = redis.call('HMGET', tk, 'state', 'attempt', 'worker', 'unique_key', 'error',
-    'queue')
+    'queue', 'job', 'ids')
   if f[1] ~= 'running' or f[2] ~= attempt or f[3] ~= worker then
     return 'stale'
   end
@@ -34,6 +34,8 @@ local function succeed(id, attempt, worker, result)
   succeeded[#succeeded + 1] = id
   move_count(f[6], 'running', 'completed')
   count_recent(f[6], 'c', now)
+  move_job_count({job = f[7], ids = f[8], state = 'running', worker = worker}, 'completed',
+    worker, now)
   return 'completed'
 end
 
@@ -60,6 +62,7 @@ local function fail_or_release(id, attempt, worker, outcome, text, retry_at)
       end
       redis.call('HSET', tk, 'state', 'retryable', 'run_at', run_at)
       move_count(task.queue, 'running', 'retryable')
+      move_job_count(task, 'retryable', worker, now)
       add_waiting(id, task, run_at, now)
       return 'retryable'
     end
@@ -67,6 +70,7 @@ local function fail_or_release(id, attempt, worker, outcome, text, retry_at)
     redis.call('HSET', tk, 'state', 'dead')
     redis.call('ZADD', key('dead'), id, id)
     move_count(task.queue, 'running', 'dead')
+    move_job_count(task, 'dead', worker, now)
     finish(id, 'dead', task.queue, task.unique_key, now, ttl)
     return 'dead'
   end
@@ -77,6 +81,7 @@ local function fail_or_release(id, attempt, worker, outcome, text, retry_at)
   redis.call('HINCRBY', tk, 'attempt', -1)
   redis.call('HSET', tk, 'state', 'available', 'run_at', now)
   move_count(task.queue, 'running', 'available')
+  move_job_count(task, 'available', worker, now)
   task.run_at = now
   add_waiting(id, task, now, now)
   released = true

@@ -1,6 +1,6 @@
 -- Deletes up to `limit` tasks of a job (any state) with their unique keys, log rings,
--- index entries and counts, after stopping claims making its blocks; once none is left,
--- the job's record goes too. A running task's worker finds its completion stale.
+-- index entries and queue counts (the job's counters keep them), after stopping claims
+-- making its blocks; once none is left, the job's record goes too, with its counters. A running task's worker finds its completion stale.
 -- ARGV: name, limit. Returns {tasks deleted, 1 when the job is gone}, or false for an
 -- unknown job.
 
@@ -32,7 +32,8 @@ for _, id in ipairs(ids) do
 end
 local done = 0
 if #ids < limit then
-  redis.call('DEL', job_key(name), job_tasks_key(name))
+  redis.call('DEL', job_key(name), job_tasks_key(name), job_counts_key(name),
+    job_recent_key(name))
   redis.call('ZREM', key('jobs'), name)
   done = 1
 end

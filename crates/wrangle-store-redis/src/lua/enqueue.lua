@@ -62,6 +62,7 @@ for i = 2, #ARGV, 11 do
         fields[#fields + 1] = job
         fields[#fields + 1] = 'ids'
         fields[#fields + 1] = ids
+        count_job(job, state, nil, ids, 1)
         local of_job = jobs[job]
         if not of_job then
           of_job = {}

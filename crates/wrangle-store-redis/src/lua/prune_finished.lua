@@ -1,12 +1,12 @@
 -- Deletes up to `limit` tasks in final state `state` that finished before `before`,
--- oldest first, with their unique keys and log rings; a job's tasks are kept (its progress
--- is counted from them). Walks `B:finished` in finished_at order from where the last walk
--- for this state stopped (`B:prune-from:STATE` names the last entry it kept: every entry
--- before it is of another state or a job's, and stays so, since a finished task leaves
--- the index when it is retried), looking at no more than SCAN_BUDGET entries per call. So
--- a call stays short, and the tasks to prune are reached however many entries of other
--- states or of jobs come first (dead tasks kept for 30 days, a million-block job). If that
--- entry is gone (expired, or its job deleted), the walk starts over from the oldest.
+-- oldest first, with their unique keys and log rings (a job's counters keep its tasks).
+-- Walks `B:finished` in finished_at order from where the last walk for this state stopped
+-- (`B:prune-from:STATE` names the last entry it kept: every entry before it is of another
+-- state, and stays so, since a finished task leaves the index when it is retried), looking
+-- at no more than SCAN_BUDGET entries per call. So a call stays short, and the tasks to
+-- prune are reached however many entries of other states come first (dead tasks kept for
+-- 30 days). If that entry is gone (expired, or its job deleted), the walk starts over from
+-- the oldest.
 -- ARGV: before, limit, state. Returns how many were deleted (already expired ones not
 -- counted).
 
@@ -44,14 +44,17 @@ while not done and pruned < limit and scanned < SCAN_BUDGET do
     elseif not f[1] then
       -- Expired (result_ttl): only its index entries are left.
       unindex_finished(member, id, state, queue)
-    elseif f[1] ~= wanted or f[3] then
-      -- Another state, or a job's task: kept, and skipped by this walk and the next.
+    elseif f[1] ~= wanted then
+      -- Another state: kept, and skipped by this walk and the next.
       kept = kept + 1
       last_kept = member
     else
       local unique = f[2]
       if unique and redis.call('GET', unique_key(unique)) == id then
         redis.call('DEL', unique_key(unique))
+      end
+      if f[3] then
+        redis.call('SREM', job_tasks_key(f[3]), id)
       end
       redis.call('DEL', tk)
       drop_log('task:' .. id)

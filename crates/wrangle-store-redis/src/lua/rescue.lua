@@ -26,11 +26,13 @@ while #rescued < limit do
       if tonumber(task.attempt) < tonumber(task.max_attempts) then
         redis.call('HSET', tk, 'state', 'available', 'run_at', now)
         move_count(task.queue, 'running', 'available')
+        move_job_count(task, 'available', task.worker, now)
         add_waiting(id, task, now, now)
       else
         redis.call('HSET', tk, 'state', 'dead')
         redis.call('ZADD', key('dead'), id, id)
         move_count(task.queue, 'running', 'dead')
+        move_job_count(task, 'dead', task.worker, now)
         count_recent(task.queue, 'f', now)
         finish(id, 'dead', task.queue, task.unique_key, now, ttl)
       end

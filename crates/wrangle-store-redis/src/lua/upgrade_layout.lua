@@ -4,15 +4,16 @@
 -- Version 2 added the per-queue counts and `B:finished` members that name their state
 -- and queue (see save_counts): building them walks every task once, blocking the server
 -- meanwhile (about a second per million tasks), and needs every worker upgraded at once.
+-- Version 3 added the per-job counts (the same goes).
 -- ARGV: LOST_AFTER_LEASES (see prune_workers.lua), the layout this code writes (LAYOUT
 -- in lib.rs). Returns the version the store was at.
 
-local found = redis.call('GET', key('layout'))
-if found then
-  return tonumber(found)
+local found = tonumber(redis.call('GET', key('layout')) or nil)
+if found and found >= tonumber(ARGV[2]) then
+  return found
 end
-local version = 0
-if redis.call('EXISTS', key('ids')) == 1 then
+local version = found or 0
+if not found and redis.call('EXISTS', key('ids')) == 1 then
   version = 1
   -- Counts are rebuilt from scratch (an operator may rerun this by deleting B:layout).
   for _, queue in ipairs(redis.call('SMEMBERS', key('stats-queues'))) do
@@ -41,6 +42,26 @@ if redis.call('EXISTS', key('ids')) == 1 then
     end
   end
   save_changes()
+end
+-- Version 3 counts each job's tasks (see count_job in common.lua), walking each job's
+-- task index once. A job that has counters keeps them (a rerun by hand must not forget
+-- the tasks pruning deleted since).
+if version >= 1 then
+  for _, name in ipairs(redis.call('ZRANGE', key('jobs'), 0, -1)) do
+    if redis.call('EXISTS', job_counts_key(name)) == 0 then
+      for _, id in ipairs(redis.call('SMEMBERS', job_tasks_key(name))) do
+        local f = redis.call('HMGET', task_key(id), 'state', 'worker', 'ids')
+        if f[1] then
+          count_job(name, f[1], f[2] or nil, f[3] or nil, 1)
+        end
+      end
+    end
+  end
+  save_changes()
+end
+if found then
+  redis.call('SET', key('layout'), ARGV[2])
+  return version
 end
 -- Version 2 also scores workers by when they count as lost (prune_workers.lua).
 local seen = redis.call('ZRANGE', key('workers:seen'), 0, -1, 'WITHSCORES')

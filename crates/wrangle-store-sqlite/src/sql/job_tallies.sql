@@ -1,17 +1,8 @@
--- A job's (?1) tasks per state and worker: count, ids (end - start of a block, else 1),
--- and ids of those finished in (?2, ?3]. Read from the job's row, so an unknown job gives
--- no row at all and a job without tasks one row whose state is NULL.
-WITH sized AS (
-    SELECT t.state, t.worker, t.finished_at,
-           CASE WHEN t.id IS NULL THEN 0
-                WHEN json_type(t.payload, '$.start') = 'integer'
-                 AND json_type(t.payload, '$.end') = 'integer'
-                 AND json_extract(t.payload, '$.end') >= json_extract(t.payload, '$.start')
-                THEN json_extract(t.payload, '$.end') - json_extract(t.payload, '$.start')
-                ELSE 1 END AS ids
-    FROM jobs AS j LEFT JOIN tasks AS t ON t.job = j.name
-    WHERE j.name = ?1
-)
-SELECT state, worker, count(state) AS blocks, sum(ids) AS ids,
-       sum(CASE WHEN finished_at > ?2 AND finished_at <= ?3 THEN ids ELSE 0 END) AS recent
-FROM sized GROUP BY state, worker
+-- Job ?1's counters (schema_v7.sql): its tasks per state and worker, and the ids it
+-- completed in the seconds (?2, ?3]. Read from the job's row, so an unknown job gives no
+-- row at all, and a job with no counted task one row whose state is NULL.
+SELECT c.state, nullif(c.worker, '') AS worker, c.blocks, c.ids,
+       (SELECT coalesce(sum(r.ids), 0) FROM job_recent AS r
+        WHERE r.job = j.name AND r.second > ?2 AND r.second <= ?3) AS recent
+FROM jobs AS j LEFT JOIN job_counts AS c ON c.job = j.name AND c.blocks > 0
+WHERE j.name = ?1

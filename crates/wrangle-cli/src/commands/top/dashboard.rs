@@ -407,7 +407,7 @@ pub(super) mod tests {
     use ratatui::crossterm::event::KeyEvent;
     use serde_json::json;
     use wrangle::TaskState;
-    use wrangle::jobs::{BlockTally, Job, JobProgress, NewJob};
+    use wrangle::jobs::{BlockTally, Job, JobProgress, JobTallies, NewJob};
 
     use super::*;
 
@@ -423,13 +423,15 @@ pub(super) mod tests {
             cancelled: false,
             created_at: now - chrono::Duration::seconds(30),
         };
-        let tallies = [BlockTally {
-            state: TaskState::Completed,
-            worker: Some("w1".into()),
-            blocks: 50,
-            ids: 500,
-            ids_last_minute: 500,
-        }];
+        let tallies = JobTallies {
+            blocks: vec![BlockTally {
+                state: TaskState::Completed,
+                worker: Some("w1".into()),
+                blocks: 50,
+                ids: 500,
+            }],
+            ids_completed_last_minute: 500,
+        };
         Snapshot {
             started,
             taken_at: now,
