@@ -177,6 +177,21 @@ p pauses or resumes the selected queue for every worker, r refreshes now, q, Esc
 Ctrl-C quit. A finished task also refreshes the screen early. Needs a terminal: with
 stdout redirected it exits 2 (use `wrangle status` or `wrangle status --json` there).")]
     Top(TopArgs),
+    /// HTTP API over the store (JSON, OpenAPI at /api/openapi.json)
+    #[command(after_help = "\
+Examples:
+  wrangle serve                                     # http://127.0.0.1:7077, no token on loopback
+  wrangle serve --bind 0.0.0.0:7077 --token-file /etc/wrangle/token
+  WRANGLE_TOKEN=s3cret wrangle serve --bind 10.0.0.5:7077 --read-only-token-file ro.token
+  curl -s localhost:7077/api/tasks -d '{\"kind\":\"echo\",\"payload\":{\"x\":1}}' -H 'content-type: application/json'
+  curl -s localhost:7077/api/tasks/1/wait?timeout=30s   # 200 once final, 202 if not yet
+
+Any bind address other than loopback needs a token (--token-file or $WRANGLE_TOKEN):
+requests send it as `Authorization: Bearer TOKEN`. A read-only token (--read-only-token-file
+or $WRANGLE_READ_ONLY_TOKEN) may read everything and change nothing. /healthz and /readyz
+need no token. Errors are JSON problem objects; bad input is a 4xx. SIGTERM or Ctrl-C stops
+accepting connections and finishes the requests in flight.")]
+    Serve(ServeArgs),
     /// Interactive shell over the store: status, scale, reload, pause, retry, tail, ...
     #[command(after_help = "\
 Examples:
@@ -293,6 +308,21 @@ pub(crate) struct WorkersArgs {
     pub(crate) json: JsonArg,
     #[command(subcommand)]
     pub(crate) command: WorkersCommand,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:7077", value_name = "ADDR")]
+    pub(crate) bind: String,
+    /// File holding the full-access token (else $WRANGLE_TOKEN)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// File holding a read-only token (else $WRANGLE_READ_ONLY_TOKEN)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) read_only_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

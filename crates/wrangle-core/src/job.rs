@@ -28,6 +28,7 @@ use crate::store::{ClaimedTask, StoreError};
 use crate::task::{DEFAULT_QUEUE, DEFAULT_RETRIES, TaskId, TaskState};
 
 /// Whether a job's blocks come from a range of ids or from a list of items.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
@@ -57,6 +58,7 @@ impl JobKind {
 }
 
 /// A job to create. Build it with [`NewJob::range`] or [`NewJob::list`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
     /// Unique name.
@@ -72,6 +74,7 @@ pub struct NewJob {
     /// Attempts each block gets.
     pub max_attempts: u32,
     /// Per-attempt time limit of each block.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     #[serde(with = "crate::task::duration_ms")]
     pub timeout: Option<Duration>,
     /// First id (0 for a list job).
@@ -178,6 +181,7 @@ impl NewJob {
 }
 
 /// A job as a store keeps it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// What was asked for.
@@ -282,6 +286,7 @@ pub fn ids_of_payload(payload: &Value) -> u64 {
 }
 
 /// A store's aggregate of a job's tasks: those in one state, last held by one worker.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockTally {
     /// Their state.
@@ -307,6 +312,7 @@ pub struct JobTallies {
 }
 
 /// Where a job stands as a whole.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -333,6 +339,7 @@ impl JobStatus {
 }
 
 /// Blocks and ids in one bucket of a job's progress.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Count {
     /// Blocks (tasks).
@@ -349,6 +356,7 @@ impl Count {
 }
 
 /// One worker's share of a job's completed work.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerShare {
     /// The worker.
@@ -360,6 +368,7 @@ pub struct WorkerShare {
 }
 
 /// A job's progress, as `wrangle job status` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobProgress {
     /// The job.
@@ -381,6 +390,7 @@ pub struct JobProgress {
     /// Ids completed per second over the last minute (or since creation, if younger).
     pub rate: f64,
     /// Time left at that rate, while the job runs and the rate is above zero.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     #[serde(with = "crate::task::duration_ms")]
     pub eta: Option<Duration>,
     /// Per-worker shares, most done first.

@@ -224,6 +224,7 @@ pub enum CompletionStatus {
 }
 
 /// The result of enqueueing one task.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enqueued {
     /// The new task's id, or the existing task's for a duplicate unique key.
@@ -311,6 +312,7 @@ pub struct TaskFilter {
 }
 
 /// One queue's numbers for `wrangle status`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueStats {
     /// The queue.

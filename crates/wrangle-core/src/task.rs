@@ -25,6 +25,7 @@ use serde_json::Value;
 pub type TaskId = i64;
 
 /// Where a task is in its life. See the module documentation for the transitions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
@@ -269,6 +270,7 @@ impl NewTask {
 
 /// One finished (or abandoned) attempt, kept on the task so that `tasks show` can tell
 /// the whole story: who ran it, when, how it ended, and when the next attempt was due.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     /// 1 for the first attempt.
@@ -290,6 +292,7 @@ pub struct AttemptRecord {
 }
 
 /// Everything a store knows about a task.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// Identifier.
@@ -311,6 +314,7 @@ pub struct Task {
     /// Attempts allowed.
     pub max_attempts: u32,
     /// Per-attempt time limit.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     #[serde(with = "duration_ms")]
     pub timeout: Option<Duration>,
     /// Idempotency key.

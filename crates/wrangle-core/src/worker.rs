@@ -9,6 +9,7 @@ use crate::TaskId;
 
 /// A worker's self-description, refreshed with every heartbeat (and at once after a
 /// control command changed it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerInfo {
     /// Unique name (default `HOST-PID`).
@@ -80,6 +81,7 @@ impl WorkerRecord {
 }
 
 /// One pool group of a worker, as `status WORKER` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupInfo {
     /// Its name: the queue list as written (`*` for every queue).
@@ -91,6 +93,7 @@ pub struct GroupInfo {
 }
 
 /// A long-lived runner process of a worker.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     /// The task kind it serves.
@@ -110,6 +113,7 @@ pub struct ProcessInfo {
 }
 
 /// A registered worker as the store sees it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerRecord {
     /// What the worker last said about itself.
@@ -119,6 +123,7 @@ pub struct WorkerRecord {
 }
 
 /// A command sent to a worker through the store.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum ControlCommand {
@@ -156,6 +161,7 @@ pub enum ControlCommand {
 pub type CommandId = i64;
 
 /// A command in a worker's mailbox, with its acknowledgement once the worker has acted.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandEnvelope {
     /// Identifier, for waiting on the acknowledgement.

@@ -41,7 +41,7 @@ pub async fn retry_dead(
 }
 
 /// Deletes every task in `states` (final ones) that finished before `finished_before`, a
-/// page per store call, a job's tasks excepted (`wrangle tasks prune`); returns how many.
+/// page per store call (`wrangle tasks prune`); returns how many.
 /// `progress` hears the running count.
 pub async fn prune(
     store: &Arc<dyn Store>,

@@ -6,6 +6,7 @@ mod inspect;
 mod job;
 mod logs;
 mod run;
+mod serve;
 mod submit;
 mod top;
 mod worker;
@@ -159,6 +160,12 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
                 config: choice.config.clone(),
             };
             console::run(choice.open(&config, Open::Existing).await?, launcher).await
+        }
+        Command::Serve(args) => {
+            let choice = StoreChoice::of(early, &args.store, JsonArg::default());
+            let config = choice.load_config()?;
+            let plan = serve::plan(&args)?;
+            serve::run(choice.open(&config, Open::Existing).await?, plan).await
         }
         Command::Completions(args) => help::completions(args.shell),
         Command::Man(args) => help::man(&args),

@@ -1,0 +1,133 @@
+//! `wrangle serve` as users run it: the bind address and tokens are checked before anything
+//! is opened (one line, exit 2), and over a real socket a task submitted to the API is run
+//! by a `wrangle worker` process and its result comes back through the long poll.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Sandbox, signal};
+use serde_json::{Value, json};
+
+#[test]
+fn bad_binds_and_tokens_are_one_line_and_exit_2() {
+    let sandbox = Sandbox::sqlite();
+    sandbox.create_store();
+    let err = sandbox.usage_error(&["serve", "--bind", "0.0.0.0:7077"]);
+    assert!(err.contains("without a token"), "{err}");
+    let err = sandbox.usage_error(&["serve", "--bind", "localhost"]);
+    assert!(err.contains("not an address"), "{err}");
+    let empty = sandbox.path("empty.token");
+    std::fs::write(&empty, "\n").unwrap();
+    let err = sandbox.usage_error(&["serve", "--token-file", empty.to_str().unwrap()]);
+    assert!(err.contains("empty token"), "{err}");
+    let err = sandbox.usage_error(&["serve", "--token-file", "/nonexistent/token"]);
+    assert!(err.contains("--token-file"), "{err}");
+}
+
+/// One HTTP/1.1 request over a new connection; the status and the JSON body.
+fn http(port: u16, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_task_submitted_over_http_is_run_by_a_worker() {
+    let mut sandbox = Sandbox::sqlite();
+    sandbox.create_store();
+    let port = free_port();
+    let token = sandbox.path("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let bind = format!("127.0.0.1:{port}");
+    let mut server = sandbox
+        .command(&[
+            "serve",
+            "--bind",
+            &bind,
+            "--token-file",
+            token.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http(port, "GET", "/api/queues", "wrong", None).0, 401);
+
+    let (status, enqueued) = http(
+        port,
+        "POST",
+        "/api/tasks",
+        "s3cret",
+        Some(json!({"kind": "greet", "payload": "hello"})),
+    );
+    assert_eq!(status, 201, "{enqueued}");
+    let id = enqueued["id"].as_i64().unwrap();
+    sandbox.spawn_worker("w", &["--exec", "echo {}"]);
+    let (status, task) = http(
+        port,
+        "GET",
+        &format!("/api/tasks/{id}/wait?timeout=60s"),
+        "s3cret",
+        None,
+    );
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(task["state"], "completed", "{task}");
+    assert!(
+        task["result"].to_string().contains("hello"),
+        "{}",
+        task["result"]
+    );
+    sandbox.stop_workers();
+
+    signal(&server, nix::sys::signal::Signal::SIGTERM);
+    let code = server.wait().unwrap().code();
+    assert_eq!(code, Some(0), "serve stops on SIGTERM");
+    let mut stderr = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains(&format!("listening on http://{bind}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret"),
+        "the token is never printed: {stderr}"
+    );
+}

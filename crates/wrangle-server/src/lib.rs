@@ -1,0 +1,108 @@
+//! `wrangle serve`: a JSON HTTP API over the wrangle library, for operators' tools and for
+//! programs in any language (submit a task, wait for its result), with its OpenAPI 3
+//! document at `/api/openapi.json`, generated from the handlers' types.
+//!
+//! This crate owns HTTP: routing, authentication, error bodies, request limits and the
+//! shared wait for outcomes. It adds no logic of its own to what the library does: every
+//! handler is a thin call into `wrangle` (or the `Store` it opens), as the CLI is.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = wrangle::connect("sqlite://.wrangle/wrangle.db").await?;
+//! let server = wrangle_server::Server::new(store, wrangle_server::Tokens::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7077").await?;
+//! server.serve(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+mod problem;
+mod waiters;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use utoipa::openapi::OpenApi;
+use wrangle::Store;
+
+pub use auth::{BindRefused, Tokens, check_bind};
+pub use problem::Problem;
+
+/// The default request body limit: a batch of tasks with payloads up to the library's
+/// default payload limit fits, an accidental upload of a disk image does not.
+pub const DEFAULT_MAX_BODY: usize = 32 << 20;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) client: wrangle::Client,
+    pub(crate) waiters: waiters::Waiters,
+}
+
+/// The HTTP server: its routes over one store, and who may use them.
+pub struct Server {
+    router: Router,
+    openapi: OpenApi,
+}
+
+impl Server {
+    /// The API over `store`, open to holders of `tokens` (to everyone when it has none,
+    /// which [`check_bind`] allows only on loopback).
+    pub fn new(store: Arc<dyn Store>, tokens: Tokens) -> Server {
+        Server::with_max_body(store, tokens, DEFAULT_MAX_BODY)
+    }
+
+    /// [`Server::new`] with a request body limit of `max_body` bytes.
+    pub fn with_max_body(store: Arc<dyn Store>, tokens: Tokens, max_body: usize) -> Server {
+        let state = AppState {
+            client: wrangle::Client::new(store.clone()),
+            waiters: waiters::Waiters::start(store.clone()),
+            store,
+        };
+        let (router, openapi) = api::routes().split_for_parts();
+        let document = openapi.clone();
+        let router = router
+            .route(
+                "/api/openapi.json",
+                axum::routing::get(move || async move { axum::Json(document.clone()) }),
+            )
+            .fallback(problem::not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(tokens),
+                auth::guard,
+            ))
+            .layer(DefaultBodyLimit::max(max_body))
+            .with_state(state);
+        Server { router, openapi }
+    }
+
+    /// The OpenAPI document of the routes.
+    pub fn openapi(&self) -> &OpenApi {
+        &self.openapi
+    }
+
+    /// The routes, for serving them another way (or for tests).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then finishes the requests in
+    /// flight.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
