@@ -323,6 +323,9 @@ pub(crate) struct ServeArgs {
     /// File holding a read-only token (else $WRANGLE_READ_ONLY_TOKEN)
     #[arg(long, value_name = "FILE")]
     pub(crate) read_only_token_file: Option<PathBuf>,
+    /// Time between two samples of the dashboard's charts (it keeps the last 360)
+    #[arg(long, default_value = "10s", value_name = "DUR")]
+    pub(crate) history_every: String,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Sandbox, signal};
 use serde_json::{Value, json};
@@ -48,42 +48,14 @@ fn http(port: u16, method: &str, path: &str, token: &str, body: Option<Value>) -
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_task_submitted_over_http_is_run_by_a_worker() {
     let mut sandbox = Sandbox::sqlite();
     sandbox.create_store();
-    let port = free_port();
     let token = sandbox.path("token");
     std::fs::write(&token, "s3cret\n").unwrap();
+    let (mut server, port) = sandbox.serve(&["--token-file", token.to_str().unwrap()]);
     let bind = format!("127.0.0.1:{port}");
-    let mut server = sandbox
-        .command(&[
-            "serve",
-            "--bind",
-            &bind,
-            "--token-file",
-            token.to_str().unwrap(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "serve did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert_eq!(http(port, "GET", "/api/queues", "wrong", None).0, 401);
 
     let (status, enqueued) = http(

@@ -44,6 +44,7 @@ impl LogOwner {
 }
 
 /// Where a line came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogSource {
@@ -112,6 +113,7 @@ pub struct LogAppend {
 }
 
 /// A kept line.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// Its place in its owner's ring: 1 for the first line ever kept, then one more for

@@ -4,8 +4,9 @@
 //! dashboard's login sets); tokens are compared in constant time. The read-only token may
 //! read everything and change nothing (403). A state-changing request from another origin
 //! (its `Origin` is not this host, or the browser says `Sec-Fetch-Site: cross-site`) is
-//! refused, so a page elsewhere cannot drive a logged-in browser. Health probes need no
-//! token. This module owns those rules; the routes know nothing of them.
+//! refused, so a page elsewhere cannot drive a logged-in browser. Health probes, the
+//! dashboard's own files and its login form need no token (the page asks for one when
+//! the API answers 401). This module owns those rules; the routes know nothing of them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,9 +58,6 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if path == "/healthz" || path == "/readyz" {
-        return next.run(request).await;
-    }
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
     if changes && cross_origin(request.headers()) {
         return Problem::new(
@@ -67,6 +65,16 @@ pub(crate) async fn guard(
             "a request from another origin may not change anything",
         )
         .into_response();
+    }
+    let open = match *request.method() {
+        Method::GET | Method::HEAD => {
+            matches!(path, "/" | "/healthz" | "/readyz") || path.starts_with("/ui/")
+        }
+        Method::POST => matches!(path, "/login" | "/logout"),
+        _ => false,
+    };
+    if open {
+        return next.run(request).await;
     }
     let access = match access(&tokens, request.headers()) {
         Ok(access) => access,
@@ -111,6 +119,33 @@ fn access(tokens: &Tokens, headers: &HeaderMap) -> Result<Access, Problem> {
         Ok(Access::ReadOnly)
     } else {
         Err(Problem::new(StatusCode::UNAUTHORIZED, "the token is wrong"))
+    }
+}
+
+/// Whether `token` is one the server accepts (either token).
+pub(crate) fn accepts(tokens: &Tokens, token: &str) -> bool {
+    let mut headers = HeaderMap::new();
+    match header::HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(value) => headers.insert(header::AUTHORIZATION, value),
+        Err(_) => return false,
+    };
+    (tokens.full.is_some() || tokens.read_only.is_some()) && access(tokens, &headers).is_ok()
+}
+
+/// Why `token` cannot be used: it must be printable ASCII without spaces, quotes, commas,
+/// semicolons or backslashes, so that it travels unchanged in a header and a cookie.
+pub fn token_problem(token: &str) -> Option<&'static str> {
+    if token.is_empty() {
+        Some("the token is empty")
+    } else if !token
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
+    {
+        Some(
+            "a token may hold only printable ASCII without spaces, quotes, commas, semicolons or backslashes",
+        )
+    } else {
+        None
     }
 }
 

@@ -1,10 +1,13 @@
 //! `wrangle serve`: a JSON HTTP API over the wrangle library, for operators' tools and for
 //! programs in any language (submit a task, wait for its result), with its OpenAPI 3
-//! document at `/api/openapi.json`, generated from the handlers' types.
+//! document at `/api/openapi.json`, generated from the handlers' types; a live web
+//! dashboard at `/` over that API; an event stream of changes (`/api/events`); and
+//! Prometheus metrics (`/metrics`).
 //!
-//! This crate owns HTTP: routing, authentication, error bodies, request limits and the
-//! shared wait for outcomes. It adds no logic of its own to what the library does: every
-//! handler is a thin call into `wrangle` (or the `Store` it opens), as the CLI is.
+//! This crate owns HTTP: routing, authentication, error bodies, request limits, and the
+//! server-wide listeners that wake waiting requests and event streams. It adds no logic of
+//! its own to what the library does: every handler is a thin call into `wrangle` (or the
+//! `Store` it opens), as the CLI is.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,6 +20,10 @@
 
 mod api;
 mod auth;
+mod dashboard;
+mod events;
+mod history;
+mod metrics;
 mod problem;
 mod waiters;
 
@@ -26,10 +33,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use utoipa::openapi::OpenApi;
 use wrangle::Store;
 
-pub use auth::{BindRefused, Tokens, check_bind};
+pub use auth::{BindRefused, Tokens, check_bind, token_problem};
 pub use problem::Problem;
 
 /// The default request body limit: a batch of tasks with payloads up to the library's
@@ -42,6 +50,30 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) client: wrangle::Client,
     pub(crate) waiters: waiters::Waiters,
+    pub(crate) events: events::Events,
+    pub(crate) history: history::History,
+    pub(crate) tokens: Arc<Tokens>,
+}
+
+/// How a server behaves besides its store.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Who may use it.
+    pub tokens: Tokens,
+    /// The largest request body, in bytes.
+    pub max_body: usize,
+    /// Time between two samples of the dashboard's charts (an hour of samples at 10 s).
+    pub history_every: std::time::Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            tokens: Tokens::default(),
+            max_body: DEFAULT_MAX_BODY,
+            history_every: history::SAMPLE_EVERY,
+        }
+    }
 }
 
 /// The HTTP server: its routes over one store, and who may use them.
@@ -54,14 +86,24 @@ impl Server {
     /// The API over `store`, open to holders of `tokens` (to everyone when it has none,
     /// which [`check_bind`] allows only on loopback).
     pub fn new(store: Arc<dyn Store>, tokens: Tokens) -> Server {
-        Server::with_max_body(store, tokens, DEFAULT_MAX_BODY)
+        Server::with_options(
+            store,
+            ServeOptions {
+                tokens,
+                ..ServeOptions::default()
+            },
+        )
     }
 
-    /// [`Server::new`] with a request body limit of `max_body` bytes.
-    pub fn with_max_body(store: Arc<dyn Store>, tokens: Tokens, max_body: usize) -> Server {
+    /// The API over `store`, as `options` say.
+    pub fn with_options(store: Arc<dyn Store>, options: ServeOptions) -> Server {
+        let tokens = Arc::new(options.tokens);
         let state = AppState {
             client: wrangle::Client::new(store.clone()),
             waiters: waiters::Waiters::start(store.clone()),
+            events: events::Events::start(store.clone()),
+            history: history::History::start(store.clone(), options.history_every),
+            tokens: tokens.clone(),
             store,
         };
         let (router, openapi) = api::routes().split_for_parts();
@@ -69,14 +111,16 @@ impl Server {
         let router = router
             .route(
                 "/api/openapi.json",
-                axum::routing::get(move || async move { axum::Json(document.clone()) }),
+                get(move || async move { axum::Json(document.clone()) }),
             )
+            .route("/", get(dashboard::index))
+            .route("/ui/app.js", get(dashboard::script))
+            .route("/ui/app.css", get(dashboard::style))
+            .route("/login", post(dashboard::login))
+            .route("/logout", post(dashboard::logout))
             .fallback(problem::not_found)
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::new(tokens),
-                auth::guard,
-            ))
-            .layer(DefaultBodyLimit::max(max_body))
+            .layer(axum::middleware::from_fn_with_state(tokens, auth::guard))
+            .layer(DefaultBodyLimit::max(options.max_body))
             .with_state(state);
         Server { router, openapi }
     }

@@ -14,7 +14,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use wrangle::{Registry, Shutdown, Store, Worker, WorkerConfig};
-use wrangle_server::{Server, Tokens};
+use wrangle_server::{ServeOptions, Server, Tokens};
 use wrangle_testkit::{PostgresServer, RedisServer, or_skip};
 
 /// One request to `app`; the status and the body as JSON (null when empty or not JSON).
@@ -168,7 +168,11 @@ fn round_trip_on_redis() {
 #[tokio::test]
 async fn bad_input_is_a_4xx_problem() {
     let store: Arc<dyn Store> = Arc::new(wrangle::MemoryStore::new());
-    let app = Server::with_max_body(store, Tokens::default(), 1024).router();
+    let options = ServeOptions {
+        max_body: 1024,
+        ..ServeOptions::default()
+    };
+    let app = Server::with_options(store, options).router();
     let cases: Vec<(Method, &str, Option<Value>, StatusCode)> = vec![
         (
             Method::POST,

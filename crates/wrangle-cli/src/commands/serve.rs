@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wrangle::Store;
-use wrangle_server::{Server, Tokens, check_bind};
+use wrangle_server::{ServeOptions, Server, Tokens, check_bind, token_problem};
 
 use crate::cli::ServeArgs;
 use crate::fail::{CliError, CliResult};
@@ -14,7 +14,7 @@ use crate::fail::{CliError, CliResult};
 /// What to serve, checked before the store is opened.
 pub(crate) struct ServePlan {
     bind: SocketAddr,
-    tokens: Tokens,
+    options: ServeOptions,
 }
 
 pub(crate) fn plan(args: &ServeArgs) -> CliResult<ServePlan> {
@@ -38,7 +38,19 @@ pub(crate) fn plan(args: &ServeArgs) -> CliResult<ServePlan> {
         ));
     }
     check_bind(bind, &tokens).map_err(CliError::input)?;
-    Ok(ServePlan { bind, tokens })
+    let history_every = wrangle::parse::parse_duration(&args.history_every)
+        .map_err(|e| CliError::input(format!("--history-every: {e}")))?;
+    if history_every.is_zero() {
+        return Err(CliError::input("--history-every must be more than 0"));
+    }
+    Ok(ServePlan {
+        bind,
+        options: ServeOptions {
+            tokens,
+            history_every,
+            ..ServeOptions::default()
+        },
+    })
 }
 
 /// The token in `file` (surrounding whitespace trimmed), else in `$env`; an empty one is
@@ -59,6 +71,9 @@ fn token(file: Option<&Path>, option: &str, env: &str) -> CliResult<Option<Strin
     if token.is_empty() {
         return Err(CliError::input(format!("{source} holds an empty token")));
     }
+    if let Some(problem) = token_problem(token) {
+        return Err(CliError::input(format!("{source}: {problem}")));
+    }
     Ok(Some(token.to_string()))
 }
 
@@ -70,13 +85,13 @@ pub(crate) async fn run(context: super::Context, plan: ServePlan) -> CliResult {
     let address = listener.local_addr().unwrap_or(plan.bind);
     eprintln!(
         "wrangle serve: listening on http://{address} (OpenAPI at /api/openapi.json{})",
-        if plan.tokens.full.is_some() {
+        if plan.options.tokens.full.is_some() {
             "; send Authorization: Bearer TOKEN"
         } else {
             ""
         }
     );
-    let server = Server::new(store, plan.tokens);
+    let server = Server::with_options(store, plan.options);
     server
         .serve(listener, stop_signal())
         .await

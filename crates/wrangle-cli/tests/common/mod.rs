@@ -303,6 +303,39 @@ impl Drop for Sandbox {
     }
 }
 
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sandbox {
+    /// Starts `wrangle serve --bind 127.0.0.1:PORT` with `args` on a free port, and waits
+    /// until it listens; returns the process and the port.
+    pub fn serve(&self, args: &[&str]) -> (Child, u16) {
+        let port = free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let server = self
+            .command(&["serve", "--bind", &bind])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "serve did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (server, port)
+    }
+}
+
 pub fn signal(child: &Child, signal: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
 }

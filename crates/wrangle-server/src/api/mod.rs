@@ -29,6 +29,7 @@ use crate::problem::Problem;
         (name = "jobs", description = "Range and list jobs and their progress"),
         (name = "queues", description = "Queue numbers, pause and resume"),
         (name = "workers", description = "Workers and their live control"),
+        (name = "events", description = "Changes as server-sent events"),
         (name = "health", description = "Probes")
     )
 )]
@@ -56,6 +57,10 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::retry))
         .routes(routes!(workers::list))
         .routes(routes!(workers::control))
+        .routes(routes!(tasks::log))
+        .routes(routes!(crate::events::stream))
+        .routes(routes!(crate::history::get))
+        .routes(routes!(crate::metrics::metrics))
 }
 
 /// A rejected JSON body as a problem (axum's own answer is plain text), with axum's

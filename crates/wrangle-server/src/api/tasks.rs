@@ -12,6 +12,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
+use wrangle::log::{LogLine, LogOwner};
 use wrangle::parse::{parse_name, parse_time};
 use wrangle::{Enqueued, NewTask, Task, TaskFilter, TaskId, TaskState};
 
@@ -27,6 +28,16 @@ const MAX_PAGE: usize = 1000;
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// The longest wait one request may ask for (clients wait again after).
 const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// The `limit` of a page, `default` when absent: 1 to [`MAX_PAGE`].
+fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, Problem> {
+    match limit.unwrap_or(default) {
+        limit @ 1..=MAX_PAGE => Ok(limit),
+        _ => Err(Problem::bad_request(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        ))),
+    }
+}
 
 /// A task to submit: the options of `wrangle submit`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -194,12 +205,7 @@ pub(crate) async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<TaskPage>, Problem> {
     let Query(query) = query.map_err(bad_query)?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(Problem::bad_request(format!(
-            "limit must be 1 to {MAX_PAGE}"
-        )));
-    }
+    let limit = page_limit(query.limit, DEFAULT_PAGE)?;
     let task_state = query
         .state
         .as_deref()
@@ -338,6 +344,44 @@ pub(crate) async fn cancel(
 ) -> Result<Json<Task>, Problem> {
     let Path(id) = id.map_err(bad_path)?;
     Ok(Json(state.store.cancel_task(id, Utc::now()).await?))
+}
+
+/// Which lines of a task's output.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogQuery {
+    /// Only lines with a sequence number above this (the last one read).
+    after: Option<u64>,
+    /// Lines at most (1000 by default and at most).
+    limit: Option<usize>,
+}
+
+/// A task's output as its worker kept it (stdout, stderr and progress lines, the newest
+/// of each attempt), oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/tasks/{id}/log",
+    tag = "tasks",
+    params(("id" = TaskId, Path, description = "The task's id"), LogQuery),
+    responses(
+        (status = 200, description = "Its kept lines", body = Vec<LogLine>),
+        (status = 400, description = "Bad query", body = Problem)
+    )
+)]
+pub(crate) async fn log(
+    State(state): State<AppState>,
+    id: Result<Path<TaskId>, PathRejection>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<Vec<LogLine>>, Problem> {
+    let Path(id) = id.map_err(bad_path)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = page_limit(query.limit, MAX_PAGE)?;
+    let lines = state
+        .store
+        .read_log(&LogOwner::Task(id), query.after.unwrap_or(0), limit)
+        .await?;
+    Ok(Json(lines))
 }
 
 /// Which dead tasks.
