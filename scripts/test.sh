@@ -3,7 +3,8 @@
 # SQLite, and PostgreSQL, Redis and MariaDB started from the installed binaries in temp
 # dirs on free ports; installed with apt-get when missing), the worker, `wrangle run` and
 # CLI end-to-end tests, multi-process and chaos tests, the HTTP API and the dashboard in
-# headless Chromium, the Python and Ruby clients, the README tour and install step.
+# headless Chromium, the Python and Ruby clients, schemathesis against the API's OpenAPI
+# document, the README tour and install step.
 # Servers are required: one that cannot start fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,12 @@ export WRANGLE_PLAYWRIGHT="$playwright_dir"
 
 export WRANGLE_TEST_REQUIRE_SERVERS=1
 cargo test --workspace --locked "$@"
+
+# The HTTP API against its own OpenAPI document (schemathesis from PyPI): no 5xx, answers
+# that match the document, bad input refused. The binary is the one the tests just built.
+if [ $# -eq 0 ]; then
+  scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/wrangle" 25
+fi
 
 # The README's install step, as written (into a throwaway root instead of ~/.cargo), and
 # the binary it installs answering. The README's tour is run by crates/wrangle-cli/tests/readme.rs.

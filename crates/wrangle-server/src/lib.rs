@@ -106,7 +106,8 @@ impl Server {
             tokens: tokens.clone(),
             store,
         };
-        let (router, openapi) = api::routes().split_for_parts();
+        let (router, mut openapi) = api::routes().split_for_parts();
+        api::add_common_problems(&mut openapi);
         let document = openapi.clone();
         let router = router
             .route(

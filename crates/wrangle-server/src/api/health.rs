@@ -21,7 +21,7 @@ pub(crate) async fn healthz() -> &'static str {
     tag = "health",
     responses(
         (status = 200, description = "The store answers", body = String),
-        (status = 503, description = "The store does not answer", body = Problem)
+        (status = 503, description = "The store does not answer", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str, Problem> {

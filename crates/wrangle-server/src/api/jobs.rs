@@ -37,6 +37,7 @@ pub(crate) struct CreateJob {
     #[serde(default)]
     priority: i32,
     /// Retries of each block (3 when absent).
+    #[schema(maximum = 1000)]
     retries: Option<u32>,
     /// The longest one attempt of a block may run (`10m`).
     timeout: Option<String>,
@@ -74,8 +75,8 @@ pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<JobPr
     request_body = CreateJob,
     responses(
         (status = 201, description = "Created", body = Job),
-        (status = 400, description = "Bad input", body = Problem),
-        (status = 409, description = "A job of that name exists", body = Problem)
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job of that name exists", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn create(
@@ -89,7 +90,7 @@ pub(crate) async fn create(
     let template = |job: NewJob| -> Result<NewJob, Problem> {
         let mut job = job
             .priority(request.priority)
-            .retries(request.retries.unwrap_or(wrangle::DEFAULT_RETRIES));
+            .retries(crate::api::tasks::retries(request.retries)?);
         if let Some(queue) = &request.queue {
             job = job.queue(parse_name("queue", queue).map_err(bad)?);
         }
@@ -127,7 +128,7 @@ pub(crate) async fn create(
     params(("name" = String, Path, description = "The job")),
     responses(
         (status = 200, description = "Its progress", body = JobProgress),
-        (status = 404, description = "No such job", body = Problem)
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn get(
@@ -146,7 +147,7 @@ pub(crate) async fn get(
     params(("name" = String, Path, description = "The job")),
     responses(
         (status = 200, description = "How many tasks went", body = Moved),
-        (status = 404, description = "No such job", body = Problem)
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn delete(
@@ -166,7 +167,7 @@ pub(crate) async fn delete(
     params(("name" = String, Path, description = "The job")),
     responses(
         (status = 200, description = "How many tasks were cancelled", body = Moved),
-        (status = 404, description = "No such job", body = Problem)
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn cancel(
@@ -186,7 +187,7 @@ pub(crate) async fn cancel(
     params(("name" = String, Path, description = "The job")),
     responses(
         (status = 200, description = "How many blocks were retried", body = Moved),
-        (status = 404, description = "No such job", body = Problem)
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn retry(

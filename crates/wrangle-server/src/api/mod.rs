@@ -35,6 +35,59 @@ use crate::problem::Problem;
 )]
 struct ApiDoc;
 
+/// The problems any operation may answer besides its own, added to the document for
+/// every operation that does not name them itself: a malformed path or query (400), no or
+/// a wrong token (401), a change refused (403), an unreachable store (503), and for those
+/// with a body, too large (413), not JSON (415), or JSON of the wrong shape (422).
+pub(crate) fn add_common_problems(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in document.paths.paths.iter_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let mut common = vec![
+                ("400", "A malformed path or query"),
+                ("503", "The store does not answer"),
+            ];
+            if !matches!(path.as_str(), "/healthz" | "/readyz") {
+                common.push(("401", "No token, or a wrong one"));
+                common.push((
+                    "403",
+                    "The token may not change anything, or another origin asked",
+                ));
+            }
+            if operation.request_body.is_some() {
+                common.push(("413", "The body is too large"));
+                common.push(("415", "The body is not JSON"));
+                common.push(("422", "The JSON has the wrong shape"));
+            }
+            for (status, description) in common {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| problem(description).into());
+            }
+        }
+    }
+}
+
 /// Every route with its description.
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())

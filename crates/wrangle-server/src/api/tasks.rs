@@ -24,10 +24,22 @@ use crate::problem::Problem;
 const DEFAULT_PAGE: usize = 50;
 /// The most tasks a page lists.
 const MAX_PAGE: usize = 1000;
+/// The most retries a task or job block may be given over the API.
+pub(crate) const MAX_RETRIES: u32 = 1000;
 /// How long a wait lasts unless asked otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// The longest wait one request may ask for (clients wait again after).
 const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// The retries asked for (the default when absent), at most [`MAX_RETRIES`].
+pub(crate) fn retries(asked: Option<u32>) -> Result<u32, Problem> {
+    match asked.unwrap_or(wrangle::DEFAULT_RETRIES) {
+        retries @ 0..=MAX_RETRIES => Ok(retries),
+        _ => Err(Problem::bad_request(format!(
+            "retries: at most {MAX_RETRIES}"
+        ))),
+    }
+}
 
 /// The `limit` of a page, `default` when absent: 1 to [`MAX_PAGE`].
 fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, Problem> {
@@ -59,6 +71,7 @@ pub(crate) struct SubmitRequest {
     /// Start no sooner than this time (RFC 3339).
     at: Option<String>,
     /// Retries after the first attempt fails (3 when absent).
+    #[schema(maximum = 1000)]
     retries: Option<u32>,
     /// The longest one attempt may run (`10m`).
     timeout: Option<String>,
@@ -72,7 +85,7 @@ impl SubmitRequest {
         let kind = parse_name("kind", &self.kind).map_err(bad)?;
         let mut task = NewTask::new(kind, self.payload)
             .priority(self.priority)
-            .retries(self.retries.unwrap_or(wrangle::DEFAULT_RETRIES));
+            .retries(retries(self.retries)?);
         if let Some(queue) = &self.queue {
             task = task.queue(parse_name("queue", queue).map_err(bad)?);
         }
@@ -119,7 +132,7 @@ pub(crate) struct SubmitBatch {
     request_body = SubmitRequest,
     responses(
         (status = 201, description = "Enqueued (or, with a unique key already used, the existing task)", body = Enqueued),
-        (status = 400, description = "Bad input", body = Problem)
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn submit(
@@ -139,7 +152,7 @@ pub(crate) async fn submit(
     request_body = SubmitBatch,
     responses(
         (status = 201, description = "Enqueued, in order", body = Vec<Enqueued>),
-        (status = 400, description = "Bad input (nothing was enqueued)", body = Problem)
+        (status = 400, description = "Bad input (nothing was enqueued)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn submit_batch(
@@ -197,7 +210,7 @@ pub(crate) struct TaskPage {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of tasks", body = TaskPage),
-        (status = 400, description = "Bad filter", body = Problem)
+        (status = 400, description = "Bad filter", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn list(
@@ -241,7 +254,7 @@ pub(crate) async fn list(
     params(("id" = TaskId, Path, description = "The task's id")),
     responses(
         (status = 200, description = "The task", body = Task),
-        (status = 404, description = "No such task", body = Problem)
+        (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn get(
@@ -276,7 +289,7 @@ pub(crate) struct WaitQuery {
     responses(
         (status = 200, description = "The task, final", body = Task),
         (status = 202, description = "The task, not final yet when the timeout passed", body = Task),
-        (status = 404, description = "No such task", body = Problem)
+        (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn wait(
@@ -313,8 +326,8 @@ pub(crate) async fn wait(
     params(("id" = TaskId, Path, description = "The task's id")),
     responses(
         (status = 200, description = "The task, available", body = Task),
-        (status = 404, description = "No such task", body = Problem),
-        (status = 409, description = "Its state cannot be retried", body = Problem)
+        (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Its state cannot be retried", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn retry(
@@ -334,8 +347,8 @@ pub(crate) async fn retry(
     params(("id" = TaskId, Path, description = "The task's id")),
     responses(
         (status = 200, description = "The task, cancelled", body = Task),
-        (status = 404, description = "No such task", body = Problem),
-        (status = 409, description = "It is final already", body = Problem)
+        (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is final already", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn cancel(
@@ -352,7 +365,8 @@ pub(crate) async fn cancel(
 #[into_params(parameter_in = Query)]
 pub(crate) struct LogQuery {
     /// Only lines with a sequence number above this (the last one read).
-    after: Option<u64>,
+    #[param(minimum = 0)]
+    after: Option<i64>,
     /// Lines at most (1000 by default and at most).
     limit: Option<usize>,
 }
@@ -366,7 +380,7 @@ pub(crate) struct LogQuery {
     params(("id" = TaskId, Path, description = "The task's id"), LogQuery),
     responses(
         (status = 200, description = "Its kept lines", body = Vec<LogLine>),
-        (status = 400, description = "Bad query", body = Problem)
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn log(
@@ -377,9 +391,11 @@ pub(crate) async fn log(
     let Path(id) = id.map_err(bad_path)?;
     let Query(query) = query.map_err(bad_query)?;
     let limit = page_limit(query.limit, MAX_PAGE)?;
+    let after = u64::try_from(query.after.unwrap_or(0))
+        .map_err(|_| Problem::bad_request("after: not below 0"))?;
     let lines = state
         .store
-        .read_log(&LogOwner::Task(id), query.after.unwrap_or(0), limit)
+        .read_log(&LogOwner::Task(id), after, limit)
         .await?;
     Ok(Json(lines))
 }

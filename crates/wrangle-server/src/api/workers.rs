@@ -50,8 +50,8 @@ pub(crate) struct Acknowledged {
     request_body = ControlCommand,
     responses(
         (status = 200, description = "The worker's answer", body = Acknowledged),
-        (status = 404, description = "No such worker", body = Problem),
-        (status = 504, description = "The worker did not answer in time", body = Problem)
+        (status = 404, description = "No such worker", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The worker did not answer in time", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn control(
