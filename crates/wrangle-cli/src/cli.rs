@@ -109,6 +109,7 @@ Examples:
   wrangle worker --exec 'convert {} -resize 50% out/{id}.png' -n 4
   wrangle worker -q mail,reports --config wrangle.toml --name mail-1
   wrangle worker --exec 'python3 job.py' --output logs/ --shutdown-timeout 2m
+  wrangle worker --exec ./handle.sh --metrics 127.0.0.1:9187         # Prometheus at /metrics
   wrangle worker --pool 'mail=2:reports,exports=1:*=1' --name box-1
   wrangle worker -q scans --autoscale 1..8 --max-runner-memory 512M
   wrangle worker --config wrangle.toml --env RAILS_ENV=production   # for every kind
@@ -485,6 +486,9 @@ pub(crate) struct WorkerArgs {
     pub(crate) store: StoreArgs,
     #[command(flatten)]
     pub(crate) json: JsonArg,
+    /// Serve Prometheus metrics at http://ADDR/metrics: attempts' run times and outcomes per queue and kind, store round trips, errors and latency, runner restarts
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<String>,
     /// Queues to claim from, comma-separated; * for all
     #[arg(short = 'q', long, default_value = "*")]
     pub(crate) queues: String,

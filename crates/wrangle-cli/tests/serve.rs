@@ -103,3 +103,88 @@ fn a_task_submitted_over_http_is_run_by_a_worker() {
         "the token is never printed: {stderr}"
     );
 }
+
+/// `wrangle worker --metrics ADDR` after a known workload (3 attempts succeed, 1 fails),
+/// read with a Prometheus text-format parser: attempts per outcome, their run times, the
+/// store calls the worker made.
+#[test]
+fn a_workers_metrics_after_a_known_workload() {
+    let mut sandbox = Sandbox::sqlite();
+    sandbox.create_store();
+    for payload in ["1", "2", "3", "\"bad\""] {
+        sandbox.ok(&["submit", "k", payload, "--retries", "0"]);
+    }
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let exec = "sh -c 'case \"$WRANGLE_PAYLOAD\" in *bad*) exit 1 ;; esac; echo 1'";
+    sandbox.spawn_worker("m1", &["--exec", exec, "--metrics", &addr]);
+    sandbox.wait_until("every task ran", Duration::from_secs(30), || {
+        sandbox.count("completed") == 3 && sandbox.count("dead") == 1
+    });
+    // The numbers are updated as attempts end; the outcome batch may still be on its way.
+    let mut text = String::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        text = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default();
+        if text.contains("complete_batch") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sandbox.stop_workers();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("not the Prometheus text format: {e}\n{text}"));
+    let counter = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name}: {other:?}"),
+            })
+            .sum()
+    };
+    let attempts = "wrangle_worker_attempts_total";
+    assert_eq!(
+        counter(attempts, &[("kind", "k"), ("outcome", "succeeded")]),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        counter(attempts, &[("kind", "k"), ("outcome", "failed")]),
+        1.0,
+        "{text}"
+    );
+    let runs: u64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "wrangle_worker_attempt_run_seconds")
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Histogram(buckets) => {
+                buckets.last().map_or(0, |b| b.count as u64)
+            }
+            other => panic!("run seconds: {other:?}"),
+        })
+        .sum();
+    assert_eq!(runs, 4, "attempts timed\n{text}");
+    let calls = "wrangle_worker_store_calls_total";
+    for call in ["claim_batch", "complete_batch", "register_worker"] {
+        assert!(counter(calls, &[("call", call)]) >= 1.0, "{call}\n{text}");
+    }
+    assert_eq!(
+        counter("wrangle_worker_store_errors_total", &[]),
+        0.0,
+        "{text}"
+    );
+}

@@ -29,6 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -655,21 +656,51 @@ pub trait Store: Send + Sync + Debug + 'static {
     ) -> Result<Vec<LogLine>, StoreError>;
 }
 
-/// Wraps a store and counts the calls made through it: the round trips per task that
-/// decide how far a store scales. Listener waits are not counted (they are notifications,
-/// or a store's own background polling).
-#[derive(Debug)]
-pub struct CountingStore {
-    inner: Arc<dyn Store>,
-    calls: AtomicU64,
+/// Told about every call made through an [`ObservedStore`]: which, how long it took, and
+/// its error if it failed (a worker's metrics count round trips, errors and latency).
+pub trait StoreObserver: Send + Sync + 'static {
+    /// Call `call` took `took`; `error` is its failure, if any.
+    fn observed(&self, call: &'static str, took: Duration, error: Option<&StoreError>);
 }
 
-impl CountingStore {
+/// Wraps a store, counts the calls made through it (the round trips per task that decide
+/// how far a store scales), tells an optional [`StoreObserver`] of each, and runs each in
+/// a `store` tracing span named by the call (exportable to OpenTelemetry by whatever
+/// subscriber the program installs). Listener waits are not calls (they are
+/// notifications, or a store's own background polling).
+pub struct ObservedStore {
+    inner: Arc<dyn Store>,
+    calls: AtomicU64,
+    observer: Option<Arc<dyn StoreObserver>>,
+}
+
+/// The name benchmarks and tests know the counting wrapper by.
+pub type CountingStore = ObservedStore;
+
+impl Debug for ObservedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedStore")
+            .field("inner", &self.inner)
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObservedStore {
     /// Counts calls to `inner`.
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        CountingStore {
+        ObservedStore {
             inner,
             calls: AtomicU64::new(0),
+            observer: None,
+        }
+    }
+
+    /// Counts calls to `inner` and tells `observer` of each.
+    pub fn observed(inner: Arc<dyn Store>, observer: Arc<dyn StoreObserver>) -> Self {
+        ObservedStore {
+            observer: Some(observer),
+            ..ObservedStore::new(inner)
         }
     }
 
@@ -678,14 +709,27 @@ impl CountingStore {
         self.calls.load(Ordering::Relaxed)
     }
 
-    fn count(&self) -> &dyn Store {
+    /// Runs `call` (named `name`) in its span, counted and observed.
+    async fn call<T>(
+        &self,
+        name: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        use tracing::Instrument as _;
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.as_ref()
+        let started = std::time::Instant::now();
+        let result = call
+            .instrument(tracing::debug_span!("store", call = name))
+            .await;
+        if let Some(observer) = &self.observer {
+            observer.observed(name, started.elapsed(), result.as_ref().err());
+        }
+        result
     }
 }
 
 #[async_trait]
-impl Store for CountingStore {
+impl Store for ObservedStore {
     fn info(&self) -> StoreInfo {
         self.inner.info()
     }
@@ -694,55 +738,68 @@ impl Store for CountingStore {
         tasks: Vec<NewTask>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Enqueued>, StoreError> {
-        self.count().enqueue_batch(tasks, now).await
+        self.call("enqueue_batch", self.inner.enqueue_batch(tasks, now))
+            .await
     }
     async fn claim_batch(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>, StoreError> {
-        self.count().claim_batch(request).await
+        self.call("claim_batch", self.inner.claim_batch(request))
+            .await
     }
     async fn complete_batch(
         &self,
         completions: &[Completion],
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionStatus>, StoreError> {
-        self.count().complete_batch(completions, now).await
+        self.call(
+            "complete_batch",
+            self.inner.complete_batch(completions, now),
+        )
+        .await
     }
     async fn heartbeat(&self, beat: Heartbeat) -> Result<HeartbeatReply, StoreError> {
-        self.count().heartbeat(beat).await
+        self.call("heartbeat", self.inner.heartbeat(beat)).await
     }
     async fn rescue_expired(
         &self,
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<TaskId>, StoreError> {
-        self.count().rescue_expired(now, limit).await
+        self.call("rescue_expired", self.inner.rescue_expired(now, limit))
+            .await
     }
     async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
-        self.count().get_task(id).await
+        self.call("get_task", self.inner.get_task(id)).await
     }
     async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<Task>, StoreError> {
-        self.count().list_tasks(filter).await
+        self.call("list_tasks", self.inner.list_tasks(filter)).await
     }
     async fn retry_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
-        self.count().retry_task(id, now).await
+        self.call("retry_task", self.inner.retry_task(id, now))
+            .await
     }
     async fn retry_dead(
         &self,
         queue: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        self.count().retry_dead(queue, now).await
+        self.call("retry_dead", self.inner.retry_dead(queue, now))
+            .await
     }
     async fn cancel_task(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
-        self.count().cancel_task(id, now).await
+        self.call("cancel_task", self.inner.cancel_task(id, now))
+            .await
     }
     async fn cancel_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.count().cancel_tasks(ids, now).await
+        self.call("cancel_tasks", self.inner.cancel_tasks(ids, now))
+            .await
     }
     async fn retry_tasks(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.count().retry_tasks(ids, now).await
+        self.call("retry_tasks", self.inner.retry_tasks(ids, now))
+            .await
     }
     async fn prune_finished(&self, request: PruneRequest) -> Result<u64, StoreError> {
-        self.count().prune_finished(request).await
+        self.call("prune_finished", self.inner.prune_finished(request))
+            .await
     }
     async fn take_turn(
         &self,
@@ -751,50 +808,61 @@ impl Store for CountingStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.count().take_turn(duty, holder, until, now).await
+        self.call("take_turn", self.inner.take_turn(duty, holder, until, now))
+            .await
     }
     async fn tidy(&self) -> Result<(), StoreError> {
-        self.count().tidy().await
+        self.call("tidy", self.inner.tidy()).await
     }
     async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
-        self.count().create_job(job, now).await
+        self.call("create_job", self.inner.create_job(job, now))
+            .await
     }
     async fn get_job(&self, name: &str) -> Result<Option<Job>, StoreError> {
-        self.count().get_job(name).await
+        self.call("get_job", self.inner.get_job(name)).await
     }
     async fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        self.count().list_jobs().await
+        self.call("list_jobs", self.inner.list_jobs()).await
     }
     async fn delete_job(&self, name: &str, limit: usize) -> Result<JobDeletion, StoreError> {
-        self.count().delete_job(name, limit).await
+        self.call("delete_job", self.inner.delete_job(name, limit))
+            .await
     }
     async fn cancel_job(&self, name: &str) -> Result<Job, StoreError> {
-        self.count().cancel_job(name).await
+        self.call("cancel_job", self.inner.cancel_job(name)).await
     }
     async fn job_tallies(&self, name: &str, now: DateTime<Utc>) -> Result<JobTallies, StoreError> {
-        self.count().job_tallies(name, now).await
+        self.call("job_tallies", self.inner.job_tallies(name, now))
+            .await
     }
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
-        self.count().set_queue_paused(queue, paused).await
+        self.call(
+            "set_queue_paused",
+            self.inner.set_queue_paused(queue, paused),
+        )
+        .await
     }
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, StoreError> {
-        self.count().queue_stats(now).await
+        self.call("queue_stats", self.inner.queue_stats(now)).await
     }
     async fn register_worker(
         &self,
         info: WorkerInfo,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.count().register_worker(info, now).await
+        self.call("register_worker", self.inner.register_worker(info, now))
+            .await
     }
     async fn deregister_worker(&self, name: &str) -> Result<(), StoreError> {
-        self.count().deregister_worker(name).await
+        self.call("deregister_worker", self.inner.deregister_worker(name))
+            .await
     }
     async fn list_workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
-        self.count().list_workers().await
+        self.call("list_workers", self.inner.list_workers()).await
     }
     async fn prune_lost_workers(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
-        self.count().prune_lost_workers(now).await
+        self.call("prune_lost_workers", self.inner.prune_lost_workers(now))
+            .await
     }
     async fn send_command(
         &self,
@@ -802,10 +870,15 @@ impl Store for CountingStore {
         command: ControlCommand,
         now: DateTime<Utc>,
     ) -> Result<CommandId, StoreError> {
-        self.count().send_command(worker, command, now).await
+        self.call(
+            "send_command",
+            self.inner.send_command(worker, command, now),
+        )
+        .await
     }
     async fn pending_commands(&self, worker: &str) -> Result<Vec<CommandEnvelope>, StoreError> {
-        self.count().pending_commands(worker).await
+        self.call("pending_commands", self.inner.pending_commands(worker))
+            .await
     }
     async fn ack_command(
         &self,
@@ -813,13 +886,15 @@ impl Store for CountingStore {
         reply: Value,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.count().ack_command(id, reply, now).await
+        self.call("ack_command", self.inner.ack_command(id, reply, now))
+            .await
     }
     async fn get_command(&self, id: CommandId) -> Result<Option<CommandEnvelope>, StoreError> {
-        self.count().get_command(id).await
+        self.call("get_command", self.inner.get_command(id)).await
     }
     async fn append_logs(&self, appends: &[LogAppend], keep: usize) -> Result<(), StoreError> {
-        self.count().append_logs(appends, keep).await
+        self.call("append_logs", self.inner.append_logs(appends, keep))
+            .await
     }
     async fn read_log(
         &self,
@@ -827,10 +902,11 @@ impl Store for CountingStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<LogLine>, StoreError> {
-        self.count().read_log(owner, after, limit).await
+        self.call("read_log", self.inner.read_log(owner, after, limit))
+            .await
     }
     async fn listen(&self, topic: Topic) -> Result<Box<dyn Listener>, StoreError> {
-        self.count().listen(topic).await
+        self.call("listen", self.inner.listen(topic)).await
     }
 }
 

@@ -38,6 +38,7 @@ use utoipa::openapi::OpenApi;
 use wrangle::Store;
 
 pub use auth::{BindRefused, Tokens, check_bind, token_problem};
+pub use metrics::serve_worker_metrics;
 pub use problem::Problem;
 
 /// The default request body limit: a batch of tasks with payloads up to the library's

@@ -1,5 +1,5 @@
-//! `/metrics` of `wrangle serve`, in the Prometheus (OpenMetrics) text format: what the
-//! store says now, read at each scrape from its counters (one `queue_stats`, one worker
+//! `/metrics` of `wrangle serve`, and of a worker ([`serve_worker_metrics`]), in the
+//! Prometheus (OpenMetrics) text format. Serve's says what the store says now, read at each scrape from its counters (one `queue_stats`, one worker
 //! list, one progress read per job), so any number of servers may be scraped without
 //! adding load per task. The figures of the last minute are gauges named so: the stores
 //! keep per-second buckets of the last minutes, not totals since the beginning.
@@ -20,6 +20,29 @@ use crate::AppState;
 use crate::problem::Problem;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The content type of both `/metrics`.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serves a worker's numbers ([`wrangle::WorkerMetrics`]) at `/metrics` on `listener`
+/// until `shutdown` completes (`wrangle worker --metrics ADDR`). Nothing else is served,
+/// and nothing in them is secret (queue, kind and call names, counts and durations).
+pub async fn serve_worker_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<wrangle::WorkerMetrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move { ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.encode()) }
+        }),
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabel {
@@ -212,12 +235,5 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, P
     let mut text = String::new();
     encode(&mut text, &registry)
         .map_err(|e| Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response())
 }

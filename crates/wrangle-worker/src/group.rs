@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use tokio::sync::{Notify, mpsc};
 use wrangle_core::TaskId;
@@ -197,14 +198,34 @@ pub(crate) async fn claim_loop(
             let finished_tx = finished_tx.clone();
             let group = group.clone();
             let shared = shared.clone();
+            let span = tracing::info_span!(
+                "attempt",
+                task = task.id,
+                kind = %task.kind,
+                queue = %task.queue,
+                attempt = task.attempt
+            );
             tokio::spawn(async move {
+                let started = std::time::Instant::now();
                 let result = match executor {
-                    Some(executor) => run_attempt(executor, &task, cancel.clone()).await,
+                    Some(executor) => {
+                        run_attempt(executor, &task, cancel.clone())
+                            .instrument(span)
+                            .await
+                    }
                     None => Err(Failure(format!(
                         "no handler for kind '{}' on this worker",
                         task.kind
                     ))),
                 };
+                if let Some(metrics) = &shared.metrics {
+                    let outcome = match (&result, cancel.is_cancelled()) {
+                        (_, true) => "cancelled",
+                        (Ok(_), false) => "succeeded",
+                        (Err(_), false) => "failed",
+                    };
+                    metrics.attempt(&task.queue, &task.kind, outcome, started.elapsed());
+                }
                 shared.held.finishing(task.id);
                 group.ended(task.id);
                 let _ = finished_tx.send(Finished {

@@ -26,6 +26,7 @@ mod control;
 mod group;
 mod heartbeat;
 mod held;
+mod metrics;
 mod pruner;
 mod rescuer;
 
@@ -49,6 +50,7 @@ use completer::Finished;
 pub use control::{ControlOp, WorkerControl};
 use group::Group;
 use held::HeldTasks;
+pub use metrics::WorkerMetrics;
 
 /// How a worker behaves. `WorkerConfig::new` gives sensible defaults.
 #[derive(Debug, Clone)]
@@ -302,6 +304,7 @@ pub struct Worker {
     config: WorkerConfig,
     observer: Option<Arc<dyn OutcomeObserver>>,
     reload: Option<ReloadFactory>,
+    metrics: Option<Arc<WorkerMetrics>>,
     control: WorkerControl,
     control_rx: ControlReceiver,
 }
@@ -330,9 +333,23 @@ impl Worker {
             config,
             observer: None,
             reload: None,
+            metrics: None,
             control,
             control_rx,
         }
+    }
+
+    /// Measures the worker into `metrics` (attempts, store calls, runner restarts; see
+    /// [`WorkerMetrics`]): every store call goes through an [`ObservedStore`].
+    ///
+    /// [`ObservedStore`]: wrangle_core::store::ObservedStore
+    pub fn with_metrics(mut self, metrics: Arc<WorkerMetrics>) -> Self {
+        self.store = Arc::new(wrangle_core::store::ObservedStore::observed(
+            self.store,
+            metrics.clone(),
+        ));
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Lets `reload` (the command, or SIGHUP in the CLI) swap in a registry built by
@@ -377,6 +394,7 @@ impl Worker {
             reload: self.reload,
             configured_pool: std::sync::Mutex::new(config.pool.clone()),
             mailbox_nudge: Notify::new(),
+            metrics: self.metrics,
             loops: ClaimLoops {
                 finished_tx: std::sync::Mutex::new(Some(finished_tx)),
                 stop_claiming: stop_claiming.clone(),
@@ -505,6 +523,8 @@ pub(crate) struct Shared {
     pub(crate) configured_pool: std::sync::Mutex<Vec<PoolGroup>>,
     /// Woken by a heartbeat that says commands wait in the mailbox.
     pub(crate) mailbox_nudge: Notify,
+    /// Where attempts and runner restarts are measured, if anywhere.
+    pub(crate) metrics: Option<Arc<WorkerMetrics>>,
     pub(crate) loops: ClaimLoops,
 }
 
@@ -615,6 +635,10 @@ impl Shared {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let processes = registry.processes();
+        if let Some(metrics) = &self.metrics {
+            metrics.processes(&processes);
+        }
         WorkerInfo {
             name: self.config.name.clone(),
             host: hostname(),
@@ -625,7 +649,7 @@ impl Shared {
             started_at: self.started_at,
             version: env!("CARGO_PKG_VERSION").to_string(),
             pool: groups.iter().map(|g| g.info()).collect(),
-            processes: registry.processes(),
+            processes,
             rss_bytes: wrangle_exec::rss_bytes(std::process::id()),
             autoscale: self.config.autoscale.map(|l| (l.min, l.max)),
             lease_ms: self.config.lease.as_millis() as u64,

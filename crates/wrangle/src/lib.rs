@@ -66,7 +66,7 @@ pub use wrangle_store_redis::{RedisOptions, RedisStore};
 pub use wrangle_store_sqlite::{SqliteOptions, SqliteStore};
 pub use wrangle_worker::{
     ControlOp, OutcomeObserver, ReloadFactory, Reloaded, Shutdown, Worker, WorkerConfig,
-    WorkerControl, WorkerError, WorkerReport,
+    WorkerControl, WorkerError, WorkerMetrics, WorkerReport,
 };
 
 /// Why connecting failed.

@@ -29,6 +29,8 @@ pub(crate) struct WorkerSetup {
     config: WorkerConfig,
     /// Builds the registry and pool again from a freshly read config file (reload).
     reload: wrangle::ReloadFactory,
+    /// Where to serve the worker's metrics (`--metrics`).
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// The executors for `[kinds.*]` and `--exec`. Runner kinds start with one process; the
@@ -172,11 +174,23 @@ pub(crate) fn plan(
     // The library's own checks (ranges of runners, lease, batch size, ...), before the
     // store is opened.
     worker.validate()?;
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(|addr| {
+            addr.parse().map_err(|_| {
+                CliError::input(format!(
+                    "--metrics '{addr}' is not an address and port (e.g. 127.0.0.1:9187)"
+                ))
+            })
+        })
+        .transpose()?;
     Ok(WorkerSetup {
         registry,
         shipper,
         config: worker,
         reload,
+        metrics,
     })
 }
 
@@ -208,8 +222,24 @@ pub(crate) async fn run(choice: &StoreChoice, config: &Config, setup: WorkerSetu
         let (store, name) = (context.store.clone(), setup.config.name.clone());
         tokio::spawn(shipper.run(store, name, stop_shipping.clone()))
     });
-    let worker =
+    let mut worker =
         Worker::new(context.store.clone(), setup.registry, setup.config).with_reload(setup.reload);
+    if let Some(addr) = setup.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| CliError::Runtime(format!("--metrics: cannot listen on {addr}: {e}")))?;
+        let metrics = Arc::new(wrangle::WorkerMetrics::default());
+        worker = worker.with_metrics(metrics.clone());
+        let stop = shutdown.graceful.clone();
+        tracing::info!(%addr, "serving metrics at /metrics");
+        tokio::spawn(async move {
+            let stopped = async move { stop.cancelled().await };
+            if let Err(err) = wrangle_server::serve_worker_metrics(listener, metrics, stopped).await
+            {
+                tracing::warn!(error = %err, "serving metrics failed");
+            }
+        });
+    }
     watch_control_signals(worker.control())?;
     let report = worker.run(shutdown).await;
     stop_shipping.cancel();
