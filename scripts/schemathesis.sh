@@ -35,6 +35,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# From the temp dir: schemathesis keeps its example database in the working directory.
+cd "$dir"
 "$venv/bin/st" run "http://127.0.0.1:$port/api/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
   --exclude-path /api/events --exclude-path '/api/tasks/{id}/wait' \
