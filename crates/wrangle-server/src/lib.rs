@@ -54,6 +54,7 @@ pub(crate) struct AppState {
     pub(crate) events: events::Events,
     pub(crate) history: history::History,
     pub(crate) tokens: Arc<Tokens>,
+    pub(crate) kinds: Arc<std::collections::BTreeMap<String, KindDefaults>>,
 }
 
 /// How a server behaves besides its store.
@@ -65,6 +66,18 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// Time between two samples of the dashboard's charts (an hour of samples at 10 s).
     pub history_every: std::time::Duration,
+    /// Per task kind, what a submit that does not say gets (`[kinds.X]` of wrangle.toml,
+    /// as `wrangle submit` applies them).
+    pub kinds: std::collections::BTreeMap<String, KindDefaults>,
+}
+
+/// A task kind's defaults for submits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KindDefaults {
+    /// Retries after the first attempt.
+    pub retries: Option<u32>,
+    /// The longest one attempt may run.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for ServeOptions {
@@ -73,6 +86,7 @@ impl Default for ServeOptions {
             tokens: Tokens::default(),
             max_body: DEFAULT_MAX_BODY,
             history_every: history::SAMPLE_EVERY,
+            kinds: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -105,6 +119,7 @@ impl Server {
             events: events::Events::start(store.clone()),
             history: history::History::start(store.clone(), options.history_every),
             tokens: tokens.clone(),
+            kinds: Arc::new(options.kinds),
             store,
         };
         let (router, mut openapi) = api::routes().split_for_parts();

@@ -506,6 +506,41 @@ async fn jobs_queues_dead_tasks_and_workers() {
     worker.await.unwrap();
 }
 
+/// A submit that leaves out retries or timeout gets its kind's defaults (as `wrangle
+/// submit` gives `[kinds.X]` of wrangle.toml); what it says wins.
+#[tokio::test]
+async fn submits_get_their_kinds_defaults() {
+    let store: Arc<dyn Store> = Arc::new(wrangle::MemoryStore::new());
+    let mut options = ServeOptions::default();
+    options.kinds.insert(
+        "slow".into(),
+        wrangle_server::KindDefaults {
+            retries: Some(7),
+            timeout: Some(Duration::from_secs(90)),
+        },
+    );
+    let app = Server::with_options(store, options).router();
+    let mut read = Vec::new();
+    for body in [
+        json!({"kind": "slow"}),
+        json!({"kind": "slow", "retries": 1, "timeout": "5s"}),
+        json!({"kind": "other"}),
+    ] {
+        let (status, enqueued) = post(&app, "/api/tasks", body).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (_, task) = get(&app, &format!("/api/tasks/{}", enqueued["id"])).await;
+        read.push((task["max_attempts"].clone(), task["timeout"].clone()));
+    }
+    assert_eq!(
+        read,
+        [
+            (json!(8), json!(90_000)),
+            (json!(2), json!(5_000)),
+            (json!(4), Value::Null)
+        ]
+    );
+}
+
 /// The OpenAPI document is served and names every route with its methods.
 #[tokio::test]
 async fn the_openapi_document_names_every_route() {

@@ -164,7 +164,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Serve(args) => {
             let choice = StoreChoice::of(early, &args.store, JsonArg::default());
             let config = choice.load_config()?;
-            let plan = serve::plan(&args)?;
+            let plan = serve::plan(&args, &config)?;
             serve::run(choice.open(&config, Open::Existing).await?, plan).await
         }
         Command::Completions(args) => help::completions(args.shell),

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wrangle::Store;
-use wrangle_server::{ServeOptions, Server, Tokens, check_bind, token_problem};
+use wrangle_server::{KindDefaults, ServeOptions, Server, Tokens, check_bind, token_problem};
 
 use crate::cli::ServeArgs;
+use crate::config::Config;
 use crate::fail::{CliError, CliResult};
 
 /// What to serve, checked before the store is opened.
@@ -17,7 +18,7 @@ pub(crate) struct ServePlan {
     options: ServeOptions,
 }
 
-pub(crate) fn plan(args: &ServeArgs) -> CliResult<ServePlan> {
+pub(crate) fn plan(args: &ServeArgs, config: &Config) -> CliResult<ServePlan> {
     let bind: SocketAddr = args.bind.parse().map_err(|_| {
         CliError::input(format!(
             "--bind '{}' is not an address and port (e.g. 127.0.0.1:7077)",
@@ -43,11 +44,21 @@ pub(crate) fn plan(args: &ServeArgs) -> CliResult<ServePlan> {
     if history_every.is_zero() {
         return Err(CliError::input("--history-every must be more than 0"));
     }
+    // Submits over HTTP get the kinds' defaults, as `wrangle submit` gives them.
+    let mut kinds = std::collections::BTreeMap::new();
+    for (kind, defaults) in &config.kinds {
+        let defaults = KindDefaults {
+            retries: defaults.retries,
+            timeout: defaults.timeout(kind)?,
+        };
+        kinds.insert(kind.clone(), defaults);
+    }
     Ok(ServePlan {
         bind,
         options: ServeOptions {
             tokens,
             history_every,
+            kinds,
             ..ServeOptions::default()
         },
     })

@@ -2,6 +2,7 @@
 //! outcome (a long poll woken by the store's notifications), list with filters a page at a
 //! time, retry, cancel, and the dead set in bulk (retry, discard).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -17,8 +18,8 @@ use wrangle::parse::{parse_name, parse_time};
 use wrangle::{Enqueued, NewTask, Task, TaskFilter, TaskId, TaskState};
 
 use super::{bad_body, bad_path, bad_query, duration};
-use crate::AppState;
 use crate::problem::Problem;
+use crate::{AppState, KindDefaults};
 
 /// Tasks a page lists unless asked for fewer.
 const DEFAULT_PAGE: usize = 50;
@@ -70,22 +71,25 @@ pub(crate) struct SubmitRequest {
     delay: Option<String>,
     /// Start no sooner than this time (RFC 3339).
     at: Option<String>,
-    /// Retries after the first attempt fails (3 when absent).
+    /// Retries after the first attempt fails (when absent: the kind's in the server's
+    /// wrangle.toml, else 3).
     #[schema(maximum = 1000)]
     retries: Option<u32>,
-    /// The longest one attempt may run (`10m`).
+    /// The longest one attempt may run (`10m`; when absent: the kind's, else none).
     timeout: Option<String>,
     /// Submitting again with the same key returns the existing task.
     unique: Option<String>,
 }
 
 impl SubmitRequest {
-    fn into_task(self) -> Result<NewTask, Problem> {
+    /// The task asked for, with `kinds`' defaults for what the request leaves out.
+    fn into_task(self, kinds: &BTreeMap<String, KindDefaults>) -> Result<NewTask, Problem> {
         let bad = |e: wrangle::InputError| Problem::bad_request(e.to_string());
         let kind = parse_name("kind", &self.kind).map_err(bad)?;
+        let defaults = kinds.get(&kind).cloned().unwrap_or_default();
         let mut task = NewTask::new(kind, self.payload)
             .priority(self.priority)
-            .retries(retries(self.retries)?);
+            .retries(retries(self.retries.or(defaults.retries))?);
         if let Some(queue) = &self.queue {
             task = task.queue(parse_name("queue", queue).map_err(bad)?);
         }
@@ -101,11 +105,10 @@ impl SubmitRequest {
             (None, Some(at)) => Some(parse_time(at).map_err(bad)?),
             (None, None) => None,
         };
-        task.timeout = self
-            .timeout
-            .as_deref()
-            .map(|t| duration("timeout", t))
-            .transpose()?;
+        task.timeout = match self.timeout.as_deref() {
+            Some(text) => Some(duration("timeout", text)?),
+            None => defaults.timeout,
+        };
         if let Some(key) = self.unique {
             if key.is_empty() {
                 return Err(Problem::bad_request("unique: the key is empty"));
@@ -140,7 +143,10 @@ pub(crate) async fn submit(
     body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Enqueued>), Problem> {
     let Json(request) = body.map_err(bad_body)?;
-    let enqueued = state.client.submit(request.into_task()?).await?;
+    let enqueued = state
+        .client
+        .submit(request.into_task(&state.kinds)?)
+        .await?;
     Ok((StatusCode::CREATED, Json(enqueued)))
 }
 
@@ -168,7 +174,7 @@ pub(crate) async fn submit_batch(
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
-            t.into_task()
+            t.into_task(&state.kinds)
                 .map_err(|p| Problem::bad_request(format!("task {i}: {}", p.detail)))
         })
         .collect::<Result<Vec<_>, _>>()?;
