@@ -83,10 +83,12 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     body: Result<Json<CreateJob>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Job>), Problem> {
-    let Json(request) = body.map_err(bad_body)?;
+    let Json(mut request) = body.map_err(bad_body)?;
     let bad = |e: wrangle::InputError| Problem::bad_request(e.to_string());
     let name = parse_name("name", &request.name).map_err(bad)?;
     let kind = parse_name("kind", &request.kind).map_err(bad)?;
+    // The items are moved into the job, not copied: a list job may hold many.
+    let items = request.items.take();
     let template = |job: NewJob| -> Result<NewJob, Problem> {
         let mut job = job
             .priority(request.priority)
@@ -99,11 +101,11 @@ pub(crate) async fn create(
         }
         Ok(job)
     };
-    let job = match (&request.range, request.items.clone()) {
+    let job = match (&request.range, items) {
         (Some(range), None) => {
             let job = template(NewJob::range(
                 name,
-                kind.clone(),
+                kind,
                 range.start,
                 range.end,
                 range.block,
@@ -111,7 +113,7 @@ pub(crate) async fn create(
             wrangle::jobs::create(&state.store, job).await?
         }
         (None, Some(items)) => {
-            let job = template(NewJob::list(name, kind.clone(), items.len() as u64))?;
+            let job = template(NewJob::list(name, kind, items.len() as u64))?;
             wrangle::jobs::create_list(&state.store, job, items, &|_| {}).await?
         }
         _ => return Err(Problem::bad_request("give range or items (one of them)")),

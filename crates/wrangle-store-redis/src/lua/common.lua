@@ -215,6 +215,31 @@ local function move_job_count(task, to, to_worker, now)
   end
 end
 
+-- Adds `fields` ('X:S' -> n, S a second) to the per-second hash `rk`. Buckets older than
+-- a minute are dropped once the hash holds more than `cap` fields (every minute or so of
+-- buckets, one HKEYS of at most a few hundred fields); it grows only when a bucket is
+-- created, about once a second.
+local function save_recent(rk, fields, cap)
+  local newest, created = 0, false
+  for field, n in pairs(fields) do
+    if redis.call('HINCRBY', rk, field, n) == n then
+      created = true
+    end
+    newest = math.max(newest, tonumber(string.sub(field, 3)))
+  end
+  if created and redis.call('HLEN', rk) > cap then
+    local stale = {}
+    for _, field in ipairs(redis.call('HKEYS', rk)) do
+      if tonumber(string.sub(field, 3)) <= newest - 60 then
+        stale[#stale + 1] = field
+      end
+    end
+    if #stale > 0 then
+      redis.call('HDEL', rk, unpack(stale))
+    end
+  end
+end
+
 local function save_job_counts()
   for job, fields in pairs(job_changes) do
     local ck = job_counts_key(job)
@@ -230,38 +255,14 @@ local function save_job_counts()
     end
   end
   for job, fields in pairs(job_recent_changes) do
-    local rk = job_recent_key(job)
-    local newest, created = 0, false
-    for field, n in pairs(fields) do
-      if redis.call('HINCRBY', rk, field, n) == n then
-        created = true
-      end
-      newest = math.max(newest, tonumber(string.sub(field, 3)))
-    end
-    -- As for the queues' buckets (save_counts): seconds more than a minute old go once the
-    -- hash holds more than a few minutes of them.
-    if created and redis.call('HLEN', rk) > 360 then
-      local stale = {}
-      for _, field in ipairs(redis.call('HKEYS', rk)) do
-        if tonumber(string.sub(field, 3)) <= newest - 60 then
-          stale[#stale + 1] = field
-        end
-      end
-      if #stale > 0 then
-        redis.call('HDEL', rk, unpack(stale))
-      end
-    end
+    -- Two fields (low and high ids) per second.
+    save_recent(job_recent_key(job), fields, 360)
   end
   job_changes, job_recent_changes = {}, {}
 end
 
 local function count(queue, state, change)
-  local of_queue = count_changes[queue]
-  if not of_queue then
-    of_queue = {}
-    count_changes[queue] = of_queue
-  end
-  of_queue[state] = (of_queue[state] or 0) + change
+  add_change(count_changes, queue, state, change)
 end
 
 local function move_count(queue, from, to)
@@ -271,13 +272,7 @@ end
 
 -- An attempt of a `queue` task ended at `at`: 'c' completed, 'f' failed.
 local function count_recent(queue, outcome, at)
-  local of_queue = recent_changes[queue]
-  if not of_queue then
-    of_queue = {}
-    recent_changes[queue] = of_queue
-  end
-  local field = outcome .. ':' .. fmt_int(recent_second(at))
-  of_queue[field] = (of_queue[field] or 0) + 1
+  add_change(recent_changes, queue, outcome .. ':' .. fmt_int(recent_second(at)), 1)
 end
 
 local function save_counts()
@@ -301,28 +296,8 @@ local function save_counts()
     end
   end
   for queue, fields in pairs(recent_changes) do
-    local rk = recent_key(queue)
-    local newest, created = 0, false
-    for field, n in pairs(fields) do
-      if redis.call('HINCRBY', rk, field, n) == n then
-        created = true
-      end
-      newest = math.max(newest, tonumber(string.sub(field, 3)))
-    end
-    -- Buckets older than a minute are dropped once the hash holds more than 180 (every
-    -- minute or so of buckets, one HKEYS of at most a few hundred fields); it grows only
-    -- when a bucket is created, about once a second.
-    if created and redis.call('HLEN', rk) > 180 then
-      local stale = {}
-      for _, field in ipairs(redis.call('HKEYS', rk)) do
-        if tonumber(string.sub(field, 3)) <= newest - 60 then
-          stale[#stale + 1] = field
-        end
-      end
-      if #stale > 0 then
-        redis.call('HDEL', rk, unpack(stale))
-      end
-    end
+    -- Completed and failed fields per second.
+    save_recent(recent_key(queue), fields, 180)
   end
   count_changes, recent_changes = {}, {}
   save_job_counts()
